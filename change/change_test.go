@@ -1,0 +1,37 @@
+package change
+
+import "testing"
+
+func TestParseTable(t *testing.T) {
+	cases := []struct {
+		in   string
+		want Table
+		err  bool
+	}{
+		{"orders", Table{"public", "orders"}, false},
+		{"Shop.Orders", Table{"shop", "orders"}, false},
+		{`"My Schema"."Order.Items"`, Table{"My Schema", "Order.Items"}, false},
+		{`public."select"`, Table{"public", "select"}, false},
+		{`"a""b".c`, Table{`a"b`, "c"}, false},
+		{`"ünï".tâble`, Table{"ünï", "tâble"}, false},
+		{"a.b.c", Table{}, true},
+		{`"open.x`, Table{}, true},
+		{"", Table{}, true},
+		{"a.", Table{}, true},
+	}
+	for _, c := range cases {
+		got, err := ParseTable(c.in)
+		if (err != nil) != c.err {
+			t.Fatalf("ParseTable(%q) error = %v, want error %v", c.in, err, c.err)
+		}
+		if got != c.want {
+			t.Fatalf("ParseTable(%q) = %+v, want %+v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestTableString(t *testing.T) {
+	if got := (Table{"My Schema", `a"b`}).String(); got != `"My Schema"."a""b"` {
+		t.Fatalf("got %s", got)
+	}
+}
