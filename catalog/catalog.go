@@ -1,0 +1,288 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/change"
+)
+
+// Column is one live (not dropped) column of a table.
+type Column struct {
+	Name    string
+	Num     int16
+	TypeOID uint32
+	// TypeName is format_type(oid, NULL): the type without its modifier,
+	// schema-qualified where the search path needs it, usable in a cast.
+	TypeName   string
+	TypeMod    int32
+	NotNull    bool
+	HasDefault bool
+	// Generated is true for GENERATED ALWAYS AS (...) STORED columns: they
+	// are computed by the database and never written.
+	Generated bool
+	// Identity is 'a' (GENERATED ALWAYS), 'd' (BY DEFAULT) or 0.
+	Identity byte
+	// Default is the column default expression (pg_get_expr), "" if none.
+	Default string
+}
+
+// Table describes one table.
+type Table struct {
+	Name    change.Table
+	OID     uint32
+	Columns []Column
+	// Key holds the primary key columns in index order, nil without one.
+	Key []string
+	// ReplicaIdentity is relreplident: 'd' default, 'f' full, 'i' index, 'n' nothing.
+	ReplicaIdentity byte
+	// IdentityIndexKey holds the columns of the REPLICA IDENTITY USING INDEX index.
+	IdentityIndexKey []string
+	// UniqueKeys lists the column sets of valid, non-partial unique indexes
+	// (the primary key included) that an ON CONFLICT clause can name.
+	UniqueKeys [][]string
+	// IsPartition and HasSubclass matter for publications.
+	Kind byte // relkind
+}
+
+// Column returns the named column, or nil.
+func (t *Table) Column(name string) *Column {
+	for i := range t.Columns {
+		if t.Columns[i].Name == name {
+			return &t.Columns[i]
+		}
+	}
+	return nil
+}
+
+// HasIdentityAlways reports whether any column is GENERATED ALWAYS AS IDENTITY.
+func (t *Table) HasIdentityAlways() bool {
+	for _, c := range t.Columns {
+		if c.Identity == 'a' {
+			return true
+		}
+	}
+	return false
+}
+
+// IsUniqueKey reports whether cols (in any order) are exactly the columns of
+// a unique index.
+func (t *Table) IsUniqueKey(cols []string) bool {
+	for _, k := range t.UniqueKeys {
+		if sameSet(k, cols) {
+			return true
+		}
+	}
+	return false
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]bool, len(a))
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, y := range b {
+		if !seen[y] {
+			return false
+		}
+	}
+	return true
+}
+
+// Type describes one pg_type row.
+type Type struct {
+	OID      uint32
+	Name     string // format_type(oid, NULL)
+	Typtype  byte   // b base, c composite, d domain, e enum, p pseudo, r range, m multirange
+	Category byte   // typcategory: A array, N numeric, S string, ...
+	Elem     uint32 // element type of an array type (typcategory 'A'), else 0
+	Base     uint32 // base type of a domain, else 0
+	Delim    byte   // array delimiter of the element type
+}
+
+// Catalog is a snapshot of tables and types.
+type Catalog struct {
+	Tables map[change.Table]*Table
+	Types  map[uint32]*Type
+}
+
+// Table returns the named table, or nil when it does not exist.
+func (c *Catalog) Table(t change.Table) *Table {
+	if c == nil {
+		return nil
+	}
+	return c.Tables[t]
+}
+
+// Type returns the type with the given OID, or nil when unknown.
+func (c *Catalog) Type(oid uint32) *Type {
+	if c == nil {
+		return nil
+	}
+	return c.Types[oid]
+}
+
+// Resolve follows domains down to their base type. It returns the OID
+// itself when the type is unknown or not a domain.
+func (c *Catalog) Resolve(oid uint32) uint32 {
+	for i := 0; i < 16; i++ {
+		t := c.Type(oid)
+		if t == nil || t.Typtype != 'd' || t.Base == 0 {
+			return oid
+		}
+		oid = t.Base
+	}
+	return oid
+}
+
+// Querier is what Load needs of a connection.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Load reads the named tables (those that exist; a missing one is simply
+// absent from the result) and every type in the database.
+func Load(ctx context.Context, q Querier, tables []change.Table) (*Catalog, error) {
+	c := &Catalog{Tables: map[change.Table]*Table{}, Types: map[uint32]*Type{}}
+	if err := c.loadTypes(ctx, q); err != nil {
+		return nil, fmt.Errorf("reading pg_type: %w", err)
+	}
+	for _, t := range tables {
+		if _, ok := c.Tables[t]; ok {
+			continue
+		}
+		info, err := loadTable(ctx, q, t)
+		if err != nil {
+			return nil, fmt.Errorf("reading the catalog of %s: %w", t, err)
+		}
+		if info != nil {
+			c.Tables[t] = info
+		}
+	}
+	return c, nil
+}
+
+func (c *Catalog) loadTypes(ctx context.Context, q Querier) error {
+	rows, err := q.Query(ctx, `
+		SELECT t.oid, format_type(t.oid, NULL), t.typtype, t.typcategory,
+		       CASE WHEN t.typcategory = 'A' OR t.typsubscript = 'array_subscript_handler'::regproc THEN t.typelem ELSE 0 END,
+		       t.typbasetype, coalesce(e.typdelim, t.typdelim)
+		FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			ty                  Type
+			typtype, cat, delim string
+			oid, elem, base     uint32
+		)
+		if err := rows.Scan(&oid, &ty.Name, &typtype, &cat, &elem, &base, &delim); err != nil {
+			return err
+		}
+		ty.OID, ty.Elem, ty.Base = oid, elem, base
+		ty.Typtype, ty.Category, ty.Delim = firstByte(typtype), firstByte(cat), firstByte(delim)
+		c.Types[oid] = &ty
+	}
+	return rows.Err()
+}
+
+func firstByte(s string) byte {
+	if s == "" {
+		return 0
+	}
+	return s[0]
+}
+
+func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
+	rows, err := q.Query(ctx, `
+		SELECT c.oid, c.relreplident, c.relkind
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		info  = &Table{Name: t}
+		found bool
+	)
+	for rows.Next() {
+		var ident, kind string
+		if err := rows.Scan(&info.OID, &ident, &kind); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		info.ReplicaIdentity, info.Kind = firstByte(ident), firstByte(kind)
+		found = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, nil
+	}
+
+	rows, err = q.Query(ctx, `
+		SELECT a.attname, a.attnum, a.atttypid, format_type(a.atttypid, NULL), a.atttypmod,
+		       a.attnotnull, a.atthasdef, a.attgenerated = 's', a.attidentity::text,
+		       coalesce(pg_get_expr(d.adbin, d.adrelid), '')
+		FROM pg_attribute a
+		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+		ORDER BY a.attnum`, info.OID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var col Column
+		var ident string
+		if err := rows.Scan(&col.Name, &col.Num, &col.TypeOID, &col.TypeName, &col.TypeMod,
+			&col.NotNull, &col.HasDefault, &col.Generated, &ident, &col.Default); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		col.Identity = firstByte(ident)
+		info.Columns = append(info.Columns, col)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+
+	rows, err = q.Query(ctx, `
+		SELECT i.indisprimary, i.indisreplident,
+		       array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+		             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		             ORDER BY k.ord)
+		FROM pg_index i
+		WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+		  AND NOT (0 = ANY(i.indkey::int2[]))
+		ORDER BY i.indisprimary DESC, i.indexrelid`, info.OID)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var primary, replident bool
+		var cols []string
+		if err := rows.Scan(&primary, &replident, &cols); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if primary {
+			info.Key = cols
+		}
+		if replident {
+			info.IdentityIndexKey = cols
+		}
+		info.UniqueKeys = append(info.UniqueKeys, cols)
+	}
+	rows.Close()
+	return info, rows.Err()
+}
