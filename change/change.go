@@ -245,11 +245,13 @@ const (
 	EvPosition
 )
 
-// Event is one item of an ordered change stream.
+// Event is one item of an ordered change stream. Between the transform and
+// apply stages an EvChange carries Outs (what to write) instead of Change.
 type Event struct {
 	Kind   EventKind
 	Txn    *Txn
 	Change *Change
+	Outs   []Out
 	LSN    pglogrepl.LSN
 }
 
