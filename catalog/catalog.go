@@ -16,7 +16,12 @@ type Column struct {
 	TypeOID uint32
 	// TypeName is format_type(oid, NULL): the type without its modifier,
 	// schema-qualified where the search path needs it, usable in a cast.
-	TypeName   string
+	TypeName string
+	// CastName is the quoted, schema-qualified pg_type name, a cast target
+	// that carries no modifier: text::CastName keeps every character of a
+	// char(n) or bit(n) value, where a cast to TypeName ("character",
+	// "bit") would apply a length of one.
+	CastName   string
 	TypeMod    int32
 	NotNull    bool
 	HasDefault bool
@@ -230,10 +235,13 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	}
 
 	rows, err = q.Query(ctx, `
-		SELECT a.attname, a.attnum, a.atttypid, format_type(a.atttypid, NULL), a.atttypmod,
+		SELECT a.attname, a.attnum, a.atttypid, format_type(a.atttypid, NULL),
+		       quote_ident(tn.nspname) || '.' || quote_ident(ty.typname), a.atttypmod,
 		       a.attnotnull, a.atthasdef, a.attgenerated = 's', a.attidentity::text,
 		       coalesce(pg_get_expr(d.adbin, d.adrelid), '')
 		FROM pg_attribute a
+		JOIN pg_type ty ON ty.oid = a.atttypid
+		JOIN pg_namespace tn ON tn.oid = ty.typnamespace
 		LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY a.attnum`, info.OID)
@@ -243,7 +251,7 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	for rows.Next() {
 		var col Column
 		var ident string
-		if err := rows.Scan(&col.Name, &col.Num, &col.TypeOID, &col.TypeName, &col.TypeMod,
+		if err := rows.Scan(&col.Name, &col.Num, &col.TypeOID, &col.TypeName, &col.CastName, &col.TypeMod,
 			&col.NotNull, &col.HasDefault, &col.Generated, &ident, &col.Default); err != nil {
 			rows.Close()
 			return nil, err

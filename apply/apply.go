@@ -1,0 +1,656 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/cdcbridge/cdcbridge/catalog"
+	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
+)
+
+// Observer receives what the applier did; metrics implement it. Methods are
+// called from the applier's goroutine and must not block.
+type Observer interface {
+	Applied(table change.Table, op change.Op, rows int)
+	Committed(sourceTxns int, lsn pglogrepl.LSN, lastCommit time.Time, took time.Duration)
+	Missing(table change.Table, op change.Op, rows int)
+}
+
+// Config configures an Applier.
+type Config struct {
+	// Name and Direction name the checkpoint row.
+	Name, Direction string
+	// Origin is the replication origin every applied transaction carries.
+	Origin string
+	// MaxRows bounds the rows of one target transaction made of several
+	// source transactions, and the rows queued before a round trip.
+	MaxRows int
+	// MaxDelay bounds how long a target transaction stays open to group
+	// small source transactions.
+	MaxDelay time.Duration
+	// IdleCheckpoint is how often a position reached without changes (an
+	// idle or filtered stream) is written to the checkpoint.
+	IdleCheckpoint time.Duration
+	// Catalog describes the tables written.
+	Catalog  *catalog.Catalog
+	Logger   *slog.Logger
+	Observer Observer
+}
+
+// Applier writes events to one target connection. Constructing it does no
+// I/O; Prepare sets up the session, Run applies.
+type Applier struct {
+	cfg     Config
+	conn    *pgx.Conn
+	log     *slog.Logger
+	flushed atomic.Uint64
+	// start: source transactions whose commit record lies before it are
+	// already on the target and are skipped.
+	start pglogrepl.LSN
+
+	open      bool // a target transaction is open (BEGIN queued or sent)
+	inSrc     bool // inside a source transaction
+	skipping  bool // the current source transaction is already applied
+	txStart   time.Time
+	batch     *pgx.Batch
+	items     []item
+	queued    int // rows queued in batch
+	txRows    int // rows in the open target transaction
+	txTxns    int
+	pending   pglogrepl.LSN // end LSN the open transaction will checkpoint
+	pendingAt time.Time
+	position  pglogrepl.LSN // latest idle position not yet checkpointed
+	lastCkpt  time.Time
+	cur       *run
+	sqlCache  map[string]string
+}
+
+// item describes a queued statement, for errors and row counts.
+type item struct {
+	kind  string // "begin", "rows", "truncate", "origin", "checkpoint", "commit"
+	run   *run
+	trunc []change.Table
+}
+
+// New returns an Applier that writes through conn and resumes after start.
+func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
+	if cfg.MaxRows <= 0 {
+		cfg.MaxRows = 5000
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = 100 * time.Millisecond
+	}
+	if cfg.IdleCheckpoint <= 0 {
+		cfg.IdleCheckpoint = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Applier{cfg: cfg, conn: conn, start: start, log: cfg.Logger.With("component", "apply"),
+		batch: &pgx.Batch{}, sqlCache: map[string]string{}}
+	a.flushed.Store(uint64(start))
+	a.lastCkpt = time.Now()
+	return a
+}
+
+// Flushed returns the end LSN of the last source transaction (or idle
+// position) that is committed on the target. Safe for concurrent use.
+func (a *Applier) Flushed() pglogrepl.LSN { return pglogrepl.LSN(a.flushed.Load()) }
+
+// Prepare sets up the target session: durable commits, the text formats the
+// values travel in, and the replication origin (created when missing).
+func (a *Applier) Prepare(ctx context.Context) error {
+	for _, s := range []string{
+		"SET synchronous_commit = on",
+		"SET DateStyle = ISO, YMD",
+		"SET IntervalStyle = postgres",
+		"SET TimeZone = 'UTC'",
+		"SET extra_float_digits = 3",
+		"SET bytea_output = hex",
+	} {
+		if _, err := a.conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("setting up the target session (%s): %w", s, err)
+		}
+	}
+	if err := EnsureOrigin(ctx, a.conn, a.cfg.Origin); err != nil {
+		return err
+	}
+	if _, err := a.conn.Exec(ctx, "SELECT pg_replication_origin_session_setup($1)", a.cfg.Origin); err != nil {
+		return fmt.Errorf("taking the replication origin %s (is another daemon using it?): %w", a.cfg.Origin, err)
+	}
+	return nil
+}
+
+// EnsureOrigin creates the named replication origin if it does not exist.
+func EnsureOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
+	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL`, name); err != nil {
+		return fmt.Errorf("creating the replication origin %s: %w", name, err)
+	}
+	return nil
+}
+
+// Run applies events until in is closed (it then commits what is complete
+// and returns nil) or ctx ends (it then commits the complete source
+// transactions of the open target transaction, rolls back a partial one and
+// returns ctx.Err()). Any other error leaves nothing half-applied: the open
+// target transaction is rolled back, and Flushed stays where it was.
+func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
+	defer func() {
+		if err != nil && a.open {
+			a.rollback()
+		}
+	}()
+	idle := time.NewTicker(a.cfg.IdleCheckpoint)
+	defer idle.Stop()
+	linger := min(2*time.Millisecond, a.cfg.MaxDelay)
+	for {
+		var (
+			ev change.Event
+			ok bool
+		)
+		if a.open && !a.inSrc {
+			// Between source transactions with a target transaction open:
+			// keep grouping while events keep coming, commit when they pause.
+			wait := linger
+			if left := a.cfg.MaxDelay - time.Since(a.txStart); left < wait {
+				wait = max(left, 0)
+			}
+			timer := time.NewTimer(wait)
+			select {
+			case ev, ok = <-in:
+				timer.Stop()
+			case <-timer.C:
+				if err := a.commit(ctx); err != nil {
+					return err
+				}
+				continue
+			case <-ctx.Done():
+				timer.Stop()
+				return a.stop(ctx.Err())
+			}
+		} else {
+			select {
+			case ev, ok = <-in:
+			case <-idle.C:
+				if err := a.idleCheckpoint(ctx, false); err != nil {
+					return err
+				}
+				continue
+			case <-ctx.Done():
+				return a.stop(ctx.Err())
+			}
+		}
+		if !ok {
+			return a.stop(nil)
+		}
+		if err := a.handle(ctx, ev); err != nil {
+			return err
+		}
+	}
+}
+
+// stop finishes on cancel or end of input: complete source transactions are
+// committed, a partial one is rolled back.
+func (a *Applier) stop(cause error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if a.open {
+		if a.inSrc {
+			a.rollback()
+		} else if err := a.commit(ctx); err != nil {
+			return err
+		}
+	}
+	if err := a.idleCheckpoint(ctx, true); err != nil {
+		return err
+	}
+	return cause
+}
+
+func (a *Applier) handle(ctx context.Context, ev change.Event) error {
+	switch ev.Kind {
+	case change.EvBegin:
+		a.inSrc = true
+		a.skipping = ev.Txn.FinalLSN < a.start
+		if a.skipping {
+			a.log.Debug("skipping a transaction already applied", "lsn", ev.Txn.FinalLSN, "xid", ev.Txn.Xid)
+			return nil
+		}
+		if !a.open {
+			a.begin()
+		}
+	case change.EvChange:
+		if a.skipping {
+			return nil
+		}
+		if !a.inSrc {
+			return fmt.Errorf("a change at %s arrived outside a transaction", ev.LSN)
+		}
+		for i := range ev.Outs {
+			if err := a.add(&ev.Outs[i]); err != nil {
+				return err
+			}
+		}
+		if a.queued >= a.cfg.MaxRows {
+			// A large source transaction: send what is queued to bound
+			// memory, but keep the target transaction open.
+			if err := a.send(ctx); err != nil {
+				return err
+			}
+		}
+	case change.EvCommit:
+		a.inSrc = false
+		if a.skipping {
+			a.skipping = false
+			return nil
+		}
+		a.pending = ev.Txn.EndLSN
+		a.pendingAt = ev.Txn.CommitTime
+		a.txTxns++
+		if a.txRows >= a.cfg.MaxRows || time.Since(a.txStart) >= a.cfg.MaxDelay {
+			return a.commit(ctx)
+		}
+	case change.EvPosition:
+		if a.inSrc || ev.LSN <= a.Flushed() || ev.LSN < a.start {
+			return nil
+		}
+		if a.open {
+			if ev.LSN > a.pending {
+				a.pending = ev.LSN
+			}
+			return nil
+		}
+		a.position = ev.LSN
+		return a.idleCheckpoint(ctx, false)
+	}
+	return nil
+}
+
+func (a *Applier) begin() {
+	a.open = true
+	a.txStart = time.Now()
+	a.txRows, a.txTxns = 0, 0
+	a.pending = 0
+	a.queue("BEGIN", item{kind: "begin"})
+}
+
+func (a *Applier) queue(sql string, it item, args ...any) {
+	a.batch.Queue(sql, args...)
+	a.items = append(a.items, it)
+}
+
+// idleCheckpoint persists a position reached without changes, at most once
+// per IdleCheckpoint unless force is set.
+func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
+	if a.open || a.inSrc || a.position <= a.Flushed() {
+		return nil
+	}
+	if !force && time.Since(a.lastCkpt) < a.cfg.IdleCheckpoint {
+		return nil
+	}
+	a.begin()
+	a.pending = a.position
+	a.pendingAt = time.Now()
+	return a.commit(ctx)
+}
+
+func (a *Applier) commit(ctx context.Context) error {
+	if !a.open {
+		return nil
+	}
+	if a.pending == 0 {
+		// Nothing complete to commit (cannot happen between transactions).
+		return errors.New("internal error: committing a target transaction without a source position")
+	}
+	a.flushRun()
+	a.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: "origin"}, a.pending.String(), a.pendingAt)
+	a.queue(checkpoint.Statement, item{kind: "checkpoint"}, a.cfg.Name, a.cfg.Direction, a.pending.String())
+	a.queue("COMMIT", item{kind: "commit"})
+	began := a.txStart
+	if err := a.send(ctx); err != nil {
+		return err
+	}
+	a.open = false
+	a.flushed.Store(uint64(a.pending))
+	a.lastCkpt = time.Now()
+	if a.cfg.Observer != nil {
+		a.cfg.Observer.Committed(a.txTxns, a.pending, a.pendingAt, time.Since(began))
+	}
+	return nil
+}
+
+func (a *Applier) rollback() {
+	a.batch = &pgx.Batch{}
+	a.items = a.items[:0]
+	a.queued = 0
+	a.cur = nil
+	a.open = false
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !a.conn.IsClosed() {
+		a.conn.Exec(ctx, "ROLLBACK")
+	}
+}
+
+// send runs every queued statement in one round trip.
+func (a *Applier) send(ctx context.Context) error {
+	a.flushRun()
+	if len(a.items) == 0 {
+		return nil
+	}
+	b, items := a.batch, a.items
+	a.batch, a.items, a.queued = &pgx.Batch{}, nil, 0
+	br := a.conn.SendBatch(ctx, b)
+	var firstErr error
+	for _, it := range items {
+		tag, err := br.Exec()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = a.explain(it, err)
+			}
+			continue
+		}
+		switch it.kind {
+		case "rows":
+			r := it.run
+			if a.cfg.Observer != nil {
+				a.cfg.Observer.Applied(r.table, r.op, r.n)
+			}
+			if (r.op == change.Update || r.op == change.Delete) && int(tag.RowsAffected()) < r.n {
+				missing := r.n - int(tag.RowsAffected())
+				a.log.Warn("rows to change were not on the target", "table", r.table.String(), "op", r.op.String(),
+					"missing", missing, "lsn", r.lsn.String(), "first_key", r.firstKey)
+				if a.cfg.Observer != nil {
+					a.cfg.Observer.Missing(r.table, r.op, missing)
+				}
+			}
+		case "checkpoint":
+			if tag.RowsAffected() != 1 {
+				firstErr = fmt.Errorf("the checkpoint row %s/%s is missing from cdcbridge.checkpoint on the target (was it deleted?); nothing was committed", a.cfg.Name, a.cfg.Direction)
+			}
+		}
+	}
+	if err := br.Close(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("applying to the target: %w", err)
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return nil
+}
+
+// Error is an apply failure with where it happened.
+type Error struct {
+	Entry string
+	Table change.Table
+	Op    change.Op
+	Key   string
+	LSN   pglogrepl.LSN
+	Err   error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "applying %s to %s", e.Op, e.Table)
+	if e.Entry != "" {
+		fmt.Fprintf(&b, " (mapping %s)", e.Entry)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, " key %s", e.Key)
+	}
+	if e.LSN != 0 {
+		fmt.Fprintf(&b, " at source LSN %s", e.LSN)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func (a *Applier) explain(it item, err error) error {
+	switch it.kind {
+	case "rows":
+		r := it.run
+		key := r.firstKey
+		if r.n > 1 {
+			key += fmt.Sprintf(" (first of %d rows in the statement)", r.n)
+		}
+		return &Error{Entry: r.entry, Table: r.table, Op: r.op, Key: key, LSN: r.lsn, Err: err}
+	case "truncate":
+		return &Error{Table: it.trunc[0], Op: change.Truncate, Err: err}
+	case "origin":
+		return fmt.Errorf("tagging the transaction with replication origin %s: %w", a.cfg.Origin, err)
+	case "checkpoint":
+		return fmt.Errorf("writing the checkpoint: %w", err)
+	}
+	return fmt.Errorf("applying to the target (%s): %w", it.kind, err)
+}
+
+// run is a growing statement: rows of one op, table and column set.
+type run struct {
+	op       change.Op
+	table    change.Table
+	info     *catalog.Table
+	cols     []string // columns written (insert, update)
+	keyCols  []string // key columns (update, delete; insert when upserting)
+	upsert   bool
+	sig      string
+	keys     map[string]struct{}
+	params   []pgtype.FlatArray[pgtype.Text] // update/delete: key columns first
+	n        int
+	entry    string
+	lsn      pglogrepl.LSN
+	firstKey string
+}
+
+func (a *Applier) add(o *change.Out) error {
+	a.txRows++
+	if o.Op == change.Truncate {
+		a.flushRun()
+		if len(o.Truncate) == 0 {
+			return nil
+		}
+		names := make([]string, len(o.Truncate))
+		for i, t := range o.Truncate {
+			names[i] = t.String()
+		}
+		sql := "TRUNCATE " + strings.Join(names, ", ")
+		if o.Cascade {
+			sql += " CASCADE"
+		}
+		a.queue(sql, item{kind: "truncate", trunc: o.Truncate})
+		if a.cfg.Observer != nil {
+			for _, t := range o.Truncate {
+				a.cfg.Observer.Applied(t, change.Truncate, 1)
+			}
+		}
+		return nil
+	}
+	info := a.cfg.Catalog.Table(o.Table)
+	if info == nil {
+		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("the table is not in the target catalog")}
+	}
+	cols, vals := o.Cols, o.Vals
+	keyCols, key := o.KeyCols, o.Key
+	if o.Op == change.Insert {
+		keyCols = info.Key
+		if len(keyCols) == 0 {
+			keyCols = o.KeyCols
+		}
+		key = make([]change.Value, len(keyCols))
+		for i, k := range keyCols {
+			v, ok := o.Lookup(k)
+			if !ok || v.Kind != change.Text {
+				keyCols, key = nil, nil // no complete key: a plain insert
+				break
+			}
+			key[i] = v
+		}
+	}
+	if o.Op == change.Update {
+		// Do not SET key columns to the value they already have: identity
+		// columns that are GENERATED ALWAYS refuse any update but DEFAULT.
+		cols, vals = nil, nil
+		for i, c := range o.Cols {
+			if j := indexOf(keyCols, c); j >= 0 && o.Vals[i].Equal(key[j]) {
+				continue
+			}
+			cols = append(cols, c)
+			vals = append(vals, o.Vals[i])
+		}
+		if len(cols) == 0 {
+			return nil // nothing changes
+		}
+	}
+	if len(keyCols) == 0 && o.Op != change.Insert {
+		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("no key to find the target row by: give the target table a primary key or set key: in the mapping")}
+	}
+	sig := sigOf(o.Op, o.Table, cols, keyCols)
+	k := keyString(key)
+	r := a.cur
+	if r != nil && (r.sig != sig || (k != "" && hasKey(r.keys, k)) || (o.Op == change.Update && hasNewKey(r, keyCols, cols, vals))) {
+		a.flushRun()
+		r = nil
+	}
+	if r == nil {
+		r = &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: keyCols, upsert: o.Op == change.Insert && len(keyCols) > 0,
+			sig: sig, keys: map[string]struct{}{}, entry: o.Entry, lsn: o.LSN, firstKey: describeKey(keyCols, key)}
+		if r.firstKey == "" {
+			r.firstKey = describeKey(cols, vals)
+		}
+		switch o.Op {
+		case change.Insert:
+			r.params = make([]pgtype.FlatArray[pgtype.Text], len(cols))
+		case change.Update:
+			r.params = make([]pgtype.FlatArray[pgtype.Text], len(keyCols)+len(cols))
+		case change.Delete:
+			r.params = make([]pgtype.FlatArray[pgtype.Text], len(keyCols))
+		}
+		a.cur = r
+	}
+	if k != "" {
+		r.keys[k] = struct{}{}
+	}
+	p := 0
+	if o.Op != change.Insert {
+		for _, v := range key {
+			r.params[p] = append(r.params[p], text(v))
+			p++
+		}
+	}
+	if o.Op != change.Delete {
+		for _, v := range vals {
+			r.params[p] = append(r.params[p], text(v))
+			p++
+		}
+	}
+	r.n++
+	a.queued++
+	return nil
+}
+
+// hasNewKey reports whether an update's new key values collide with a key
+// already in the run (so that a chain of key changes stays ordered).
+func hasNewKey(r *run, keyCols, cols []string, vals []change.Value) bool {
+	nk := make([]change.Value, len(keyCols))
+	changed := false
+	for i, kc := range keyCols {
+		j := indexOf(cols, kc)
+		if j < 0 {
+			return false
+		}
+		nk[i] = vals[j]
+		changed = true
+	}
+	return changed && hasKey(r.keys, keyString(nk))
+}
+
+func hasKey(m map[string]struct{}, k string) bool { _, ok := m[k]; return ok }
+
+func indexOf(s []string, x string) int {
+	for i, y := range s {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func text(v change.Value) pgtype.Text {
+	if v.Kind != change.Text {
+		return pgtype.Text{}
+	}
+	return pgtype.Text{String: string(v.Data), Valid: true}
+}
+
+func keyString(key []change.Value) string {
+	if len(key) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, v := range key {
+		b.WriteByte(byte('0' + v.Kind))
+		b.Write(v.Data)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func describeKey(cols []string, key []change.Value) string {
+	if len(cols) > 4 {
+		cols = cols[:4]
+	}
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		if i < len(key) {
+			parts[i] = c + "=" + key[i].String()
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sigOf(op change.Op, t change.Table, cols, keyCols []string) string {
+	var b strings.Builder
+	b.WriteByte(byte(op))
+	b.WriteString(t.Schema)
+	b.WriteByte(0)
+	b.WriteString(t.Name)
+	for _, c := range cols {
+		b.WriteByte(1)
+		b.WriteString(c)
+	}
+	for _, c := range keyCols {
+		b.WriteByte(2)
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+// flushRun queues the current run as one statement.
+func (a *Applier) flushRun() {
+	r := a.cur
+	if r == nil {
+		return
+	}
+	a.cur = nil
+	sql := a.sqlCache[r.sig]
+	if sql == "" {
+		sql = buildSQL(r)
+		a.sqlCache[r.sig] = sql
+	}
+	args := make([]any, len(r.params))
+	for i := range r.params {
+		args[i] = r.params[i]
+	}
+	a.queue(sql, item{kind: "rows", run: r}, args...)
+}

@@ -1,0 +1,23 @@
+// Package apply writes transformed changes to the target database.
+//
+// An Applier reads an ordered stream of events (Begin, EvChange carrying
+// Outs, Commit, Position) from a channel that its producer owns and closes,
+// and keeps three promises:
+//
+//   - Source transactions are applied in commit order, each atomically.
+//     Several small ones may share one target transaction; one is never
+//     split across two.
+//   - The checkpoint row (package checkpoint) is updated in the same target
+//     transaction as the changes it covers, and the transaction is tagged
+//     with the bridge's replication origin, so the other direction can tell
+//     the bridge's writes from a client's.
+//   - Flushed only ever returns the end LSN of a source transaction (or of
+//     an idle stretch) whose target transaction has committed. That is the
+//     only position the replication stage may report to the source.
+//
+// Rows are sent in runs: consecutive changes of the same op to the same
+// table with the same columns become one statement over unnest() of
+// per-column text arrays, cast on the server to the column types, so values
+// keep PostgreSQL's text form end to end. Statements are pipelined with
+// pgx.Batch: a small target transaction costs one round trip.
+package apply

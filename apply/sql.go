@@ -1,0 +1,90 @@
+package apply
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/change"
+)
+
+func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
+
+// castType is the type a text value is cast to for a column: the column's
+// type without its modifier, so the assignment to the column applies the
+// modifier (and its checks) exactly as a plain INSERT would.
+func (r *run) castType(col string) string {
+	if c := r.info.Column(col); c != nil {
+		return c.CastName
+	}
+	return "text"
+}
+
+// buildSQL renders a run's statement. Every value arrives as an element of
+// a text[] parameter and is cast to its column's type on the server.
+func buildSQL(r *run) string {
+	var b strings.Builder
+	tbl := r.table.String()
+	switch r.op {
+	case change.Insert:
+		names := make([]string, len(r.cols))
+		sel := make([]string, len(r.cols))
+		unn := make([]string, len(r.cols))
+		alias := make([]string, len(r.cols))
+		for i, c := range r.cols {
+			names[i] = ident(c)
+			alias[i] = fmt.Sprintf("c%d", i+1)
+			sel[i] = fmt.Sprintf("u.c%d::%s", i+1, r.castType(c))
+			unn[i] = fmt.Sprintf("$%d::text[]", i+1)
+		}
+		fmt.Fprintf(&b, "INSERT INTO %s (%s)", tbl, strings.Join(names, ", "))
+		if r.info.HasIdentityAlways() {
+			b.WriteString(" OVERRIDING SYSTEM VALUE")
+		}
+		fmt.Fprintf(&b, " SELECT %s FROM unnest(%s) AS u(%s)", strings.Join(sel, ", "), strings.Join(unn, ", "), strings.Join(alias, ", "))
+		if r.upsert {
+			keys := make([]string, len(r.keyCols))
+			for i, k := range r.keyCols {
+				keys[i] = ident(k)
+			}
+			var sets []string
+			for _, c := range r.cols {
+				if indexOf(r.keyCols, c) < 0 {
+					sets = append(sets, fmt.Sprintf("%s = EXCLUDED.%s", ident(c), ident(c)))
+				}
+			}
+			fmt.Fprintf(&b, " ON CONFLICT (%s) DO ", strings.Join(keys, ", "))
+			if len(sets) == 0 {
+				b.WriteString("NOTHING")
+			} else {
+				b.WriteString("UPDATE SET " + strings.Join(sets, ", "))
+			}
+		}
+	case change.Update:
+		nk := len(r.keyCols)
+		var sets, unn, alias, where []string
+		for i, k := range r.keyCols {
+			alias = append(alias, fmt.Sprintf("k%d", i+1))
+			unn = append(unn, fmt.Sprintf("$%d::text[]", i+1))
+			where = append(where, fmt.Sprintf("t.%s = u.k%d::%s", ident(k), i+1, r.castType(k)))
+		}
+		for i, c := range r.cols {
+			alias = append(alias, fmt.Sprintf("c%d", i+1))
+			unn = append(unn, fmt.Sprintf("$%d::text[]", nk+i+1))
+			sets = append(sets, fmt.Sprintf("%s = u.c%d::%s", ident(c), i+1, r.castType(c)))
+		}
+		fmt.Fprintf(&b, "UPDATE %s AS t SET %s FROM unnest(%s) AS u(%s) WHERE %s", tbl,
+			strings.Join(sets, ", "), strings.Join(unn, ", "), strings.Join(alias, ", "), strings.Join(where, " AND "))
+	case change.Delete:
+		var unn, alias, where []string
+		for i, k := range r.keyCols {
+			alias = append(alias, fmt.Sprintf("k%d", i+1))
+			unn = append(unn, fmt.Sprintf("$%d::text[]", i+1))
+			where = append(where, fmt.Sprintf("t.%s = u.k%d::%s", ident(k), i+1, r.castType(k)))
+		}
+		fmt.Fprintf(&b, "DELETE FROM %s AS t USING unnest(%s) AS u(%s) WHERE %s", tbl,
+			strings.Join(unn, ", "), strings.Join(alias, ", "), strings.Join(where, " AND "))
+	}
+	return b.String()
+}
