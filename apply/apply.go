@@ -36,7 +36,7 @@ type Config struct {
 	// source transactions, and the rows queued before a round trip.
 	MaxRows int
 	// MaxDelay bounds how long a target transaction stays open to group
-	// small source transactions.
+	// small source transactions; 0 commits each source transaction alone.
 	MaxDelay time.Duration
 	// IdleCheckpoint is how often a position reached without changes (an
 	// idle or filtered stream) is written to the checkpoint.
@@ -87,8 +87,8 @@ func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 	if cfg.MaxRows <= 0 {
 		cfg.MaxRows = 5000
 	}
-	if cfg.MaxDelay <= 0 {
-		cfg.MaxDelay = 100 * time.Millisecond
+	if cfg.MaxDelay < 0 {
+		cfg.MaxDelay = 0
 	}
 	if cfg.IdleCheckpoint <= 0 {
 		cfg.IdleCheckpoint = time.Second

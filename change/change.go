@@ -110,7 +110,7 @@ func splitIdent(s string) ([]string, error) {
 				}
 				i++
 			}
-			cur.WriteString(strings.ToLower(strings.TrimSpace(s[start:i])))
+			cur.WriteString(foldASCII(strings.TrimSpace(s[start:i])))
 		}
 		if cur.Len() == 0 {
 			return nil, fmt.Errorf("table name %q: empty part", s)
@@ -125,6 +125,18 @@ func splitIdent(s string) ([]string, error) {
 		}
 		i++
 	}
+}
+
+// foldASCII lower-cases ASCII letters only, as PostgreSQL folds unquoted
+// identifiers in a UTF-8 database.
+func foldASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // Kind says how a column value travelled.

@@ -14,6 +14,7 @@ func TestParseTable(t *testing.T) {
 		{`public."select"`, Table{"public", "select"}, false},
 		{`"a""b".c`, Table{`a"b`, "c"}, false},
 		{`"ünï".tâble`, Table{"ünï", "tâble"}, false},
+		{`Ünï.Tâble`, Table{"Ünï", "tâble"}, false},
 		{"a.b.c", Table{}, true},
 		{`"open.x`, Table{}, true},
 		{"", Table{}, true},
