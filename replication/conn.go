@@ -1,0 +1,40 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// connectReplication opens a logical replication connection
+// (replication=database) to the database connString names.
+func connectReplication(ctx context.Context, connString string) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		return nil, &connStringError{err: err}
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	if cfg.RuntimeParams["application_name"] == "" {
+		// What operators see in pg_stat_replication and pg_stat_activity.
+		cfg.RuntimeParams["application_name"] = "cdcbridge"
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		// pgconn's connect errors name user, host and database, never the password.
+		return nil, fmt.Errorf("connecting for replication: %w", err)
+	}
+	return conn, nil
+}
+
+// connStringError hides a connection string that could not be parsed: pgconn
+// redacts passwords from it only on a best-effort basis, and the underlying
+// url errors quote the string whole. The original stays reachable with
+// errors.As for a caller that knows how to redact it.
+type connStringError struct{ err error }
+
+func (e *connStringError) Error() string {
+	return "parsing the connection string: it is not valid (not shown here, as it may hold a password)"
+}
+
+func (e *connStringError) Unwrap() error { return e.err }

@@ -1,0 +1,250 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/change"
+)
+
+// Problem is one reason the bridge cannot read a database, with its fix.
+type Problem struct {
+	// Table is the table concerned; the zero Table for a problem of the
+	// server, role or database.
+	Table   change.Table
+	Message string
+	// Fix says what to run or change, with the identifiers quoted.
+	Fix string
+}
+
+func (p Problem) String() string {
+	if p.Fix == "" {
+		return p.Message
+	}
+	return p.Message + " (fix: " + p.Fix + ")"
+}
+
+// PreflightOption tells Preflight more about what the bridge will use.
+type PreflightOption func(*preflight)
+
+// WithPublication names the publication the bridge will use. Without it,
+// Preflight assumes the publication still has to be created with every
+// table; with it, creating or extending it is only checked when needed.
+func WithPublication(name string) PreflightOption {
+	return func(p *preflight) { p.publication = name }
+}
+
+// WithSlot names the slot the bridge will use. An existing slot needs no free
+// slot, and is checked for being usable (pgoutput, this database, not lost).
+func WithSlot(name string) PreflightOption {
+	return func(p *preflight) { p.slot = name }
+}
+
+type preflight struct {
+	publication string
+	slot        string
+}
+
+// Preflight checks what reading tables through logical replication needs
+// from the server, the role and the tables, and returns every problem found
+// (none: nil). It changes nothing. Failing queries are reported as problems
+// too, so the result is always complete as far as it could see:
+//
+//   - wal_level is logical;
+//   - the role has REPLICATION (or is superuser);
+//   - a replication slot and a WAL sender are free (unless the slot exists);
+//   - the role may create the publication (CREATE on the database, ownership
+//     of the tables) when it does not exist or lacks a table;
+//   - each table exists, is a table, is readable (SELECT, for the initial
+//     copy), and has a primary key or REPLICA IDENTITY FULL or USING INDEX:
+//     without one, its updates and deletes carry no old key, and once it is
+//     published the source even rejects them.
+func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts ...PreflightOption) []Problem {
+	var cfg preflight
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var probs []Problem
+	add := func(t change.Table, fix, format string, args ...any) {
+		probs = append(probs, Problem{Table: t, Message: fmt.Sprintf(format, args...), Fix: fix})
+	}
+	none := change.Table{}
+	for _, n := range []struct{ kind, name string }{{"publication", cfg.publication}, {"slot", cfg.slot}} {
+		if n.name == "" {
+			continue
+		}
+		if err := ValidName(n.kind, n.name); err != nil {
+			add(none, "correct the mapping's name", "%v", err)
+			return probs
+		}
+	}
+
+	var (
+		walLevel, role, db      string
+		super, repl, canCreate  bool
+		maxSlots, usedSlots     int
+		maxSenders, usedSenders int
+	)
+	err := conn.QueryRow(ctx, `SELECT current_setting('wal_level'), current_user, current_database(),
+			r.rolsuper, r.rolreplication, has_database_privilege(current_database(), 'CREATE'),
+			current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_catalog.pg_replication_slots)::int,
+			current_setting('max_wal_senders')::int, (SELECT count(*) FROM pg_catalog.pg_stat_replication)::int
+		FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`).
+		Scan(&walLevel, &role, &db, &super, &repl, &canCreate, &maxSlots, &usedSlots, &maxSenders, &usedSenders)
+	if err != nil {
+		add(none, "", "checking the server settings and the role: %v", err)
+		return probs
+	}
+	if p := walLevelProblem(walLevel); p != nil {
+		probs = append(probs, *p)
+	}
+	if !super && !repl {
+		add(none, "ALTER ROLE "+ident(role)+" REPLICATION",
+			"role %s lacks the REPLICATION attribute needed to create and read replication slots", ident(role))
+	}
+
+	slotExists := false
+	if cfg.slot != "" {
+		info, err := InspectSlot(ctx, conn, cfg.slot)
+		switch {
+		case err != nil:
+			add(none, "", "checking slot %s: %v", cfg.slot, err)
+		case info.Exists:
+			slotExists = true
+			if info.Plugin != "pgoutput" || info.Database != db {
+				add(none, "SELECT pg_drop_replication_slot('"+cfg.slot+"') if it is not used by anything else, or choose another name",
+					"slot %s exists but is not a pgoutput slot of database %s (plugin %q, database %q)", cfg.slot, ident(db), info.Plugin, info.Database)
+			} else if info.Lost() {
+				add(none, "drop the slot with cdcbridge cleanup and start again with an initial copy; raise max_slot_wal_keep_size to keep it from happening again",
+					"slot %s was invalidated (wal_status lost): the WAL it needed is gone", cfg.slot)
+			}
+		}
+	}
+	if !slotExists {
+		switch {
+		case maxSlots == 0:
+			add(none, "ALTER SYSTEM SET max_replication_slots = 10 and restart the server",
+				"max_replication_slots is 0: no replication slot can be created")
+		case usedSlots >= maxSlots:
+			add(none, fmt.Sprintf("drop unused slots, or ALTER SYSTEM SET max_replication_slots = %d and restart the server", maxSlots+2),
+				"all %d replication slots are in use", maxSlots)
+		}
+	}
+	switch {
+	case maxSenders == 0:
+		add(none, "ALTER SYSTEM SET max_wal_senders = 10 and restart the server",
+			"max_wal_senders is 0: no replication connection is possible")
+	case usedSenders >= maxSenders:
+		add(none, fmt.Sprintf("stop unused replication connections, or ALTER SYSTEM SET max_wal_senders = %d and restart the server", maxSenders+2),
+			"all %d WAL senders are in use", maxSenders)
+	}
+
+	// Which tables the publication still needs; all when it does not exist.
+	pubExists := false
+	published := map[change.Table]bool{}
+	if cfg.publication != "" {
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)`, cfg.publication).Scan(&pubExists)
+		if err == nil && pubExists {
+			var rows pgx.Rows
+			rows, err = conn.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, cfg.publication)
+			if err == nil {
+				for rows.Next() {
+					var t change.Table
+					if err = rows.Scan(&t.Schema, &t.Name); err != nil {
+						break
+					}
+					published[t] = true
+				}
+				rows.Close()
+				if err == nil {
+					err = rows.Err()
+				}
+			}
+		}
+		if err != nil {
+			add(none, "", "checking publication %s: %v", cfg.publication, err)
+		}
+	}
+	if !super && !pubExists && !canCreate {
+		add(none, "GRANT CREATE ON DATABASE "+ident(db)+" TO "+ident(role)+", or create the publication as its owner",
+			"role %s may not create the publication: it lacks CREATE on database %s", ident(role), ident(db))
+	}
+
+	for _, t := range uniqueTables(tables) {
+		var (
+			kind, replident       string
+			canSelect, owner      bool
+			hasPK, hasIdentityIdx bool
+		)
+		err := conn.QueryRow(ctx, `SELECT c.relkind::text, c.relreplident::text,
+				has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'),
+				EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
+				EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2`, t.Schema, t.Name).
+			Scan(&kind, &replident, &canSelect, &owner, &hasPK, &hasIdentityIdx)
+		if errors.Is(err, pgx.ErrNoRows) {
+			add(t, "create the table, or correct its name in the mapping", "table %s does not exist", t)
+			continue
+		}
+		if err != nil {
+			add(t, "", "checking table %s: %v", t, err)
+			continue
+		}
+		if kind != "r" && kind != "p" {
+			add(t, "map a table instead", "%s is not a table (relkind %q): only tables can be published", t, kind)
+			continue
+		}
+		if !canSelect {
+			add(t, "GRANT SELECT ON "+t.String()+" TO "+ident(role),
+				"role %s may not read table %s (SELECT is needed for the initial copy)", ident(role), t)
+		}
+		if !super && !owner && !published[t] {
+			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+", or add the table to the publication as its owner",
+				"role %s does not own table %s and so cannot add it to a publication", ident(role), t)
+		}
+		if p := replicaIdentityProblem(t, replident, hasPK, hasIdentityIdx); p != nil {
+			probs = append(probs, *p)
+		}
+	}
+	return probs
+}
+
+// walLevelProblem classifies the server's wal_level.
+func walLevelProblem(level string) *Problem {
+	if level == "logical" {
+		return nil
+	}
+	return &Problem{
+		Message: fmt.Sprintf("wal_level is %q: logical replication needs wal_level = logical", level),
+		Fix:     "ALTER SYSTEM SET wal_level = logical and restart the server",
+	}
+}
+
+// replicaIdentityProblem classifies a table's replica identity (relreplident)
+// given whether it has a primary key and a valid replica identity index.
+func replicaIdentityProblem(t change.Table, relreplident string, hasPK, hasIdentityIndex bool) *Problem {
+	fix := "ALTER TABLE " + t.String() + " REPLICA IDENTITY FULL, or add a primary key"
+	const consequence = "its updates and deletes would carry no old key, and once it is published the source rejects them"
+	switch relreplident {
+	case "d":
+		if hasPK {
+			return nil
+		}
+		return &Problem{Table: t, Fix: fix,
+			Message: fmt.Sprintf("table %s has no primary key and REPLICA IDENTITY DEFAULT: %s", t, consequence)}
+	case "n":
+		return &Problem{Table: t, Fix: fix,
+			Message: fmt.Sprintf("table %s has REPLICA IDENTITY NOTHING: %s", t, consequence)}
+	case "i":
+		if hasIdentityIndex {
+			return nil
+		}
+		return &Problem{Table: t, Fix: fix,
+			Message: fmt.Sprintf("table %s has REPLICA IDENTITY USING INDEX, but the index is gone: %s", t, consequence)}
+	}
+	return nil
+}

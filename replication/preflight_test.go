@@ -1,0 +1,167 @@
+package replication
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/cdcbridge/cdcbridge/change"
+)
+
+func problemsText(ps []Problem) string {
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "\n  [%s] %s", p.Table, p)
+	}
+	return b.String()
+}
+
+// findProblem returns the problems about table (zero: global) whose message
+// contains substr.
+func findProblem(ps []Problem, table change.Table, substr string) []Problem {
+	var out []Problem
+	for _, p := range ps {
+		if p.Table == table && strings.Contains(p.Message, substr) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestPreflightTables(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := ctxT(t)
+	ok := tbl("public", "Orders")
+	nopk := tbl("public", "no pk")
+	full := tbl("public", "full_id")
+	nothing := tbl("public", "nothing")
+	byIndex := tbl("public", "by_index")
+	missing := tbl("public", "missing")
+	view := tbl("public", "a_view")
+	db.exec(t, `CREATE TABLE "Orders" (id int PRIMARY KEY);
+		CREATE TABLE "no pk" (id int);
+		CREATE TABLE full_id (id int); ALTER TABLE full_id REPLICA IDENTITY FULL;
+		CREATE TABLE nothing (id int PRIMARY KEY); ALTER TABLE nothing REPLICA IDENTITY NOTHING;
+		CREATE TABLE by_index (id int NOT NULL); CREATE UNIQUE INDEX by_index_id ON by_index (id);
+		ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_id;
+		CREATE VIEW a_view AS SELECT 1 AS x`)
+
+	tables := []change.Table{ok, nopk, full, nothing, byIndex, missing, view}
+	ps := Preflight(ctx, db.conn, tables, WithPublication("pub_x"), WithSlot(db.slot("x")))
+	if len(ps) != 4 {
+		t.Fatalf("want 4 problems (no pk, nothing, missing, view), got %d:%s", len(ps), problemsText(ps))
+	}
+	if p := findProblem(ps, nopk, `"public"."no pk" has no primary key`); len(p) != 1 || p[0].Fix != `ALTER TABLE "public"."no pk" REPLICA IDENTITY FULL, or add a primary key` {
+		t.Errorf("no problem or fix for the table without a key:%s", problemsText(ps))
+	}
+	if len(findProblem(ps, nothing, `"public"."nothing" has REPLICA IDENTITY NOTHING`)) != 1 {
+		t.Errorf("no problem for REPLICA IDENTITY NOTHING:%s", problemsText(ps))
+	}
+	if len(findProblem(ps, missing, `table "public"."missing" does not exist`)) != 1 {
+		t.Errorf("no problem for the missing table:%s", problemsText(ps))
+	}
+	if len(findProblem(ps, view, `"public"."a_view" is not a table`)) != 1 {
+		t.Errorf("no problem for the view:%s", problemsText(ps))
+	}
+
+	// The index behind REPLICA IDENTITY USING INDEX goes away.
+	db.exec(t, `DROP INDEX by_index_id`)
+	ps = Preflight(ctx, db.conn, []change.Table{byIndex})
+	if len(ps) != 1 || len(findProblem(ps, byIndex, "index is gone")) != 1 {
+		t.Errorf("after dropping the identity index:%s", problemsText(ps))
+	}
+
+	// An existing slot of another database is reported.
+	if _, err := CreateSlot(ctx, db.dsn, db.slot("x"), false); err != nil {
+		t.Fatal(err)
+	}
+	if ps := Preflight(ctx, db.conn, []change.Table{ok}, WithSlot(db.slot("x"))); len(ps) != 0 {
+		t.Errorf("the slot of this database is a problem:%s", problemsText(ps))
+	}
+	other := db.cluster.DSN("postgres")
+	oconn := connectTB(t, other)
+	if ps := Preflight(ctx, oconn, nil, WithSlot(db.slot("x"))); len(findProblem(ps, change.Table{}, "is not a pgoutput slot of database")) != 1 {
+		t.Errorf("a slot of another database is not reported:%s", problemsText(ps))
+	}
+	if ps := Preflight(ctx, db.conn, nil, WithSlot("Bad Slot")); len(ps) != 1 {
+		t.Errorf("a bad slot name is not reported:%s", problemsText(ps))
+	}
+}
+
+func TestPreflightRole(t *testing.T) {
+	t.Parallel()
+	c := newTestDB(t).cluster // only to start the cluster
+	role := "bob_" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_"))
+	c.Exec(t, "postgres", `CREATE ROLE `+ident(role)+` LOGIN PASSWORD 'bob-pw'`)
+	t.Cleanup(func() { c.Exec(t, "postgres", `DROP ROLE IF EXISTS `+ident(role)) })
+	db := newTestDB(t) // dropped before the role
+	ctx := ctxT(t)
+	orders := tbl("public", "orders")
+	db.exec(t, `CREATE TABLE orders (id int PRIMARY KEY)`)
+
+	bob := connectTB(t, db.dsnAs(role, "bob-pw"))
+	ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x"))
+	quoted := ident(role)
+	for _, want := range []struct {
+		table  change.Table
+		substr string
+		fix    string
+	}{
+		{change.Table{}, "lacks the REPLICATION attribute", "ALTER ROLE " + quoted + " REPLICATION"},
+		{change.Table{}, "lacks CREATE on database", "GRANT CREATE ON DATABASE " + ident(db.name) + " TO " + quoted},
+		{orders, `may not read table "public"."orders"`, `GRANT SELECT ON "public"."orders" TO ` + quoted},
+		{orders, `does not own table "public"."orders"`, `ALTER TABLE "public"."orders" OWNER TO ` + quoted},
+	} {
+		found := findProblem(ps, want.table, want.substr)
+		if len(found) != 1 || !strings.HasPrefix(found[0].Fix, want.fix) {
+			t.Errorf("want one problem %q with fix %q, got:%s", want.substr, want.fix, problemsText(ps))
+		}
+	}
+	if len(ps) != 4 {
+		t.Errorf("want 4 problems, got %d:%s", len(ps), problemsText(ps))
+	}
+
+	// Fixed as the messages say, or made moot by an existing publication.
+	c.Exec(t, "postgres", `ALTER ROLE `+quoted+` REPLICATION`)
+	db.exec(t, `GRANT SELECT ON orders TO `+quoted)
+	db.exec(t, `CREATE PUBLICATION pub_x FOR TABLE orders`)
+	if ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x")); len(ps) != 0 {
+		t.Errorf("after the fixes:%s", problemsText(ps))
+	}
+}
+
+func TestWALLevelProblem(t *testing.T) {
+	if p := walLevelProblem("logical"); p != nil {
+		t.Errorf("logical: %v", p)
+	}
+	for _, level := range []string{"replica", "minimal"} {
+		p := walLevelProblem(level)
+		if p == nil || !strings.Contains(p.Message, level) || p.Fix != "ALTER SYSTEM SET wal_level = logical and restart the server" || p.Table != (change.Table{}) {
+			t.Errorf("%s: %+v", level, p)
+		}
+	}
+}
+
+func TestReplicaIdentityProblem(t *testing.T) {
+	tb := tbl("s", "T")
+	for _, tt := range []struct {
+		ident        string
+		pk, idx, bad bool
+	}{
+		{"d", true, false, false},
+		{"d", false, false, true},
+		{"f", false, false, false},
+		{"n", true, false, true},
+		{"i", false, true, false},
+		{"i", true, false, true},
+	} {
+		p := replicaIdentityProblem(tb, tt.ident, tt.pk, tt.idx)
+		if (p != nil) != tt.bad {
+			t.Errorf("identity %s pk %v index %v: %+v, want problem %v", tt.ident, tt.pk, tt.idx, p, tt.bad)
+		}
+		if p != nil && (!strings.Contains(p.Message, `"s"."T"`) || p.Table != tb) {
+			t.Errorf("problem does not name the quoted table: %+v", p)
+		}
+	}
+}
