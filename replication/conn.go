@@ -15,6 +15,13 @@ func connectReplication(ctx context.Context, connString string) (*pgconn.PgConn,
 		return nil, &connStringError{err: err}
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	// pgoutput prints values with the walsender session's output settings.
+	// Fix them, so the text that reaches transforms and fixtures is the
+	// same whatever the server's or role's defaults: ISO dates, UTC,
+	// shortest exact floats, hex bytea.
+	for k, v := range outputSettings {
+		cfg.RuntimeParams[k] = v
+	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		// What operators see in pg_stat_replication and pg_stat_activity.
 		cfg.RuntimeParams["application_name"] = "cdcbridge"
@@ -38,3 +45,13 @@ func (e *connStringError) Error() string {
 }
 
 func (e *connStringError) Unwrap() error { return e.err }
+
+// outputSettings are the session settings that decide the text form of
+// values in the stream.
+var outputSettings = map[string]string{
+	"DateStyle":          "ISO, YMD",
+	"IntervalStyle":      "postgres",
+	"TimeZone":           "UTC",
+	"extra_float_digits": "1",
+	"bytea_output":       "hex",
+}
