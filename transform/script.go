@@ -1,0 +1,248 @@
+package transform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/dop251/goja"
+	"github.com/dop251/goja/parser"
+)
+
+// Each script runs inside a function of its own, so that several scripts
+// share one runtime without their top-level declarations colliding. The
+// prefix stays on the script's first line: line numbers are the file's, and
+// stack positions on line 1 are corrected by its length.
+const (
+	wrapPrefix = "(function(){"
+	wrapSuffix = "\n;return [typeof forward === \"function\" ? forward : undefined," +
+		" typeof backward === \"function\" ? backward : undefined];\n})()"
+)
+
+// checkTimeout bounds the top-level code of a script while it is loaded.
+const checkTimeout = 5 * time.Second
+
+// Check compiles the transform at path and runs its top level, in a sandbox
+// of its own, to see that it defines both forward and backward functions.
+// A syntax error names the file, line and column.
+func Check(path string) error {
+	prg, err := compile(path)
+	if err != nil {
+		return err
+	}
+	vm := newRuntime(slog.New(slog.DiscardHandler), nil)
+	fns, err := load(vm, prg, path, checkTimeout)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, name := range []string{"forward", "backward"} {
+		if fns[name] == nil {
+			missing = append(missing, name)
+		}
+	}
+	switch len(missing) {
+	case 1:
+		return fmt.Errorf("%s: %s is not defined as a function (a transform defines both forward and backward)", path, missing[0])
+	case 2:
+		return fmt.Errorf("%s: neither forward nor backward is defined as a function (a transform defines both)", path)
+	}
+	return nil
+}
+
+// compile reads and compiles a script. It is first compiled as written so
+// that syntax errors carry the file's own positions, then wrapped.
+func compile(path string) (*goja.Program, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading transform: %w", err)
+	}
+	if _, err := parser.ParseFile(nil, path, src, 0, parser.WithDisableSourceMaps); err != nil {
+		var list parser.ErrorList
+		if errors.As(err, &list) && len(list) > 0 {
+			e := list[0]
+			more := ""
+			if len(list) > 1 {
+				more = fmt.Sprintf(" (and %d more)", len(list)-1)
+			}
+			return nil, fmt.Errorf("%s:%d:%d: syntax error: %s%s", path, e.Position.Line, e.Position.Column, e.Message, more)
+		}
+		return nil, fmt.Errorf("%s: syntax error: %w", path, err)
+	}
+	// The compiler finds a few errors the parser does not (a let declared
+	// twice); it runs on the script as written for the same reason.
+	if _, err := compileSource(path, string(src)); err != nil {
+		var se *goja.CompilerSyntaxError
+		if errors.As(err, &se) && se.File != nil {
+			p := se.File.Position(se.Offset)
+			return nil, fmt.Errorf("%s:%d:%d: syntax error: %s", path, p.Line, p.Column, se.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return compileSource(path, wrapPrefix+string(src)+wrapSuffix)
+}
+
+// compileSource is goja.Compile with source maps off: a
+// sourceMappingURL comment must not make the loader read files.
+func compileSource(name, src string) (*goja.Program, error) {
+	ast, err := goja.Parse(name, src, parser.WithDisableSourceMaps)
+	if err != nil {
+		return nil, err
+	}
+	return goja.CompileAST(ast, false)
+}
+
+// load runs a compiled script's top level and returns its forward and
+// backward functions (nil where not defined).
+func load(vm *goja.Runtime, prg *goja.Program, path string, timeout time.Duration) (map[string]goja.Callable, error) {
+	var res goja.Value
+	err := guard(vm, timeout, func() error {
+		var err error
+		res, err = vm.RunProgram(prg)
+		return err
+	})
+	if err != nil {
+		d := describeJSError(err, timeout)
+		msg := fmt.Sprintf("%s: loading transform: %s", path, d.msg)
+		if d.stack != "" {
+			msg += "\n" + d.stack
+		}
+		return nil, errors.New(msg)
+	}
+	fns := map[string]goja.Callable{}
+	arr, ok := res.(*goja.Object)
+	if !ok {
+		return fns, nil
+	}
+	for i, name := range []string{"forward", "backward"} {
+		if f, ok := goja.AssertFunction(arr.Get(fmt.Sprint(i))); ok {
+			fns[name] = f
+		}
+	}
+	return fns, nil
+}
+
+// newRuntime returns a bare runtime, with nothing that reaches outside it,
+// plus console.log, console.warn and console.error writing to log. attrs, if
+// set, returns attributes describing the change being mapped.
+func newRuntime(log *slog.Logger, attrs func() []any) *goja.Runtime {
+	vm := goja.New()
+	// Runaway recursion ends in a RangeError instead of eating memory.
+	vm.SetMaxCallStackSize(10000)
+	console := vm.NewObject()
+	for name, level := range map[string]slog.Level{"log": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError} {
+		_ = console.Set(name, func(call goja.FunctionCall) goja.Value {
+			parts := make([]string, len(call.Arguments))
+			for i, a := range call.Arguments {
+				parts[i] = consoleString(a)
+			}
+			var a []any
+			if attrs != nil {
+				a = attrs()
+			}
+			log.Log(context.Background(), level, strings.Join(parts, " "), a...)
+			return goja.Undefined()
+		})
+	}
+	_ = vm.Set("console", console)
+	return vm
+}
+
+func consoleString(v goja.Value) string {
+	if s, ok := prim(v).(string); ok {
+		return s
+	}
+	if o, ok := v.(*goja.Object); ok && o.ClassName() != "Error" && o.ClassName() != "Function" {
+		if b, err := appendJSON(nil, v, nil, 0); err == nil {
+			return string(b)
+		}
+	}
+	return v.String()
+}
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string { return "time limit reached" }
+
+// guard runs f, which calls into vm, under the time limit: a timer
+// interrupts the runtime when it expires. JavaScript errors that goja
+// raises as panics (a getter that throws while Go reads a returned object)
+// come back as errors.
+func guard(vm *goja.Runtime, timeout time.Duration, f func() error) (err error) {
+	vm.ClearInterrupt()
+	fired := make(chan struct{})
+	t := time.AfterFunc(timeout, func() {
+		vm.Interrupt(timeoutError{})
+		close(fired)
+	})
+	defer func() {
+		if !t.Stop() {
+			<-fired // the interrupt must not land on the next call
+		}
+		if r := recover(); r != nil {
+			e, ok := r.(error)
+			if _, isRuntime := r.(runtime.Error); !ok || isRuntime {
+				panic(r)
+			}
+			err = e
+		}
+	}()
+	return f()
+}
+
+// jsDesc is a JavaScript failure put into words.
+type jsDesc struct {
+	msg, stack string
+}
+
+func describeJSError(err error, timeout time.Duration) jsDesc {
+	var ie *goja.InterruptedError
+	if errors.As(err, &ie) {
+		return jsDesc{msg: fmt.Sprintf("ran longer than %s and was stopped", timeout), stack: formatStack(ie.Stack())}
+	}
+	var so *goja.StackOverflowError
+	if errors.As(err, &so) {
+		return jsDesc{msg: "exceeded the call stack limit (runaway recursion?)", stack: formatStack(so.Stack())}
+	}
+	var ex *goja.Exception
+	if errors.As(err, &ex) {
+		return jsDesc{msg: "threw " + thrown(ex.Value()), stack: formatStack(ex.Stack())}
+	}
+	return jsDesc{msg: err.Error()}
+}
+
+func thrown(v goja.Value) string {
+	if v == nil {
+		return "undefined"
+	}
+	if s, ok := prim(v).(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return v.String()
+}
+
+// formatStack writes one "at func (file:line:col)" line per frame of a
+// script, leaving out native frames.
+func formatStack(frames []goja.StackFrame) string {
+	var b strings.Builder
+	for _, f := range frames {
+		p := f.Position()
+		if p.Filename == "" {
+			continue
+		}
+		col := p.Column
+		if p.Line == 1 && col > len(wrapPrefix) {
+			col -= len(wrapPrefix)
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		fmt.Fprintf(&b, "    at %s (%s:%d:%d)", f.FuncName(), p.Filename, p.Line, col)
+	}
+	return b.String()
+}
