@@ -51,7 +51,7 @@ func (m *Mapper) script(e *entry, ri *relInfo, ch *change.Change) ([]change.Out,
 	m.cur, m.ch = e, ch
 	defer func() { m.cur, m.ch = nil, nil }()
 	var outs []change.Out
-	err := guard(m.vm, m.timeout, func() error {
+	err := m.watch.run(func() error {
 		var err error
 		outs, err = m.callScript(e, ri, ch, src, keyOnly)
 		return err
@@ -146,9 +146,9 @@ func (m *Mapper) oldKeys(e *entry, ri *relInfo, ch *change.Change) (map[*target]
 // buildRow makes the row object handed to a script. A column without a
 // value (an unchanged TOASTed value, or a column outside the replica
 // identity in a key-only old image) is not a property at all.
-func (m *Mapper) buildRow(ri *relInfo, src change.Row, keyOnly bool) (*goja.Object, *rowGivens, error) {
-	obj := m.vm.NewObject()
+func (m *Mapper) buildRow(ri *relInfo, src change.Row, keyOnly bool) (goja.Value, *rowGivens, error) {
 	rg := &rowGivens{ri: ri, g: make([]given, len(src))}
+	obj := m.vm.NewObject()
 	for i, v := range src {
 		col := ri.rel.Columns[i]
 		if v.Kind == change.Absent || keyOnly && !col.Key {
@@ -171,16 +171,16 @@ func (m *Mapper) buildRow(ri *relInfo, src change.Row, keyOnly bool) (*goja.Obje
 	return obj, rg, nil
 }
 
-func (m *Mapper) changeObject(ch *change.Change, op change.Op, old goja.Value) *goja.Object {
-	o := m.vm.NewObject()
-	_ = o.Set("op", op.String())
-	_ = o.Set("table", ch.Rel.Table.Schema+"."+ch.Rel.Table.Name)
-	_ = o.Set("old", old)
-	_ = o.Set("lsn", ch.LSN.String())
+func (m *Mapper) changeObject(ch *change.Change, op change.Op, old goja.Value) goja.Value {
+	var commit goja.Value = goja.Null()
 	if ch.Txn != nil && !ch.Txn.CommitTime.IsZero() {
-		_ = o.Set("commitTime", ch.Txn.CommitTime.UTC().Format("2006-01-02T15:04:05.000000Z"))
-	} else {
-		_ = o.Set("commitTime", goja.Null())
+		commit = m.vm.ToValue(ch.Txn.CommitTime.UTC().Format("2006-01-02T15:04:05.000000Z"))
+	}
+	table := ch.Rel.Table.Schema + "." + ch.Rel.Table.Name
+	// One call of a helper costs less than five property sets from Go.
+	o, err := m.makeChange(goja.Undefined(), m.vm.ToValue(op.String()), m.vm.ToValue(table), old, m.vm.ToValue(ch.LSN.String()), commit)
+	if err != nil {
+		panic(err) // the helper cannot throw; an interrupt surfaces through the watchdog
 	}
 	return o
 }
@@ -206,7 +206,7 @@ func (m *Mapper) collect(e *entry, op change.Op, res goja.Value, g, og *rowGiven
 				continue
 			}
 			eo, ok := el.(*goja.Object)
-			if !ok || !isFullControl(eo) {
+			if !ok || !isFullControl(eo, nil) {
 				return nil, &mapErr{msg: fmt.Sprintf("returned an array whose element [%d] is %s; want {op, table, row} objects", i, describe(el))}
 			}
 			p, err := m.fullControl(e, op, eo, g, og, keysOnly)
@@ -221,7 +221,11 @@ func (m *Mapper) collect(e *entry, op change.Op, res goja.Value, g, og *rowGiven
 		}
 		return pend, nil
 	}
-	if isFullControl(o) {
+	var keys []string
+	if o.ClassName() == "Object" {
+		keys = o.Keys()
+	}
+	if isFullControl(o, keys) {
 		p, err := m.fullControl(e, op, o, g, og, keysOnly)
 		if err != nil {
 			return nil, err
@@ -231,7 +235,7 @@ func (m *Mapper) collect(e *entry, op change.Op, res goja.Value, g, og *rowGiven
 	if o.ClassName() != "Object" {
 		return nil, &mapErr{msg: fmt.Sprintf("returned %s; %s", describe(res), returnWant)}
 	}
-	vals, err := m.rowVals(o, e.write, g, keysOnly || op == change.Delete)
+	vals, err := m.rowVals(o, keys, e.write, g, keysOnly || op == change.Delete)
 	if err != nil {
 		return nil, err
 	}
@@ -240,12 +244,16 @@ func (m *Mapper) collect(e *entry, op change.Op, res goja.Value, g, og *rowGiven
 
 // isFullControl tells {op, table, row, old} apart from a row: it has an own
 // row property holding an object and no own properties but those four.
-func isFullControl(o *goja.Object) bool {
+// keys are o's own enumerable keys, if the caller has them.
+func isFullControl(o *goja.Object, keys []string) bool {
 	if o.ClassName() != "Object" {
 		return false
 	}
+	if keys == nil {
+		keys = o.Keys()
+	}
 	hasRow := false
-	for _, k := range o.Keys() {
+	for _, k := range keys {
 		switch k {
 		case "row":
 			hasRow = true
@@ -283,7 +291,7 @@ func (m *Mapper) fullControl(e *entry, op change.Op, o *goja.Object, g, og *rowG
 		p.t = t
 	}
 	var err error
-	if p.vals, err = m.rowVals(o.Get("row").(*goja.Object), p.t, g, keysOnly || p.op == change.Delete); err != nil {
+	if p.vals, err = m.rowVals(o.Get("row").(*goja.Object), nil, p.t, g, keysOnly || p.op == change.Delete); err != nil {
 		return p, err
 	}
 	if v := o.Get("old"); v != nil && !goja.IsUndefined(v) && !goja.IsNull(v) {
@@ -291,7 +299,7 @@ func (m *Mapper) fullControl(e *entry, op change.Op, o *goja.Object, g, og *rowG
 		if !ok || oo.ClassName() != "Object" {
 			return p, &mapErr{msg: fmt.Sprintf("returned old %s; want the old row (at least its key) as an object", describe(v))}
 		}
-		vals, err := m.rowVals(oo, p.t, og, true)
+		vals, err := m.rowVals(oo, nil, p.t, og, true)
 		if err != nil {
 			return p, err
 		}
@@ -308,7 +316,8 @@ func (m *Mapper) fullControl(e *entry, op change.Op, o *goja.Object, g, og *rowG
 
 // rowVals encodes a returned row for table t. Undefined values write
 // nothing; generated columns are computed by the target and left out.
-func (m *Mapper) rowVals(o *goja.Object, t *target, g *rowGivens, keysOnly bool) ([]change.Value, error) {
+// keys are o's own enumerable keys, if the caller has them.
+func (m *Mapper) rowVals(o *goja.Object, keys []string, t *target, g *rowGivens, keysOnly bool) ([]change.Value, error) {
 	vals := make([]change.Value, len(t.cols))
 	put := func(p int, v goja.Value) error {
 		c := t.cols[p]
@@ -331,7 +340,10 @@ func (m *Mapper) rowVals(o *goja.Object, t *target, g *rowGivens, keysOnly bool)
 		}
 		return vals, nil
 	}
-	for _, k := range o.Keys() {
+	if keys == nil {
+		keys = o.Keys()
+	}
+	for _, k := range keys {
 		p, ok := t.byName[k]
 		if !ok {
 			return nil, &mapErr{column: k, msg: fmt.Sprintf("not a column of %s", t.name)}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dop251/goja"
@@ -101,7 +102,9 @@ func compileSource(name, src string) (*goja.Program, error) {
 // backward functions (nil where not defined).
 func load(vm *goja.Runtime, prg *goja.Program, path string, timeout time.Duration) (map[string]goja.Callable, error) {
 	var res goja.Value
-	err := guard(vm, timeout, func() error {
+	w := newWatchdog(vm, timeout)
+	defer w.timer.Stop()
+	err := w.run(func() error {
 		var err error
 		res, err = vm.RunProgram(prg)
 		return err
@@ -169,21 +172,48 @@ type timeoutError struct{}
 
 func (timeoutError) Error() string { return "time limit reached" }
 
-// guard runs f, which calls into vm, under the time limit: a timer
-// interrupts the runtime when it expires. JavaScript errors that goja
-// raises as panics (a getter that throws while Go reads a returned object)
-// come back as errors.
-func guard(vm *goja.Runtime, timeout time.Duration, f func() error) (err error) {
-	vm.ClearInterrupt()
-	fired := make(chan struct{})
-	t := time.AfterFunc(timeout, func() {
-		vm.Interrupt(timeoutError{})
-		close(fired)
-	})
+// watchdog runs calls into a runtime under a time limit: when a call runs
+// past its deadline, a timer interrupts the runtime. One timer serves every
+// call; a late firing meant for an earlier call finds that call's deadline
+// gone and does nothing.
+type watchdog struct {
+	vm       *goja.Runtime
+	timeout  time.Duration
+	timer    *time.Timer
+	mu       sync.Mutex
+	deadline time.Time // zero between calls
+}
+
+func newWatchdog(vm *goja.Runtime, timeout time.Duration) *watchdog {
+	w := &watchdog{vm: vm, timeout: timeout}
+	w.timer = time.AfterFunc(time.Hour, w.fire)
+	w.timer.Stop()
+	return w
+}
+
+func (w *watchdog) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		w.vm.Interrupt(timeoutError{})
+	}
+}
+
+// run calls f, which calls into the runtime. JavaScript errors that goja
+// raises as panics (a getter that throws while Go reads a returned object,
+// an interrupt there) come back as errors.
+func (w *watchdog) run(f func() error) (err error) {
+	// An interrupt that landed after the previous call ended is void.
+	w.vm.ClearInterrupt()
+	w.mu.Lock()
+	w.deadline = time.Now().Add(w.timeout)
+	w.mu.Unlock()
+	w.timer.Reset(w.timeout)
 	defer func() {
-		if !t.Stop() {
-			<-fired // the interrupt must not land on the next call
-		}
+		w.mu.Lock()
+		w.deadline = time.Time{}
+		w.mu.Unlock()
+		w.timer.Stop()
 		if r := recover(); r != nil {
 			e, ok := r.(error)
 			if _, isRuntime := r.(runtime.Error); !ok || isRuntime {
@@ -226,10 +256,20 @@ func thrown(v goja.Value) string {
 	return v.String()
 }
 
+// maxFrames bounds the frames formatStack writes.
+const maxFrames = 12
+
 // formatStack writes one "at func (file:line:col)" line per frame of a
-// script, leaving out native frames.
+// script, leaving out native frames and folding repeats (runaway recursion).
 func formatStack(frames []goja.StackFrame) string {
-	var b strings.Builder
+	var lines []string
+	repeats, more := 0, 0
+	flush := func() {
+		if repeats > 0 {
+			lines = append(lines, fmt.Sprintf("    ... the frame above %d more times", repeats))
+			repeats = 0
+		}
+	}
 	for _, f := range frames {
 		p := f.Position()
 		if p.Filename == "" {
@@ -239,10 +279,21 @@ func formatStack(frames []goja.StackFrame) string {
 		if p.Line == 1 && col > len(wrapPrefix) {
 			col -= len(wrapPrefix)
 		}
-		if b.Len() > 0 {
-			b.WriteByte('\n')
+		line := fmt.Sprintf("    at %s (%s:%d:%d)", f.FuncName(), p.Filename, p.Line, col)
+		if n := len(lines); n > 0 && lines[n-1] == line {
+			repeats++
+			continue
 		}
-		fmt.Fprintf(&b, "    at %s (%s:%d:%d)", f.FuncName(), p.Filename, p.Line, col)
+		flush()
+		if len(lines) >= maxFrames {
+			more++
+			continue
+		}
+		lines = append(lines, line)
 	}
-	return b.String()
+	flush()
+	if more > 0 {
+		lines = append(lines, fmt.Sprintf("    ... %d more frames", more))
+	}
+	return strings.Join(lines, "\n")
 }

@@ -42,8 +42,8 @@ func newConv(vm *goja.Runtime) *conv {
 // equal to it is written with these original bytes.
 type given struct {
 	typ  *pgType
-	val  change.Value // Null or Text, never Absent
-	tree *jnode                  // json, jsonb: the parsed document, once parsed
+	val  change.Value           // Null or Text, never Absent
+	tree *jnode                 // json, jsonb: the parsed document, once parsed
 	arr  *pgtype.Array[*string] // arrays: the parsed elements, once parsed
 }
 
