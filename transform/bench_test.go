@@ -6,7 +6,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-
 func BenchmarkMapJS(b *testing.B) {
 	src := table("public", "orders", []string{"id"}, col("id", pgtype.Int8OID), col("amount", pgtype.NumericOID),
 		col("status", pgtype.TextOID), col("created", pgtype.TimestamptzOID), col("note", pgtype.TextOID))

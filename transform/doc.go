@@ -59,6 +59,10 @@
 // differs from the returned row's, the update changes the key (Key holds
 // the old key, Vals the new one).
 //
+// The time limit (Options.Timeout) bounds everything one entry does for one
+// change, the second call included; a runaway script is interrupted and the
+// runtime is reused for the next change.
+//
 // A throw, a return of the wrong type, an unknown column, a value that does
 // not fit its column and a call past the time limit are *Error values that
 // name the entry, the source table and row, the LSN and the JavaScript

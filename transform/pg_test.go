@@ -36,6 +36,8 @@ var serverValues = []serverValue{
 	{"int4", "2147483647", ""},
 	{"oid", "4294967295", ""},
 	{"posint8", "9007199254740993", ""},
+	{"posint8[]", "{9007199254740993,1}", ""},
+	{"tags", `{a,"b c"}`, ""},
 	{"numeric", "NaN", ""},
 	{"numeric", "Infinity", ""},
 	{"numeric", "-Infinity", ""},
@@ -138,6 +140,7 @@ func TestAgainstServer(t *testing.T) {
 	ctx := context.Background()
 	pgtest.MustExec(t, conn, `
 		CREATE DOMAIN posint8 AS int8 CHECK (VALUE > 0);
+		CREATE DOMAIN tags AS text[];
 		CREATE TYPE mood AS ENUM ('happy', 'very sad');
 		CREATE TYPE pair AS (a int, b text);`)
 	var scols, dcols []string
@@ -331,5 +334,41 @@ function backward(r) { return r }`)
 		if i >= len(got) || got[i] != want[i] {
 			t.Errorf("row %d: %q, want %q", i+1, got, want[i])
 		}
+	}
+}
+
+// TestTypesFromCatalog checks how a real catalog's types reach scripts:
+// domains as their base type, arrays of domains and domains over arrays as
+// arrays, enums, composites and ranges as strings.
+func TestTypesFromCatalog(t *testing.T) {
+	dsn := pgtest.Target(t).NewDB(t)
+	conn := pgtest.Connect(t, dsn)
+	pgtest.MustExec(t, conn, `
+		CREATE DOMAIN posint8 AS int8 CHECK (VALUE > 0);
+		CREATE DOMAIN tags AS text[];
+		CREATE TYPE mood AS ENUM ('happy', 'sad');
+		CREATE TYPE pair AS (a int, b text);
+		CREATE TABLE s (id int PRIMARY KEY, a posint8, b posint8[], c tags, d mood, e pair, f int4range, g numeric(12,2), h jsonb, i mood[]);
+		CREATE TABLE d (id int PRIMARY KEY, out text);`)
+	cat, err := catalog.Load(context.Background(), conn, []change.Table{{Schema: "public", Name: "s"}, {Schema: "public", Name: "d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := script(t, "types.js", `
+function forward(r) {
+  const t = v => Array.isArray(v) ? "[" + v.map(t).join(",") + "]" : typeof v;
+  return {id: r.id, out: ["a", "b", "c", "d", "e", "f", "g", "h", "i"].map(k => k + ":" + t(r[k])).join(" ")};
+}
+function backward(r) { return r }`)
+	s := cat.Table(change.Table{Schema: "public", Name: "s"})
+	m := newMapper(t, []Spec{{Entry: "e", Read: s.Name, Write: change.Table{Schema: "public", Name: "d"}, Script: path}}, cat, cat)
+	rel := &change.Relation{ID: s.OID, Table: s.Name}
+	for _, c := range s.Columns {
+		rel.Columns = append(rel.Columns, change.Column{Name: c.Name, TypeOID: c.TypeOID, Key: c.Name == "id"})
+	}
+	outs := mustMap(t, m, insert(rel, row("1", "9007199254740993", "{1,9007199254740993}", `{a,"b c"}`, "sad", `(1,x)`, "[1,2)", "1.50", `{"k": [1]}`, "{happy}")))
+	want := "a:bigint b:[number,bigint] c:[string,string] d:string e:string f:string g:string h:object i:[string]"
+	if got, _ := outs[0].Lookup("out"); got.String() != want {
+		t.Errorf("script saw %s\nwant %s", got, want)
 	}
 }
