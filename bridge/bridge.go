@@ -1,0 +1,387 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/apply"
+	"github.com/cdcbridge/cdcbridge/catalog"
+	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/metrics"
+	"github.com/cdcbridge/cdcbridge/replication"
+	"github.com/cdcbridge/cdcbridge/transform"
+)
+
+// Options configures Run.
+type Options struct {
+	Mapping   *config.Mapping
+	Direction config.Direction
+	Logger    *slog.Logger
+	// Metrics and Health may be nil.
+	Metrics *metrics.Metrics
+	Health  *metrics.Health
+	// MaxBackoff caps the wait between restarts after retryable errors.
+	MaxBackoff time.Duration
+	// Started, if set, is called each time the pipeline is streaming, with
+	// the LSN it started from.
+	Started func(start pglogrepl.LSN)
+}
+
+// sides returns the DSNs of the side read and the side written.
+func sides(m *config.Mapping, dir config.Direction) (read, write config.DSN) {
+	if dir == config.Reverse {
+		return m.Target.DSN, m.Source.DSN
+	}
+	return m.Source.DSN, m.Target.DSN
+}
+
+func sideNames(dir config.Direction) (read, write string) {
+	if dir == config.Reverse {
+		return "target", "source"
+	}
+	return "source", "target"
+}
+
+// specs lists the transform specs of a direction.
+func specs(m *config.Mapping, dir config.Direction) []transform.Spec {
+	var out []transform.Spec
+	for _, e := range m.Tables {
+		s := transform.Spec{Entry: e.Name(), Read: e.Source, Write: e.Target, Script: e.Transform, Key: e.Key}
+		if dir == config.Reverse {
+			s.Read, s.Write = e.Target, e.Source
+			s.Key = nil
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func funcName(dir config.Direction) string {
+	if dir == config.Reverse {
+		return "backward"
+	}
+	return "forward"
+}
+
+// Run runs a direction until ctx ends (then it returns nil after a clean
+// stop) or a fatal error.
+func Run(ctx context.Context, o Options) error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	log := o.Logger.With("component", "bridge", "direction", o.Direction.String())
+	if o.Metrics != nil {
+		o.Metrics.Direction.WithLabelValues(o.Direction.String()).Set(1)
+	}
+	backoff := 500 * time.Millisecond
+	for {
+		started := time.Now()
+		err := runOnce(ctx, o)
+		if ctx.Err() != nil {
+			return nil
+		}
+		err = o.Mapping.Redact(err)
+		if !Retryable(err) {
+			return err
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		log.Warn("pipeline stopped; restarting from the checkpoint", "error", err.Error(), "retry_in", backoff.String())
+		if o.Metrics != nil {
+			o.Metrics.Restarts.WithLabelValues(o.Direction.String()).Inc()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, o.MaxBackoff)
+	}
+}
+
+// Connect opens a normal connection to a side, with errors that name the
+// side and never the password.
+func Connect(ctx context.Context, dsn config.DSN, side string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn.ConnString())
+	if err != nil {
+		return nil, &FatalError{Err: fmt.Errorf("the %s DSN is not valid: %w", side, dsn.Redact(err))}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the %s (%s): %w", side, dsn, dsn.Redact(err))
+	}
+	return conn, nil
+}
+
+// setup is what a start of the pipeline resolved.
+type setup struct {
+	read, write       *pgx.Conn
+	readCat, writeCat *catalog.Catalog
+	mapper            *transform.Mapper
+	start             pglogrepl.LSN
+}
+
+func runOnce(ctx context.Context, o Options) (err error) {
+	m, dir := o.Mapping, o.Direction
+	log := o.Logger.With("component", "bridge", "direction", dir.String())
+	readDSN, writeDSN := sides(m, dir)
+	readSide, writeSide := sideNames(dir)
+
+	s := &setup{}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if s.read != nil {
+			s.read.Close(cctx)
+		}
+		if s.write != nil {
+			s.write.Close(cctx)
+		}
+	}()
+	if s.read, err = Connect(ctx, readDSN, readSide); err != nil {
+		return err
+	}
+	if s.write, err = Connect(ctx, writeDSN, writeSide); err != nil {
+		return err
+	}
+	// The daemon lock lives on the applier's connection: it is held exactly
+	// as long as this pipeline can write.
+	if err := checkpoint.Lock(ctx, s.write, m.Name, dir.String()); err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return &FatalError{Err: err}
+		}
+		return err
+	}
+	if findings := preflight(ctx, m, dir, s); len(findings) > 0 {
+		return &FatalError{Err: findingsError(findings)}
+	}
+	slot, pub := m.SlotName(dir), m.PublicationName(dir)
+	if err := replication.EnsurePublication(ctx, s.read, pub, m.SourceTables(dir)); err != nil {
+		return classify(err)
+	}
+	if err := checkpoint.Ensure(ctx, s.write); err != nil {
+		return classify(err)
+	}
+	if s.start, err = resume(ctx, m, dir, s, readDSN, slot, log); err != nil {
+		return err
+	}
+
+	applier := apply.New(s.write, apply.Config{
+		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
+		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
+		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o),
+	}, s.start)
+	if err := applier.Prepare(ctx); err != nil {
+		return classify(err)
+	}
+	stream := replication.NewStream(replication.StreamConfig{
+		ConnString:  readDSN.ConnString(),
+		Slot:        slot,
+		Publication: pub,
+		SkipOrigin:  m.OwnsOrigin,
+		Logger:      o.Logger,
+	})
+
+	log.Info("streaming", "slot", slot, "start_lsn", s.start.String(), "read", readDSN.String(), "write", writeDSN.String())
+	if o.Started != nil {
+		o.Started(s.start)
+	}
+	if o.Metrics != nil {
+		o.Metrics.Streaming.WithLabelValues(dir.String()).Set(1)
+		defer o.Metrics.Streaming.WithLabelValues(dir.String()).Set(0)
+	}
+	if o.Health != nil {
+		o.Health.SetReady(true)
+		defer o.Health.SetReady(false)
+	}
+
+	// Stages: stream -> events -> transform -> outs -> apply. The stream
+	// never closes events; this function does once the stream has returned,
+	// and the transform stage closes outs, so on shutdown the applier drains
+	// what arrived, commits the complete transactions and rolls back a
+	// partial one.
+	events := make(chan change.Event, 1024)
+	outs := make(chan change.Event, 1024)
+	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelApply()
+	streamCtx, cancelStream := context.WithCancel(ctx)
+	defer cancelStream()
+
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		if err == nil {
+			return
+		}
+		errOnce.Do(func() { firstErr = err })
+		cancelStream()
+		cancelApply()
+	}
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		defer close(events)
+		err := stream.Run(streamCtx, s.start, events, applier.Flushed)
+		if streamCtx.Err() == nil {
+			fail(classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err))))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		defer close(outs)
+		fail(transformStage(applyCtx, o, s.mapper, events, outs))
+	}()
+	go func() {
+		defer wg.Done()
+		err := applier.Run(applyCtx, outs)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			fail(classify(writeDSN.Redact(err)))
+		}
+		// The applier has stopped: nothing more can be applied, so the
+		// stream stops too (it may be blocked sending to a full channel).
+		cancelStream()
+	}()
+	go func() {
+		defer wg.Done()
+		monitor(streamCtx, o, s.read, slot, applier)
+	}()
+	wg.Wait()
+	if firstErr == nil && ctx.Err() == nil {
+		return errors.New("the pipeline stopped without an error")
+	}
+	if firstErr == nil {
+		log.Info("stopped", "checkpoint", applier.Flushed().String())
+	}
+	return firstErr
+}
+
+func observer(o Options) apply.Observer {
+	if o.Metrics == nil {
+		return nil
+	}
+	return metrics.ApplyObserver{M: o.Metrics, Direction: o.Direction.String()}
+}
+
+// resume finds the LSN to start from: the checkpoint, checked against the
+// slot and the source, or on a first start a new slot's consistent point.
+func resume(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup, readDSN config.DSN, slot string, log *slog.Logger) (pglogrepl.LSN, error) {
+	sysid, err := replication.SystemID(ctx, s.read)
+	if err != nil {
+		return 0, classify(err)
+	}
+	info, err := replication.InspectSlot(ctx, s.read, slot)
+	if err != nil {
+		return 0, classify(err)
+	}
+	st, err := checkpoint.Load(ctx, s.write, m.Name, dir.String())
+	if errors.Is(err, checkpoint.ErrNone) {
+		// First start of this direction. Nothing was ever applied (every
+		// apply writes the checkpoint), so a slot left by an earlier first
+		// start that died before its checkpoint can go.
+		if info.Exists {
+			if info.Active {
+				return 0, &FatalError{Err: fmt.Errorf("the replication slot %s is in use by process %d on the %s: another daemon (or a client) streams from it; stop it first", slot, info.ActivePID, sideName(dir))}
+			}
+			if err := replication.DropSlot(ctx, s.read, slot); err != nil {
+				return 0, classify(err)
+			}
+		}
+		created, err := replication.CreateSlot(ctx, readDSN.ConnString(), slot, false)
+		if err != nil {
+			return 0, classify(readDSN.Redact(err))
+		}
+		created.Close(ctx)
+		if err := checkpoint.Create(ctx, s.write, checkpoint.State{Name: m.Name, Direction: dir.String(), LSN: created.ConsistentPoint, SystemID: sysid, Slot: slot}); err != nil {
+			return 0, classify(err)
+		}
+		log.Info("created the replication slot; changes from here on are replicated", "slot", slot, "lsn", created.ConsistentPoint.String())
+		return created.ConsistentPoint, nil
+	}
+	if err != nil {
+		return 0, classify(err)
+	}
+	if info.Active {
+		return 0, &RetryableError{Err: fmt.Errorf("the replication slot %s is in use by process %d (a previous connection not yet gone, or another daemon)", slot, info.ActivePID)}
+	}
+	start, err := checkpoint.Resume(st, checkpoint.Slot{Exists: info.Exists, ConfirmedFlushLSN: info.ConfirmedFlushLSN, WALStatus: info.WALStatus, Active: info.Active, ActivePID: info.ActivePID}, sysid)
+	if err != nil {
+		return 0, &FatalError{Err: err}
+	}
+	log.Info("resuming after the checkpoint", "lsn", start.String(), "slot_confirmed", info.ConfirmedFlushLSN.String())
+	return start, nil
+}
+
+func sideName(dir config.Direction) string {
+	r, _ := sideNames(dir)
+	return r
+}
+
+// transformStage maps every change through the transform. A failure halts
+// (returns it) or, under the skip and deadletter policies, is logged and
+// counted and the change is dropped or recorded.
+func transformStage(ctx context.Context, o Options, mapper *transform.Mapper, in <-chan change.Event, out chan<- change.Event) error {
+	log := o.Logger.With("component", "transform", "direction", o.Direction.String())
+	for ev := range in {
+		if ev.Kind == change.EvChange {
+			outs, err := mapper.Map(ev.Change)
+			if err != nil {
+				table := ""
+				if ev.Change.Rel != nil {
+					table = ev.Change.Rel.Table.String()
+				}
+				if o.Metrics != nil {
+					o.Metrics.TransformErrors.WithLabelValues(o.Direction.String(), table).Inc()
+				}
+				switch o.Mapping.OnError {
+				case config.PolicySkip:
+					log.Error("transform failed; the change is skipped (on_error: skip)", "error", err.Error(), "lsn", ev.Change.LSN.String())
+					if o.Metrics != nil {
+						o.Metrics.Skipped.WithLabelValues(o.Direction.String(), table).Inc()
+					}
+					continue
+				case config.PolicyDeadletter:
+					d, derr := deadletter(o, ev.Change, err)
+					if derr != nil {
+						return &FatalError{Err: derr}
+					}
+					log.Error("transform failed; the change goes to cdcbridge.deadletter (on_error: deadletter)", "error", err.Error(), "lsn", ev.Change.LSN.String())
+					if o.Metrics != nil {
+						o.Metrics.Skipped.WithLabelValues(o.Direction.String(), table).Inc()
+					}
+					outs = []change.Out{d}
+				default:
+					return &FatalError{Err: fmt.Errorf("%w; nothing at or after this change was applied (on_error: halt); fix the transform and restart", err)}
+				}
+			}
+			ev.Change = nil
+			ev.Outs = outs
+			if len(outs) == 0 {
+				continue
+			}
+		}
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/catalog"
+	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/replication"
+	"github.com/cdcbridge/cdcbridge/transform"
+)
+
+// Finding is one result of the up-front checks.
+type Finding struct {
+	// Where names the side, table or file the finding is about.
+	Where   string
+	OK      bool
+	Message string
+	Fix     string
+}
+
+func (f Finding) String() string {
+	mark := "ok  "
+	if !f.OK {
+		mark = "FAIL"
+	}
+	s := fmt.Sprintf("%s %s: %s", mark, f.Where, f.Message)
+	if f.Fix != "" {
+		s += "\n       fix: " + f.Fix
+	}
+	return s
+}
+
+func problems(fs []Finding) []Finding {
+	var out []Finding
+	for _, f := range fs {
+		if !f.OK {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func findingsError(fs []Finding) error {
+	errs := make([]error, len(fs))
+	for i, f := range fs {
+		msg := f.Where + ": " + f.Message
+		if f.Fix != "" {
+			msg += "; fix: " + f.Fix
+		}
+		errs[i] = errors.New(msg)
+	}
+	return fmt.Errorf("the mapping cannot run (`cdcbridge check` lists every finding):\n%w", errors.Join(errs...))
+}
+
+// Check connects to both sides of a direction and runs every up-front
+// check without streaming. It returns all findings, good and bad.
+func Check(ctx context.Context, m *config.Mapping, dir config.Direction) []Finding {
+	readDSN, writeDSN := sides(m, dir)
+	readSide, writeSide := sideNames(dir)
+	var fs []Finding
+	s := &setup{}
+	var err error
+	if s.read, err = Connect(ctx, readDSN, readSide); err != nil {
+		fs = append(fs, Finding{Where: readSide, Message: m.Redact(err).Error(), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
+	} else {
+		defer s.read.Close(context.Background())
+		fs = append(fs, Finding{Where: readSide, OK: true, Message: "connected to " + readDSN.String()})
+	}
+	if s.write, err = Connect(ctx, writeDSN, writeSide); err != nil {
+		fs = append(fs, Finding{Where: writeSide, Message: m.Redact(err).Error(), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
+	} else {
+		defer s.write.Close(context.Background())
+		fs = append(fs, Finding{Where: writeSide, OK: true, Message: "connected to " + writeDSN.String()})
+	}
+	for _, e := range m.Tables {
+		if e.Transform == "" {
+			continue
+		}
+		if err := transform.Check(e.Transform); err != nil {
+			fs = append(fs, Finding{Where: e.Name(), Message: err.Error(), Fix: "fix the script; it must define function forward(row, change) and function backward(row, change)"})
+		} else {
+			fs = append(fs, Finding{Where: e.Name(), OK: true, Message: "transform " + e.Transform + " compiles and defines forward and backward"})
+		}
+	}
+	if s.read == nil || s.write == nil {
+		return fs
+	}
+	fs = append(fs, inspect(ctx, m, dir, s)...)
+	if len(problems(fs)) == 0 {
+		fs = append(fs, positionFindings(ctx, m, dir, s)...)
+	}
+	return fs
+}
+
+// preflight runs the checks a start needs and returns the problems. It
+// leaves the catalogs and the mapper in s.
+func preflight(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup) []Finding {
+	return problems(inspect(ctx, m, dir, s))
+}
+
+func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup) []Finding {
+	readSide, writeSide := sideNames(dir)
+	var fs []Finding
+	readTables, writeTables := m.SourceTables(dir), m.WriteTables(dir)
+	for _, p := range replication.Preflight(ctx, s.read, readTables) {
+		where := readSide
+		if p.Table != (change.Table{}) {
+			where += " table " + p.Table.String()
+		}
+		fs = append(fs, Finding{Where: where, Message: p.Message, Fix: p.Fix})
+	}
+	var err error
+	if s.readCat, err = catalog.Load(ctx, s.read, readTables); err != nil {
+		return append(fs, Finding{Where: readSide, Message: err.Error()})
+	}
+	extra := writeTables
+	if m.OnError == config.PolicyDeadletter {
+		if err := ensureDeadletter(ctx, s.write); err != nil {
+			fs = append(fs, Finding{Where: writeSide, Message: err.Error(), Fix: "grant CREATE on the database, or create the table cdcbridge.deadletter yourself"})
+		}
+		extra = append(append([]change.Table{}, writeTables...), deadletterTable)
+	}
+	if s.writeCat, err = catalog.Load(ctx, s.write, extra); err != nil {
+		return append(fs, Finding{Where: writeSide, Message: err.Error()})
+	}
+	missing := false
+	for _, t := range writeTables {
+		info := s.writeCat.Table(t)
+		if info == nil {
+			missing = true
+			fs = append(fs, Finding{Where: writeSide + " table " + t.String(), Message: "does not exist", Fix: "create it on the " + writeSide + " (the bridge copies rows, not schemas), or correct the mapping"})
+			continue
+		}
+		fs = append(fs, writePrivileges(ctx, s, writeSide, t)...)
+	}
+	for _, t := range readTables {
+		if s.readCat.Table(t) == nil {
+			missing = true
+		}
+	}
+	for _, e := range m.Tables {
+		wt := e.Target
+		key := e.Key
+		if dir == config.Reverse {
+			wt, key = e.Source, nil
+		}
+		info := s.writeCat.Table(wt)
+		if info == nil {
+			continue
+		}
+		switch {
+		case len(key) > 0:
+			for _, k := range key {
+				if info.Column(k) == nil {
+					fs = append(fs, Finding{Where: e.Name(), Message: fmt.Sprintf("key column %q does not exist in %s", k, wt), Fix: "name columns of the target table in key:"})
+				}
+			}
+			if !info.IsUniqueKey(key) {
+				fs = append(fs, Finding{Where: e.Name(), Message: fmt.Sprintf("no unique index on (%s) of %s: inserts are applied as upserts on the key", strings.Join(key, ", "), wt), Fix: fmt.Sprintf("CREATE UNIQUE INDEX ON %s (%s)", wt, strings.Join(quoteAll(key), ", "))})
+			}
+		case len(info.Key) == 0:
+			fs = append(fs, Finding{Where: e.Name(), Message: fmt.Sprintf("%s has no primary key, so updates and deletes cannot find their row", wt), Fix: "add a primary key to it, or name its key columns with key: [col, ...] in the mapping (with a unique index on them)"})
+		}
+	}
+	if !missing {
+		opts := transform.Options{Func: funcName(dir), Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat}
+		mapper, err := transform.New(specs(m, dir), opts)
+		if err != nil {
+			fs = append(fs, Finding{Where: "mapping", Message: err.Error(), Fix: "correct the mapping or the tables so that every mapped column exists on both sides"})
+		} else {
+			s.mapper = mapper
+			fs = append(fs, Finding{Where: "mapping", OK: true, Message: fmt.Sprintf("%d table entries resolve on both sides", len(m.Tables))})
+		}
+	}
+	var canOrigin bool
+	if err := s.write.QueryRow(ctx, `SELECT rolsuper OR has_function_privilege('pg_replication_origin_session_setup(text)', 'EXECUTE') FROM pg_roles WHERE rolname = current_user`).Scan(&canOrigin); err != nil {
+		fs = append(fs, Finding{Where: writeSide, Message: "checking replication origin privileges: " + err.Error()})
+	} else if !canOrigin {
+		fs = append(fs, Finding{Where: writeSide, Message: "the role may not use replication origins, which tag the bridge's writes so they are not replicated back",
+			Fix: "GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_xact_setup(pg_lsn, timestamptz), pg_replication_origin_oid(text) TO the role, or use a superuser"})
+	}
+	var canSchema bool
+	if err := s.write.QueryRow(ctx, `SELECT to_regnamespace('cdcbridge') IS NOT NULL AND has_schema_privilege('cdcbridge', 'USAGE') OR to_regnamespace('cdcbridge') IS NULL AND has_database_privilege(current_database(), 'CREATE')`).Scan(&canSchema); err == nil && !canSchema {
+		fs = append(fs, Finding{Where: writeSide, Message: "the role can neither create nor use the schema cdcbridge, where the checkpoint lives", Fix: "GRANT CREATE ON DATABASE to the role, or create schema cdcbridge owned by it"})
+	}
+	if len(problems(fs)) == 0 {
+		fs = append(fs, Finding{Where: readSide, OK: true, Message: fmt.Sprintf("logical replication ready for %d tables", len(readTables))})
+	}
+	return fs
+}
+
+func quoteAll(cols []string) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = pgx.Identifier{c}.Sanitize()
+	}
+	return out
+}
+
+func writePrivileges(ctx context.Context, s *setup, side string, t change.Table) []Finding {
+	var missing []string
+	for _, p := range []string{"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
+		var ok bool
+		if err := s.write.QueryRow(ctx, `SELECT has_table_privilege($1::regclass, $2)`, t.String(), p).Scan(&ok); err != nil {
+			return []Finding{{Where: side + " table " + t.String(), Message: "checking privileges: " + err.Error()}}
+		}
+		if !ok {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return []Finding{{Where: side + " table " + t.String(), Message: "the role lacks " + strings.Join(missing, ", "),
+			Fix: fmt.Sprintf("GRANT %s ON %s TO the bridge's role", strings.Join(missing, ", "), t)}}
+	}
+	return nil
+}
+
+// positionFindings reports the checkpoint and slot, and whether a start
+// would be refused.
+func positionFindings(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup) []Finding {
+	readSide, _ := sideNames(dir)
+	slot := m.SlotName(dir)
+	info, err := replication.InspectSlot(ctx, s.read, slot)
+	if err != nil {
+		return []Finding{{Where: readSide, Message: "reading the slot: " + err.Error()}}
+	}
+	st, err := checkpoint.Load(ctx, s.write, m.Name, dir.String())
+	if errors.Is(err, checkpoint.ErrNone) {
+		return []Finding{{Where: "checkpoint", OK: true, Message: "none yet: the first run creates the slot " + slot + " and replicates from then on"}}
+	}
+	if err != nil {
+		return []Finding{{Where: "checkpoint", Message: err.Error()}}
+	}
+	sysid, err := replication.SystemID(ctx, s.read)
+	if err != nil {
+		return []Finding{{Where: readSide, Message: err.Error()}}
+	}
+	if _, err := checkpoint.Resume(st, checkpoint.Slot{Exists: info.Exists, ConfirmedFlushLSN: info.ConfirmedFlushLSN, WALStatus: info.WALStatus}, sysid); err != nil {
+		return []Finding{{Where: "checkpoint", Message: err.Error()}}
+	}
+	msg := fmt.Sprintf("at %s; slot %s confirmed %s, retains %d bytes of WAL", st.LSN, slot, info.ConfirmedFlushLSN, info.RetainedBytes)
+	if info.Active {
+		msg += fmt.Sprintf(", in use by process %d", info.ActivePID)
+	}
+	return []Finding{{Where: "checkpoint", OK: true, Message: msg}}
+}

@@ -1,0 +1,199 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+)
+
+// logs collects every log line of the package's tests, to be searched for
+// the password canary at the end.
+var (
+	allLogsMu sync.Mutex
+	allLogs   bytes.Buffer
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	allLogsMu.Lock()
+	allLogs.Write(p)
+	allLogsMu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopAll()
+	allLogsMu.Lock()
+	leaked := strings.Contains(allLogs.String(), pgtest.Canary)
+	n := allLogs.Len()
+	allLogsMu.Unlock()
+	if leaked {
+		fmt.Fprintln(os.Stderr, "FAIL: the password canary appears in the logs of the bridge tests")
+		code = 1
+	} else if code == 0 && n == 0 {
+		fmt.Fprintln(os.Stderr, "FAIL: no log lines were captured, so the canary check proved nothing")
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// env is a pair of fresh databases, one per cluster.
+type env struct {
+	t        *testing.T
+	srcDSN   string
+	tgtDSN   string
+	src, tgt *pgx.Conn
+	dir      string
+}
+
+func newEnv(t *testing.T, srcDDL, tgtDDL string) *env {
+	t.Helper()
+	e := &env{t: t, dir: t.TempDir()}
+	e.srcDSN = pgtest.Source(t).NewDB(t)
+	e.tgtDSN = pgtest.Target(t).NewDB(t)
+	e.src = pgtest.Connect(t, e.srcDSN)
+	e.tgt = pgtest.Connect(t, e.tgtDSN)
+	if srcDDL != "" {
+		pgtest.MustExec(t, e.src, srcDDL)
+	}
+	if tgtDDL != "" {
+		pgtest.MustExec(t, e.tgt, tgtDDL)
+	}
+	return e
+}
+
+// mapping writes a mapping file (with the given tables section and files)
+// and loads it.
+func (e *env) mapping(name, tables string, files map[string]string) *config.Mapping {
+	e.t.Helper()
+	for f, body := range files {
+		p := filepath.Join(e.dir, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	y := fmt.Sprintf("name: %s\nsource:\n  dsn: %q\ntarget:\n  dsn: %q\ntables:\n%s", name, e.srcDSN, e.tgtDSN, tables)
+	p := filepath.Join(e.dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	m, err := config.Load(p)
+	if err != nil {
+		e.t.Fatalf("loading the mapping: %v\n%s", err, y)
+	}
+	return m
+}
+
+// daemon is a bridge.Run in a goroutine.
+type daemon struct {
+	cancel context.CancelFunc
+	done   chan error
+	logs   *syncBuffer
+}
+
+func (e *env) start(m *config.Mapping, dir config.Direction) *daemon {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemon{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	started := make(chan struct{}, 1)
+	go func() {
+		d.done <- bridge.Run(ctx, bridge.Options{Mapping: m, Direction: dir, Logger: log, MaxBackoff: time.Second,
+			Started: func(_ pglogrepl.LSN) {
+				select {
+				case started <- struct{}{}:
+				default:
+				}
+			}})
+	}()
+	select {
+	case <-started:
+	case err := <-d.done:
+		e.t.Fatalf("the daemon did not start: %v\nlogs:\n%s", err, d.logs.String())
+	case <-time.After(30 * time.Second):
+		e.t.Fatalf("the daemon did not start within 30s\nlogs:\n%s", d.logs.String())
+	}
+	e.t.Cleanup(func() { d.stop(e.t) })
+	return d
+}
+
+func (d *daemon) stop(t *testing.T) {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	d.cancel = nil
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("the daemon stopped with %v\nlogs:\n%s", err, d.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("the daemon did not stop within 30s")
+	}
+}
+
+// query returns the rows of sql as one string, rows sorted, for comparison.
+func query(t testing.TB, conn *pgx.Conn, sql string) string {
+	t.Helper()
+	var s string
+	if err := conn.QueryRow(context.Background(), "SELECT coalesce(string_agg(r::text, E'\\n' ORDER BY r::text), '') FROM ("+sql+") r").Scan(&s); err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
+	return s
+}
+
+// eventually waits until query(conn, sql) == want.
+func eventually(t testing.TB, conn *pgx.Conn, sql, want string, d *daemon) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var got string
+	for time.Now().Before(deadline) {
+		got = query(t, conn, sql)
+		if got == want {
+			return
+		}
+		if d != nil {
+			select {
+			case err := <-d.done:
+				d.cancel = nil
+				t.Fatalf("the daemon stopped: %v\nlogs:\n%s", err, d.logs.String())
+			default:
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := ""
+	if d != nil {
+		logs = d.logs.String()
+	}
+	t.Fatalf("timed out waiting for\n%s\n got:\n%s\nwant:\n%s\nlogs:\n%s", sql, got, want, logs)
+}

@@ -1,0 +1,180 @@
+package bridge_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+)
+
+const ordersJS = `
+// orders(id bigint, amount numeric(12,2), status text) <-> orders_v2(order_id, amount_cents bigint, state smallint)
+const STATES = { new: 0, paid: 1, shipped: 2 };
+const NAMES = ["new", "paid", "shipped"];
+function forward(row, change) {
+  const out = { order_id: row.id };
+  if (row.amount !== undefined) out.amount_cents = row.amount === null ? null : Math.round(Number(row.amount) * 100);
+  if (row.status !== undefined) out.state = STATES[row.status];
+  if (row.note !== undefined) out.note = row.note;
+  return out;
+}
+function backward(row, change) {
+  return { id: row.order_id, amount: (row.amount_cents / 100).toFixed(2), status: NAMES[row.state], note: row.note };
+}
+`
+
+func TestTwoSchemasEveryOp(t *testing.T) {
+	e := newEnv(t, `
+		CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text, note text);
+		CREATE TABLE "Line Items" ("Order" bigint, "select" int, qty int, PRIMARY KEY ("Order", "select"));
+		CREATE TABLE unmapped (id int PRIMARY KEY);`, `
+		CREATE SCHEMA v2;
+		CREATE TABLE v2.orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint, note text,
+			doubled bigint GENERATED ALWAYS AS (amount_cents * 2) STORED);
+		CREATE TABLE "Line Items" ("Order" bigint, "select" int, qty int, PRIMARY KEY ("Order", "select"));`)
+	m := e.mapping("ops", `
+  - source: public.orders
+    target: v2.orders_v2
+    transform: transforms/orders.js
+  - source: '"Line Items"'
+    target: '"Line Items"'
+`, map[string]string{"transforms/orders.js": ordersJS})
+	d := e.start(m, config.Forward)
+	pgtest_exec(t, e, `
+		INSERT INTO orders VALUES (1, 19.90, 'new', NULL), (2, 5.00, 'paid', 'x');
+		INSERT INTO orders SELECT 3, 1.00, 'new', string_agg(md5(i::text), '') FROM generate_series(1, 4000) i;
+		INSERT INTO "Line Items" VALUES (1, 1, 10), (1, 2, 20);
+		INSERT INTO unmapped VALUES (1);`)
+	eventually(t, e.tgt, `SELECT order_id, amount_cents, state, length(note), doubled FROM v2.orders_v2`,
+		"(1,1990,0,,3980)\n(2,500,1,1,1000)\n(3,100,0,128000,200)", d)
+	eventually(t, e.tgt, `SELECT * FROM "Line Items"`, "(1,1,10)\n(1,2,20)", d)
+
+	// An update that leaves the large TOASTed note unchanged: the target keeps it.
+	pgtest_exec(t, e, `UPDATE orders SET status = 'shipped' WHERE id = 3`)
+	eventually(t, e.tgt, `SELECT order_id, state, length(note), md5(note) = (SELECT md5(string_agg(md5(i::text), '')) FROM generate_series(1, 4000) i) FROM v2.orders_v2 WHERE order_id = 3`,
+		"(3,2,128000,t)", d)
+
+	// Primary-key changes, identity mapping and through the transform.
+	pgtest_exec(t, e, `UPDATE "Line Items" SET "select" = 3 WHERE "Order" = 1 AND "select" = 2; UPDATE orders SET id = 10 WHERE id = 2`)
+	eventually(t, e.tgt, `SELECT * FROM "Line Items"`, "(1,1,10)\n(1,3,20)", d)
+	eventually(t, e.tgt, `SELECT order_id, amount_cents, md5(note) FROM v2.orders_v2 ORDER BY 1`, query(t, e.src, `SELECT id, round(amount * 100), md5(note) FROM orders ORDER BY 1`), d)
+
+	// A delete whose target key (order_id) comes out of the transform.
+	pgtest_exec(t, e, `DELETE FROM orders WHERE id = 1`)
+	eventually(t, e.tgt, `SELECT order_id FROM v2.orders_v2`, "(10)\n(3)", d)
+
+	// A rolled-back transaction never appears; a multi-statement one appears whole.
+	tx, err := e.src.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Exec(context.Background(), `INSERT INTO orders VALUES (99, 1, 'new', 'rolled back')`)
+	tx.Rollback(context.Background())
+	pgtest_exec(t, e, `BEGIN;
+		INSERT INTO orders VALUES (20, 2.00, 'new', 'a');
+		UPDATE orders SET amount = 3.00 WHERE id = 20;
+		INSERT INTO "Line Items" VALUES (20, 1, 1);
+		DELETE FROM "Line Items" WHERE "Order" = 1 AND "select" = 1;
+		COMMIT;`)
+	eventually(t, e.tgt, `SELECT (SELECT string_agg(order_id || ':' || amount_cents, ',' ORDER BY order_id) FROM v2.orders_v2), (SELECT string_agg("Order" || '/' || "select", ',' ORDER BY 1) FROM "Line Items")`,
+		`("3:100,10:500,20:300","1/3,20/1")`, d)
+	var n int
+	e.tgt.QueryRow(context.Background(), `SELECT count(*) FROM v2.orders_v2 WHERE order_id = 99`).Scan(&n)
+	if n != 0 {
+		t.Fatal("a rolled-back transaction was applied")
+	}
+
+	// Truncate of several tables at once.
+	pgtest_exec(t, e, `TRUNCATE orders, "Line Items"`)
+	eventually(t, e.tgt, `SELECT (SELECT count(*) FROM v2.orders_v2) + (SELECT count(*) FROM "Line Items")`, "(0)", d)
+
+	// The checkpoint is where the target is, and the slot never passes it.
+	d.stop(t)
+	st, err := checkpoint.Load(context.Background(), e.tgt, "ops", "forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var confirmed string
+	if err := e.src.QueryRow(context.Background(), `SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'cdcbridge_ops_forward'`).Scan(&confirmed); err != nil {
+		t.Fatal(err)
+	}
+	var ahead bool
+	e.src.QueryRow(context.Background(), `SELECT $1::pg_lsn > $2::pg_lsn`, confirmed, st.LSN.String()).Scan(&ahead)
+	if ahead {
+		t.Fatalf("slot confirmed %s, past the checkpoint %s", confirmed, st.LSN)
+	}
+}
+
+func TestIdleStreamAdvancesTheSlot(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY);`, `CREATE TABLE a (id int PRIMARY KEY);`)
+	m := e.mapping("idle", "  - source: a\n    target: a\n", nil)
+	d := e.start(m, config.Forward)
+	before := query(t, e.src, `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdcbridge_idle_forward'`)
+	// Only unmapped tables take writes.
+	for i := 0; i < 20; i++ {
+		pgtest_exec(t, e, "INSERT INTO other VALUES ("+itoa(i)+")")
+	}
+	cur := query(t, e.src, `SELECT pg_current_wal_lsn()`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var passed bool
+		e.src.QueryRow(context.Background(), `SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'cdcbridge_idle_forward'`, strings.Trim(cur, "()")).Scan(&passed)
+		if passed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot stayed at %s while the source moved to %s on unmapped tables\n%s", before, cur, d.logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, err := checkpoint.Load(context.Background(), e.tgt, "idle", "forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok bool
+	e.src.QueryRow(context.Background(), `SELECT confirmed_flush_lsn <= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'cdcbridge_idle_forward'`, st.LSN.String()).Scan(&ok)
+	if !ok {
+		t.Fatalf("the slot passed the checkpoint %s", st.LSN)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE TABLE a (id int PRIMARY KEY)`)
+	m := e.mapping("refuse", "  - source: a\n    target: a\n", nil)
+	d := e.start(m, config.Forward)
+	pgtest_exec(t, e, "INSERT INTO a VALUES (1)")
+	eventually(t, e.tgt, "SELECT * FROM a", "(1)", d)
+
+	// A second daemon on the same mapping and direction is refused.
+	err := bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward})
+	if !errors.Is(err, checkpoint.ErrLocked) {
+		t.Fatalf("a second daemon: %v, want ErrLocked", err)
+	}
+	d.stop(t)
+
+	// A slot ahead of the checkpoint is refused with the reason.
+	pgtest.MustExec(t, e.tgt, `UPDATE cdcbridge.checkpoint SET lsn = '0/10' WHERE name = 'refuse'`)
+	err = bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward})
+	var ref *checkpoint.RefusalError
+	if !errors.As(err, &ref) || !strings.Contains(err.Error(), "but the checkpoint on the target is at 0/10") {
+		t.Fatalf("slot ahead of the checkpoint: %v", err)
+	}
+	// So is a missing slot.
+	pgtest.MustExec(t, e.src, `SELECT pg_drop_replication_slot('cdcbridge_refuse_forward')`)
+	err = bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward})
+	if !errors.As(err, &ref) || !strings.Contains(err.Error(), "is missing") {
+		t.Fatalf("missing slot: %v", err)
+	}
+	if strings.Contains(err.Error(), pgtest.Canary) {
+		t.Fatal("the error carries the password")
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

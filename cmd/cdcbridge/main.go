@@ -1,0 +1,215 @@
+// Command cdcbridge keeps two PostgreSQL databases with different schemas in
+// step during a blue-green release. This file only parses flags and wires
+// the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/metrics"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFinding = 1 // a finding or a runtime failure
+	exitUsage   = 2 // usage or configuration error
+)
+
+const usage = `cdcbridge keeps two PostgreSQL databases with different schemas in step
+during a blue-green release: it tails one side's WAL through logical
+replication, runs each change through the mapping's JavaScript transforms,
+and applies it to the other side, exactly once.
+
+Usage:
+  cdcbridge run    -c mapping.yaml [--reverse]   run the daemon
+  cdcbridge check  -c mapping.yaml [--reverse]   check config, connectivity, wal_level,
+                                                 privileges, keys and columns; stream nothing
+  cdcbridge help [command]
+
+Run "cdcbridge <command> --help" for the flags of a command.
+Exit codes: 0 ok, 1 a finding or a runtime failure, 2 usage or configuration error.
+`
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the command line and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "-h", "--help", "-help", "help":
+		if len(rest) > 0 {
+			return Main([]string{rest[0], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "run":
+		return cmdRun(rest, stdout, stderr)
+	case "check":
+		return cmdCheck(rest, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "cdcbridge: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// common holds the flags every command shares.
+type common struct {
+	config    string
+	logFormat string
+	logLevel  string
+}
+
+func newFlags(name, synopsis string, stderr io.Writer, c *common) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.config, "c", "", "the mapping file (YAML)")
+	fs.StringVar(&c.config, "config", "", "the mapping file (same as -c)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: cdcbridge %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags; it returns an exit code when the command must stop.
+func parse(fs *flag.FlagSet, args []string, c *common, stdout io.Writer) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "cdcbridge %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage, false
+	}
+	if c.config == "" {
+		fmt.Fprintf(fs.Output(), "cdcbridge %s: the mapping file is required: -c mapping.yaml\n", fs.Name())
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func newLogger(c *common, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
+}
+
+func load(c *common, stderr io.Writer) (*config.Mapping, int, bool) {
+	m, err := config.Load(c.config)
+	if err != nil {
+		fmt.Fprintf(stderr, "cdcbridge: %v\n", err)
+		return nil, exitUsage, false
+	}
+	return m, 0, true
+}
+
+func direction(reverse bool) config.Direction {
+	if reverse {
+		return config.Reverse
+	}
+	return config.Forward
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	var c common
+	var reverse bool
+	fs := newFlags("run", "run -c mapping.yaml [--reverse]\n\nRuns the daemon: streams every committed change of the live side to the other\nside through the mapping's transforms, with an exactly-once checkpoint. Forward\nreads the mapping's source and calls forward(); --reverse reads the target and\ncalls backward(). SIGINT or SIGTERM stops it cleanly.", stderr, &c)
+	fs.BoolVar(&reverse, "reverse", false, "run target -> source with backward()")
+	if code, ok := parse(fs, args, &c, stdout); !ok {
+		return code
+	}
+	log, err := newLogger(&c, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "cdcbridge run: %v\n", err)
+		return exitUsage
+	}
+	m, code, ok := load(&c, stderr)
+	if !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	reg, met := metrics.NewDefault()
+	health := &metrics.Health{}
+	if m.Metrics.Listen != "" {
+		addr, err := metrics.Serve(ctx, m.Metrics.Listen, reg, health)
+		if err != nil {
+			fmt.Fprintf(stderr, "cdcbridge run: metrics.listen %s: %v\n", m.Metrics.Listen, err)
+			return exitUsage
+		}
+		log.Info("serving /metrics, /healthz and /readyz", "addr", addr.String())
+	}
+	dir := direction(reverse)
+	err = bridge.Run(ctx, bridge.Options{Mapping: m, Direction: dir, Logger: log, Metrics: met, Health: health})
+	if err != nil {
+		log.Error("stopped", "error", m.Redact(err).Error())
+		fmt.Fprintf(stderr, "cdcbridge run: %v\n", m.Redact(err))
+		var fe *bridge.FatalError
+		if errors.As(err, &fe) && strings.Contains(err.Error(), "the mapping cannot run") {
+			return exitUsage
+		}
+		return exitFinding
+	}
+	return exitOK
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	var c common
+	var reverse bool
+	fs := newFlags("check", "check -c mapping.yaml [--reverse]\n\nRuns every up-front check of a direction without streaming: the mapping file,\nthe transform scripts, connectivity to both sides, wal_level, privileges,\nreplica identity, tables, keys and columns, and the checkpoint and slot. It\nprints each finding and exits 0 when all pass, 2 otherwise.", stderr, &c)
+	fs.BoolVar(&reverse, "reverse", false, "check the reverse direction (target -> source)")
+	if code, ok := parse(fs, args, &c, stdout); !ok {
+		return code
+	}
+	m, code, ok := load(&c, stderr)
+	if !ok {
+		return code
+	}
+	fmt.Fprintf(stdout, "ok   mapping %s: %d table entries\n", m.Path, len(m.Tables))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	failed := 0
+	for _, f := range bridge.Check(ctx, m, direction(reverse)) {
+		if !f.OK {
+			failed++
+		}
+		fmt.Fprintln(stdout, m.RedactString(f.String()))
+	}
+	if failed > 0 {
+		fmt.Fprintf(stdout, "%d problem(s) found\n", failed)
+		return exitUsage
+	}
+	fmt.Fprintln(stdout, "all checks passed")
+	return exitOK
+}

@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+type env struct {
+	srcDSN, tgtDSN string
+	src, tgt       *pgx.Conn
+	dir            string
+}
+
+func newEnv(t *testing.T, srcDDL, tgtDDL string) *env {
+	t.Helper()
+	e := &env{dir: t.TempDir()}
+	e.srcDSN = pgtest.Source(t).NewDB(t)
+	e.tgtDSN = pgtest.Target(t).NewDB(t)
+	e.src = pgtest.Connect(t, e.srcDSN)
+	e.tgt = pgtest.Connect(t, e.tgtDSN)
+	if srcDDL != "" {
+		pgtest.MustExec(t, e.src, srcDDL)
+	}
+	if tgtDDL != "" {
+		pgtest.MustExec(t, e.tgt, tgtDDL)
+	}
+	return e
+}
+
+func (e *env) write(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(e.dir, name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// mapping writes a mapping whose DSNs come from the environment, as users write them.
+func (e *env) mapping(t *testing.T, name, rest string) string {
+	t.Setenv("TEST_SRC_DSN", e.srcDSN)
+	t.Setenv("TEST_TGT_DSN", e.tgtDSN)
+	return e.write(t, name+".yaml", "name: "+name+"\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_TGT_DSN}\n"+rest)
+}
+
+func run(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func noCanary(t *testing.T, texts ...string) {
+	t.Helper()
+	for _, s := range texts {
+		if strings.Contains(s, pgtest.Canary) {
+			t.Fatalf("the password appears in the output:\n%s", s)
+		}
+	}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"help"}, {"run", "--help"}, {"check", "--help"}, {"help", "run"}} {
+		code, out, errs := run(args...)
+		if code != 0 || !strings.Contains(out+errs, "Usage") {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errs)
+		}
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"run"}, {"run", "-c"}, {"check", "--bogus", "-c", "x"}, {"run", "-c", "x.yaml", "extra"}} {
+		code, out, errs := run(args...)
+		if code != 2 || errs == "" {
+			t.Errorf("%v: exit %d, want 2 with a message\n%s%s", args, code, out, errs)
+		}
+	}
+	if code, _, errs := run("run", "-c", "/nonexistent/mapping.yaml"); code != 2 || !strings.Contains(errs, "/nonexistent/mapping.yaml") {
+		t.Errorf("a missing mapping file: exit %d\n%s", code, errs)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	e := newEnv(t, `
+		CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text);
+		CREATE TABLE nokey (a int, b text);
+		CREATE TABLE extra (id int PRIMARY KEY, only_here text);`, `
+		CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint);
+		CREATE TABLE nokey (a int, b text);
+		CREATE TABLE extra (id int PRIMARY KEY);`)
+	good := e.write(t, "orders.js", "function forward(r){return {order_id: r.id}}\nfunction backward(r){return {id: r.order_id}}\n")
+	_ = good
+	ok := e.mapping(t, "good", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	code, out, errs := run("check", "-c", ok)
+	if code != 0 || !strings.Contains(out, "all checks passed") {
+		t.Fatalf("check of a good mapping: exit %d\n%s%s", code, out, errs)
+	}
+	noCanary(t, out, errs)
+
+	cases := []struct {
+		name, tables string
+		want         []string
+	}{
+		{"nokey", "tables:\n  - source: nokey\n    target: nokey\n", []string{`"public"."nokey"`, "REPLICA IDENTITY FULL"}},
+		{"unknowncol", "tables:\n  - source: extra\n    target: extra\n", []string{"only_here"}},
+		{"missingtable", "tables:\n  - source: orders\n    target: nosuch\n    transform: orders.js\n", []string{`"public"."nosuch"`, "does not exist"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := e.mapping(t, c.name, c.tables)
+			code, out, errs := run("check", "-c", p)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2\n%s%s", code, out, errs)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			noCanary(t, out, errs)
+		})
+	}
+}
+
+func TestBadMappings(t *testing.T) {
+	e := newEnv(t, "", "")
+	e.write(t, "broken.js", "function forward(row) {\n  return {\n}\nfunction backward(row) { return row }\n")
+	e.write(t, "noback.js", "function forward(row) { return row }\n")
+	cases := []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknownkey", "tables:\n  - source: a\n    target: a\n    tranform: x.js\n", []string{"unknownkey.yaml:9", "tranform"}},
+		{"missingtables", "", []string{"missingtables.yaml", "tables"}},
+		{"duplicate", "tables:\n  - source: a\n    target: b\n  - source: a\n    target: b\n", []string{"duplicate.yaml:9"}},
+		{"nofile", "tables:\n  - source: a\n    target: b\n    transform: nosuch.js\n", []string{"nofile.yaml:9", "nosuch.js"}},
+		{"syntax", "tables:\n  - source: a\n    target: b\n    transform: broken.js\n", []string{"broken.js:"}},
+		{"noback", "tables:\n  - source: a\n    target: b\n    transform: noback.js\n", []string{"noback.js", "backward"}},
+		{"unsetvar", "tables:\n  - source: a\n    target: ${NO_SUCH_VAR_X}\n", []string{"unsetvar.yaml:8", "NO_SUCH_VAR_X"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := e.mapping(t, c.name, c.body)
+			for _, cmd := range []string{"check", "run"} {
+				code, out, errs := run(cmd, "-c", p)
+				if code != 2 {
+					t.Fatalf("%s: exit %d, want 2\n%s%s", cmd, code, out, errs)
+				}
+				for _, w := range c.want {
+					if !strings.Contains(out+errs, w) {
+						t.Errorf("%s: output lacks %q:\n%s%s", cmd, w, out, errs)
+					}
+				}
+				noCanary(t, out, errs)
+			}
+		})
+	}
+}
+
+func TestDatabaseDown(t *testing.T) {
+	e := newEnv(t, "", "")
+	down := strings.Replace(e.tgtDSN, fmt.Sprintf(":%d/", pgtest.Target(t).Port), ":1/", 1)
+	t.Setenv("TEST_DOWN_DSN", down)
+	p := e.write(t, "down.yaml", "name: down\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_DOWN_DSN}\ntables:\n  - source: a\n    target: a\n")
+	t.Setenv("TEST_SRC_DSN", e.srcDSN)
+	code, out, errs := run("check", "-c", p)
+	if code != 2 || !strings.Contains(out, "connecting to the target (postgres@127.0.0.1:1/") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	noCanary(t, out, errs)
+}
+
+// TestKillNineMidWorkload kills the daemon with SIGKILL twice while a write
+// workload runs, restarts it each time, and checks that the target equals
+// the transformed source exactly.
+func TestKillNineMidWorkload(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "cdcbridge")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building: %v\n%s", err, out)
+	}
+	e := newEnv(t, `CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text, note text)`,
+		`CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint, note text)`)
+	e.write(t, "orders.js", `
+const STATES = { new: 0, paid: 1, shipped: 2 };
+function forward(row) {
+  const out = { order_id: row.id };
+  if (row.amount !== undefined) out.amount_cents = row.amount === null ? null : Math.round(Number(row.amount) * 100);
+  if (row.status !== undefined) out.state = STATES[row.status];
+  if (row.note !== undefined) out.note = row.note;
+  return out;
+}
+function backward(row) { return { id: row.order_id } }
+`)
+	p := e.mapping(t, "kill", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\nbatch:\n  max_rows: 500\n")
+	var logs bytes.Buffer
+	var logsMu sync.Mutex
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "run", "-c", p, "--log-level", "debug")
+		cmd.Env = os.Environ()
+		w := &lockedWriter{w: &logs, mu: &logsMu}
+		cmd.Stdout, cmd.Stderr = w, w
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	cmd := start()
+	// Wait for the slot so that the workload is all after the start.
+	waitFor(t, 30*time.Second, func() bool {
+		var n int
+		e.src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND active`).Scan(&n)
+		return n == 1
+	}, &logs)
+
+	pool, err := pgxpool.New(context.Background(), e.srcDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var stop atomic.Bool
+	var txns atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(int64(w)))
+			next := int64(w) * 1_000_000
+			for !stop.Load() {
+				b := &pgx.Batch{}
+				b.Queue("BEGIN")
+				for i := 0; i < 1+r.Intn(20); i++ {
+					next++
+					b.Queue("INSERT INTO orders VALUES ($1, $2, $3, $4)", next, fmt.Sprintf("%d.%02d", r.Intn(1000), r.Intn(100)), []string{"new", "paid", "shipped"}[r.Intn(3)], fmt.Sprint("n", next))
+				}
+				if next > int64(w)*1_000_000+10 {
+					id := int64(w)*1_000_000 + 1 + r.Int63n(next-int64(w)*1_000_000)
+					b.Queue("UPDATE orders SET status = 'shipped', amount = amount + 1 WHERE id = $1", id)
+					b.Queue("DELETE FROM orders WHERE id = $1", id-1)
+				}
+				b.Queue("COMMIT")
+				if err := pool.SendBatch(context.Background(), b).Close(); err != nil {
+					t.Errorf("workload: %v", err)
+					return
+				}
+				txns.Add(1)
+			}
+		}(w)
+	}
+	for round := 0; round < 2; round++ {
+		time.Sleep(time.Duration(700+rand.Intn(600)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		time.Sleep(200 * time.Millisecond)
+		cmd = start()
+	}
+	time.Sleep(500 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	if txns.Load() < 20 {
+		t.Fatalf("the workload ran only %d transactions", txns.Load())
+	}
+	want := `SELECT id, round(amount * 100)::bigint, CASE status WHEN 'new' THEN 0 WHEN 'paid' THEN 1 ELSE 2 END, note FROM orders ORDER BY id`
+	got := `SELECT order_id, amount_cents, state, note FROM orders_v2 ORDER BY order_id`
+	var wantS, gotS string
+	ok := waitForResult(60*time.Second, func() bool {
+		wantS = dump(t, e.src, want)
+		gotS = dump(t, e.tgt, got)
+		return wantS == gotS
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("SIGTERM: the daemon exited with %v", err)
+	}
+	logsMu.Lock()
+	allLogs := logs.String()
+	logsMu.Unlock()
+	if !ok {
+		t.Fatalf("after kill -9 and restarts the target differs from the transformed source (%d vs %d bytes)\nlogs:\n%s", len(gotS), len(wantS), tail(allLogs, 40))
+	}
+	if strings.Count(wantS, "\n") < 100 {
+		t.Fatalf("too few rows to prove anything: %d", strings.Count(wantS, "\n"))
+	}
+	noCanary(t, allLogs)
+	t.Logf("%d source transactions, %d rows, exact after 2 kills", txns.Load(), strings.Count(wantS, "\n"))
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func dump(t *testing.T, conn *pgx.Conn, sql string) string {
+	rows, err := conn.Query(context.Background(), sql)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		vals, _ := rows.Values()
+		fmt.Fprintln(&b, vals...)
+	}
+	return b.String()
+}
+
+func waitForResult(d time.Duration, f func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if f() {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+func waitFor(t *testing.T, d time.Duration, f func() bool, logs *bytes.Buffer) {
+	t.Helper()
+	if !waitForResult(d, f) {
+		t.Fatalf("timed out\n%s", logs.String())
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
