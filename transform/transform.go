@@ -26,7 +26,7 @@ type Spec struct {
 // Options configure a Mapper.
 type Options struct {
 	Func    string        // "forward" or "backward": the function of each script to call
-	Timeout time.Duration // the time limit of one call; 0 means 5s
+	Timeout time.Duration // the time limit of an entry's calls for one change; 0 means 5s
 	Read    *catalog.Catalog
 	Write   *catalog.Catalog
 	Logger  *slog.Logger // receives console output; nil discards it

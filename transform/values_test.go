@@ -81,6 +81,8 @@ var roundTripCases = []valueCase{
 	{"jsonb 19.90", pgtype.JSONBOID, `{"price": 19.90}`},
 	{"jsonb big and nested", pgtype.JSONBOID, `{"n": 123456789012345678901234, "l": [1.0, "x", null, true, {"e": 1e400}]}`},
 	{"json scalar", pgtype.JSONOID, `"just a string"`},
+	{"json null", pgtype.JSONOID, `null`},
+	{"jsonb null", pgtype.JSONBOID, `null`},
 	{"text[] quoting", pgtype.TextArrayOID, `{NULL,"a\"b","c,d","",NULL}`},
 	{"text[] NULL string", pgtype.TextArrayOID, `{"NULL",null_not,"a b"}`},
 	{"int4[] 2-D", pgtype.Int4ArrayOID, `{{1,2},{3,4}}`},
