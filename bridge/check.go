@@ -251,3 +251,21 @@ func positionFindings(ctx context.Context, m *config.Mapping, dir config.Directi
 	}
 	return []Finding{{Where: "checkpoint", OK: true, Message: msg}}
 }
+
+// CheckScripts compiles every transform script of the mapping and checks
+// that it defines forward and backward. It needs no database, so a broken
+// script stops a start before anything connects.
+func CheckScripts(m *config.Mapping) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, e := range m.Tables {
+		if e.Transform == "" || seen[e.Transform] {
+			continue
+		}
+		seen[e.Transform] = true
+		if err := transform.Check(e.Transform); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", e.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -158,6 +158,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	if err := bridge.CheckScripts(m); err != nil {
+		fmt.Fprintf(stderr, "cdcbridge run: %v\n", err)
+		return exitUsage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reg, met := metrics.NewDefault()
