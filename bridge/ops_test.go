@@ -178,3 +178,32 @@ func TestRefusals(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestRecoversFromLostConnections terminates the walsender and the applier's
+// backend under a running daemon: it restarts from the checkpoint by itself
+// and the target ends up exact.
+func TestRecoversFromLostConnections(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v int)`, `CREATE TABLE a (id int PRIMARY KEY, v int)`)
+	m := e.mapping("lost", "  - source: a\n    target: a\n", nil)
+	d := e.start(m, config.Forward)
+	for i := 0; i < 30; i++ {
+		pgtest_exec(t, e, "INSERT INTO a VALUES ("+itoa(i)+", 0); UPDATE a SET v = v + 1")
+		switch i {
+		case 10:
+			pgtest.MustExec(t, e.src, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_lost_forward'`)
+		case 20:
+			pgtest.MustExec(t, e.tgt, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`)
+		}
+	}
+	want := query(t, e.src, "SELECT * FROM a")
+	deadline := time.Now().Add(30 * time.Second)
+	for query(t, e.tgt, "SELECT * FROM a") != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("target differs after lost connections:\n%s\nwant\n%s\nlogs:\n%s", query(t, e.tgt, "SELECT * FROM a"), want, d.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(d.logs.String(), "restarting from the checkpoint") {
+		t.Fatalf("no restart was logged:\n%s", d.logs.String())
+	}
+}
