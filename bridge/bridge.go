@@ -51,27 +51,6 @@ func sideNames(dir config.Direction) (read, write string) {
 	return "source", "target"
 }
 
-// specs lists the transform specs of a direction.
-func specs(m *config.Mapping, dir config.Direction) []transform.Spec {
-	var out []transform.Spec
-	for _, e := range m.Tables {
-		s := transform.Spec{Entry: e.Name(), Read: e.Source, Write: e.Target, Script: e.Transform, Key: e.Key}
-		if dir == config.Reverse {
-			s.Read, s.Write = e.Target, e.Source
-			s.Key = nil
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-func funcName(dir config.Direction) string {
-	if dir == config.Reverse {
-		return "backward"
-	}
-	return "forward"
-}
-
 // Run runs a direction until ctx ends (then it returns nil after a clean
 // stop) or a fatal error.
 func Run(ctx context.Context, o Options) error {

@@ -170,8 +170,8 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *se
 		}
 	}
 	if !missing {
-		opts := transform.Options{Func: funcName(dir), Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat}
-		mapper, err := transform.New(specs(m, dir), opts)
+		opts := transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat}
+		mapper, err := transform.New(transform.Specs(m, dir), opts)
 		if err != nil {
 			fs = append(fs, Finding{Where: "mapping", Message: err.Error(), Fix: "correct the mapping or the tables so that every mapped column exists on both sides"})
 		} else {

@@ -36,6 +36,11 @@ Usage:
   cdcbridge run    -c mapping.yaml [--reverse]   run the daemon
   cdcbridge check  -c mapping.yaml [--reverse]   check config, connectivity, wal_level,
                                                  privileges, keys and columns; stream nothing
+  cdcbridge record -c mapping.yaml --out FILE [--duration D] [--reverse]
+                                                 record a WAL fixture from a temporary slot
+  cdcbridge test   -c mapping.yaml FIXTURE... [--update] [--reverse]
+                                                 run the transforms over fixtures: golden files
+                                                 and backward(forward(row)) == row
   cdcbridge help [command]
 
 Run "cdcbridge <command> --help" for the flags of a command.
@@ -64,6 +69,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(rest, stdout, stderr)
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
+	case "record":
+		return cmdRecord(rest, stdout, stderr)
+	case "test":
+		return cmdTest(rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "cdcbridge: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
@@ -92,13 +101,30 @@ func newFlags(name, synopsis string, stderr io.Writer, c *common) *flag.FlagSet 
 
 // parse parses flags; it returns an exit code when the command must stop.
 func parse(fs *flag.FlagSet, args []string, c *common, stdout io.Writer) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
+	return parseArgs(fs, args, c, false)
+}
+
+// parseArgs parses flags placed before, between or after positional
+// arguments.
+func parseArgs(fs *flag.FlagSet, args []string, c *common, positional bool) (int, bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK, false
+			}
+			return exitUsage, false
 		}
-		return exitUsage, false
+		if fs.NArg() == 0 || !positional {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() > 0 {
+	if positional {
+		fs.Parse(append([]string{"--"}, pos...))
+	}
+	if !positional && fs.NArg() > 0 {
 		fmt.Fprintf(fs.Output(), "cdcbridge %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		fs.Usage()
 		return exitUsage, false
