@@ -320,7 +320,7 @@ func render(o *change.Out, cat *catalog.Catalog) string {
 	return b.String()
 }
 
-// literal quotes a value as SQL would, with E'' escapes for control
+// literal quotes a value as SQL would, with E” escapes for control
 // characters so that every value stays on its line.
 func literal(v change.Value) string {
 	switch v.Kind {
