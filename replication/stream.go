@@ -36,6 +36,19 @@ type StreamConfig struct {
 	// recorder). data is only valid during the call: copy it to keep it. It is
 	// called from Run's goroutine and must not block for long.
 	OnMessage func(walStart pglogrepl.LSN, serverTime time.Time, data []byte)
+	// OnKeepalive, when set, sees the server's WAL end and send time of
+	// every primary keepalive message, in order with OnMessage and before
+	// Run acts on it (for a recorder). Same rules as OnMessage.
+	OnKeepalive func(walEnd pglogrepl.LSN, serverTime time.Time)
+	// TemporarySlot makes Run create Slot itself, as a TEMPORARY pgoutput
+	// slot on its own replication connection, and stream from it; a start
+	// of 0 then means the new slot's consistent point. The server drops a
+	// temporary slot when that connection ends, so it never outlives Run,
+	// even after a crash, and never holds WAL for anyone else: it is for a
+	// reader, such as a recorder, that must not touch the bridge's slots or
+	// checkpoints. Changes committed before Run has created the slot are not
+	// streamed. A slot of that name must not exist (IsSlotExists).
+	TemporarySlot bool
 	// Logger receives the stream's logs (with component=replication); nil
 	// discards them.
 	Logger *slog.Logger
@@ -108,6 +121,25 @@ func (s *Stream) Run(ctx context.Context, start pglogrepl.LSN, events chan<- cha
 		defer cancel()
 		conn.Close(cctx)
 	}()
+
+	if s.cfg.TemporarySlot {
+		// The slot name passed the allow-list: it needs no quoting.
+		res, err := pglogrepl.CreateReplicationSlot(ctx, conn, s.cfg.Slot, "pgoutput", pglogrepl.CreateReplicationSlotOptions{
+			Temporary: true, Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("creating temporary slot %s: %w", s.cfg.Slot, err)
+		}
+		cp, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+		if err != nil {
+			return fmt.Errorf("creating temporary slot %s: consistent point: %w", s.cfg.Slot, err)
+		}
+		if start == 0 {
+			start = cp
+		}
+	}
 
 	// The publication name passed the allow-list: it needs no escaping
 	// inside the quotes.
@@ -204,6 +236,9 @@ func (r *run) copyData(ctx context.Context, data []byte) error {
 		ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
 		if err != nil {
 			return fmt.Errorf("streaming from slot %s: keepalive: %w", r.cfg.Slot, err)
+		}
+		if r.cfg.OnKeepalive != nil {
+			r.cfg.OnKeepalive(ka.ServerWALEnd, ka.ServerTime)
 		}
 		if ka.ReplyRequested {
 			if err := r.sendStatus(); err != nil {
