@@ -42,7 +42,7 @@ func cmdRecord(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	f, err := os.Create(out)
+	f, err := fixture.Create(out) // gzip when the name ends in .gz
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge record: %v\n", err)
 		return exitUsage

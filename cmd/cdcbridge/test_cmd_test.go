@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
 // TestTestCommand runs `cdcbridge test` on recorded fixtures, without a
@@ -82,5 +86,48 @@ tables:
 	}
 	if code, _, _ := run("test", "-c", mapping, filepath.Join(dir, "nosuch.jsonl")); code != 2 {
 		t.Fatalf("missing fixture: exit %d, want 2", code)
+	}
+}
+
+// TestRecordThenTest records a fixture with `cdcbridge record` while writes
+// happen, and tests a mapping on it.
+func TestRecordThenTest(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text)`,
+		`CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint)`)
+	e.write(t, "orders.js", `
+const STATES = { new: 0, paid: 1 }, NAMES = ["new", "paid"];
+function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100), state: STATES[r.status] } }
+function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: NAMES[r.state] } }
+`)
+	p := e.mapping(t, "rec", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	out := filepath.Join(e.dir, "staging.jsonl")
+	done := make(chan int, 1)
+	var recOut, recErr string
+	go func() {
+		var code int
+		code, recOut, recErr = run("record", "-c", p, "--out", out, "--duration", "3s")
+		done <- code
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	pgtest.MustExec(t, e.src, `INSERT INTO orders VALUES (1, 19.90, 'new'), (2, 5.00, 'paid'); UPDATE orders SET status = 'paid' WHERE id = 1`)
+	if code := <-done; code != 0 {
+		t.Fatalf("record: exit %d\n%s%s", code, recOut, recErr)
+	}
+	noCanary(t, recOut, recErr)
+	var n int
+	e.src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("record left %d slots behind", n)
+	}
+	if code, o, errs := run("test", "-c", p, "--update", out); code != 0 {
+		t.Fatalf("test --update: exit %d\n%s%s", code, o, errs)
+	}
+	golden, _ := os.ReadFile(strings.TrimSuffix(out, ".jsonl") + ".rec.golden")
+	want := `insert "public"."orders_v2" row(order_id='1'::bigint, amount_cents='1990'::bigint, state='0'::smallint)`
+	if !strings.Contains(string(golden), want) || strings.Count(string(golden), "\n") != 3 {
+		t.Fatalf("golden lacks %s:\n%s", want, golden)
+	}
+	if code, o, errs := run("test", "-c", p, out); code != 0 {
+		t.Fatalf("test: exit %d\n%s%s", code, o, errs)
 	}
 }
