@@ -207,3 +207,38 @@ func TestRecoversFromLostConnections(t *testing.T) {
 		t.Fatalf("no restart was logged:\n%s", d.logs.String())
 	}
 }
+
+// TestErrorPolicies: a transform that throws on one row halts by default,
+// skips it under on_error: skip, and records it in cdcbridge.deadletter
+// under on_error: deadletter, in the same transaction as the checkpoint.
+func TestErrorPolicies(t *testing.T) {
+	const script = "function forward(r) { if (r.id === 2) throw new Error('bad row ' + r.id); return r }\nfunction backward(r) { return r }\n"
+	for _, policy := range []string{"skip", "deadletter", "halt"} {
+		t.Run(policy, func(t *testing.T) {
+			e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
+			m := e.mapping("pol", "  - source: a\n    target: a\n    transform: t.js\non_error: "+policy+"\n", map[string]string{"t.js": script})
+			d := e.start(m, config.Forward)
+			pgtest_exec(t, e, "INSERT INTO a VALUES (1, 'one'); INSERT INTO a VALUES (2, 'two'); INSERT INTO a VALUES (3, 'three')")
+			if policy == "halt" {
+				select {
+				case err := <-d.done:
+					d.cancel = nil
+					if err == nil || !strings.Contains(err.Error(), "bad row 2") || !strings.Contains(err.Error(), "t.js:1") {
+						t.Fatalf("halt: %v", err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatal("the daemon did not halt on a throwing transform")
+				}
+				// Nothing at or after the bad change was applied.
+				if got := query(t, e.tgt, "SELECT id FROM a"); got != "(1)" && got != "" {
+					t.Fatalf("rows after a halt: %s", got)
+				}
+				return
+			}
+			eventually(t, e.tgt, "SELECT id FROM a", "(1)\n(3)", d)
+			if policy == "deadletter" {
+				eventually(t, e.tgt, "SELECT op, row->>'v', error LIKE '%bad row 2%' FROM cdcbridge.deadletter", "(insert,two,t)", d)
+			}
+		})
+	}
+}
