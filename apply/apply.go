@@ -374,10 +374,6 @@ func (a *Applier) send(ctx context.Context) error {
 					a.cfg.Observer.Missing(r.table, r.op, missing)
 				}
 			}
-		case "checkpoint":
-			if tag.RowsAffected() != 1 {
-				firstErr = fmt.Errorf("the checkpoint row %s/%s is missing from cdcbridge.checkpoint on the target (was it deleted?); nothing was committed", a.cfg.Name, a.cfg.Direction)
-			}
 		}
 	}
 	if err := br.Close(); err != nil && firstErr == nil {
@@ -431,6 +427,9 @@ func (a *Applier) explain(it item, err error) error {
 	case "origin":
 		return fmt.Errorf("tagging the transaction with replication origin %s: %w", a.cfg.Origin, err)
 	case "checkpoint":
+		if strings.Contains(err.Error(), "checkpoint rows updated") {
+			return &checkpointMissingError{name: a.cfg.Name, direction: a.cfg.Direction, err: err}
+		}
 		return fmt.Errorf("writing the checkpoint: %w", err)
 	}
 	return fmt.Errorf("applying to the target (%s): %w", it.kind, err)
@@ -654,3 +653,16 @@ func (a *Applier) flushRun() {
 	}
 	a.queue(sql, item{kind: "rows", run: r}, args...)
 }
+
+// checkpointMissingError: the checkpoint row vanished under the daemon. The
+// transaction was rolled back, so nothing is applied without its position.
+type checkpointMissingError struct {
+	name, direction string
+	err             error
+}
+
+func (e *checkpointMissingError) Error() string {
+	return fmt.Sprintf("the checkpoint row %s/%s is missing from cdcbridge.checkpoint on the target (was it deleted?); nothing was committed", e.name, e.direction)
+}
+
+func (e *checkpointMissingError) Unwrap() error { return e.err }

@@ -234,3 +234,27 @@ func TestApplyLargeTransactionIsOneTargetTransaction(t *testing.T) {
 		t.Fatalf("rows = %s, want 20", got)
 	}
 }
+
+// A checkpoint row deleted under the applier stops it before anything is
+// committed without its position.
+func TestApplyRefusesToCommitWithoutItsCheckpoint(t *testing.T) {
+	h := newHarness(t, 0x1000)
+	end := h.txn(0x2000, ins(items, []string{"a", "b"}, v("1"), v("x")))
+	h.waitFlushed(end)
+	pgtest.MustExec(t, h.q, `DELETE FROM cdcbridge.checkpoint`)
+	h.txn(0x3000, ins(items, []string{"a", "b"}, v("2"), v("y")))
+	select {
+	case err := <-h.done:
+		if err == nil || !strings.Contains(err.Error(), "checkpoint row t/forward is missing") {
+			t.Fatalf("error = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the applier went on without its checkpoint row")
+	}
+	if got := h.rows(`SELECT * FROM items`); got != "(1,x)" {
+		t.Fatalf("rows committed without a checkpoint: %s", got)
+	}
+	if h.a.Flushed() != end {
+		t.Fatalf("flushed %s, want %s", h.a.Flushed(), end)
+	}
+}

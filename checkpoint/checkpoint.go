@@ -32,7 +32,16 @@ CREATE TABLE IF NOT EXISTS cdcbridge.checkpoint (
 // Statement advances a checkpoint; the applier runs it inside the
 // transaction that carries the changes up to the LSN. Arguments: name,
 // direction, lsn (as text).
-const Statement = `UPDATE cdcbridge.checkpoint SET lsn = $3::pg_lsn, updated_at = now() WHERE name = $1 AND direction = $2`
+//
+// It fails, and so aborts the transaction, unless it updated exactly one
+// row: a checkpoint row deleted under a running daemon must not let changes
+// commit without the position that covers them, or a restart would apply
+// them again. (The failing cast depends on count(*), so the planner cannot
+// fold it into an error for every call.)
+const Statement = `WITH u AS (
+	UPDATE cdcbridge.checkpoint SET lsn = $3::pg_lsn, updated_at = now()
+	WHERE name = $1 AND direction = $2 RETURNING 1)
+SELECT CASE WHEN count(*) = 1 THEN 1 ELSE ('checkpoint rows updated: ' || count(*))::int END FROM u`
 
 // State is one checkpoint row.
 type State struct {
