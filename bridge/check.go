@@ -47,17 +47,25 @@ func problems(fs []Finding) []Finding {
 	return out
 }
 
-func findingsError(fs []Finding) error {
-	errs := make([]error, len(fs))
-	for i, f := range fs {
-		msg := f.Where + ": " + f.Message
-		if f.Fix != "" {
-			msg += "; fix: " + f.Fix
-		}
-		errs[i] = errors.New(msg)
-	}
-	return fmt.Errorf("the mapping cannot run (`cdcbridge check` lists every finding):\n%w", errors.Join(errs...))
+// ConfigError lists the problems that keep a mapping from running: a
+// missing table, key or privilege, a misconfigured server. Fixing them
+// needs the operator, not a retry.
+type ConfigError struct {
+	Findings []Finding
 }
+
+func (e *ConfigError) Error() string {
+	lines := make([]string, len(e.Findings))
+	for i, f := range e.Findings {
+		lines[i] = f.Where + ": " + f.Message
+		if f.Fix != "" {
+			lines[i] += "; fix: " + f.Fix
+		}
+	}
+	return "the mapping cannot run (`cdcbridge check` lists every finding):\n" + strings.Join(lines, "\n")
+}
+
+func findingsError(fs []Finding) error { return &ConfigError{Findings: fs} }
 
 // Check connects to both sides of a direction and runs every up-front
 // check without streaming. It returns all findings, good and bad.

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
@@ -203,10 +202,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	dir := direction(reverse)
 	err = bridge.Run(ctx, bridge.Options{Mapping: m, Direction: dir, Logger: log, Metrics: met, Health: health})
 	if err != nil {
-		log.Error("stopped", "error", m.Redact(err).Error())
+		// Printed once, plainly: a list of findings stays readable, which a
+		// quoted log attribute would not be.
 		fmt.Fprintf(stderr, "cdcbridge run: %v\n", m.Redact(err))
-		var fe *bridge.FatalError
-		if errors.As(err, &fe) && strings.Contains(err.Error(), "the mapping cannot run") {
+		var ce *bridge.ConfigError
+		if errors.As(err, &ce) {
 			return exitUsage
 		}
 		return exitFinding

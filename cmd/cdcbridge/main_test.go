@@ -133,6 +133,12 @@ func TestCheck(t *testing.T) {
 				}
 			}
 			noCanary(t, out, errs)
+			// run refuses the same mapping up front, with the same findings.
+			code, out, errs = run("run", "-c", p)
+			if code != 2 || !strings.Contains(errs, c.want[0]) || !strings.Contains(errs, "the mapping cannot run") {
+				t.Fatalf("run: exit %d, want 2 naming %q\n%s%s", code, c.want[0], out, errs)
+			}
+			noCanary(t, out, errs)
 		})
 	}
 }
