@@ -70,12 +70,8 @@ func BenchmarkForwardBacklog(b *testing.B) {
 			n := backlogRows()
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
-				srcDSN := pgtest.Source(b).NewDB(b)
-				tgtDSN := pgtest.Target(b).NewDB(b)
-				src, tgt := pgtest.Connect(b, srcDSN), pgtest.Connect(b, tgtDSN)
-				pgtest.MustExec(b, src, benchTable)
-				pgtest.MustExec(b, tgt, benchTable)
-				dir := b.TempDir()
+				pair := pgtest.NewPair(b, benchTable, benchTable)
+				srcDSN, tgtDSN, src, tgt, dir := pair.SrcDSN, pair.TgtDSN, pair.Src, pair.Tgt, pair.Dir
 				entry := "  - source: items\n    target: items\n"
 				if mode == "js" {
 					os.WriteFile(dir+"/t.js", []byte("function forward(r) { return {...r, qty: r.qty === undefined ? undefined : r.qty} }\nfunction backward(r) { return r }\n"), 0o644)
@@ -130,11 +126,8 @@ func BenchmarkSubscriptionBacklog(b *testing.B) {
 	n := backlogRows()
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
-		srcDSN := pgtest.Source(b).NewDB(b)
-		tgtDSN := pgtest.Target(b).NewDB(b)
-		src, tgt := pgtest.Connect(b, srcDSN), pgtest.Connect(b, tgtDSN)
-		pgtest.MustExec(b, src, benchTable+"; CREATE PUBLICATION bench_pub FOR TABLE items")
-		pgtest.MustExec(b, tgt, benchTable)
+		pair := pgtest.NewPair(b, benchTable+"; CREATE PUBLICATION bench_pub FOR TABLE items", benchTable)
+		srcDSN, src, tgt := pair.SrcDSN, pair.Src, pair.Tgt
 		conninfo := strings.Replace(srcDSN, "postgres://", "postgresql://", 1)
 		pgtest.MustExec(b, tgt, fmt.Sprintf(`CREATE SUBSCRIPTION bench_sub CONNECTION '%s' PUBLICATION bench_pub WITH (copy_data = false, enabled = false)`, conninfo))
 		b.Cleanup(func() {

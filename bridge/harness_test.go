@@ -66,27 +66,13 @@ func TestMain(m *testing.M) {
 
 // env is a pair of fresh databases, one per cluster.
 type env struct {
-	t        *testing.T
-	srcDSN   string
-	tgtDSN   string
-	src, tgt *pgx.Conn
-	dir      string
+	*pgtest.Pair
+	t *testing.T
 }
 
 func newEnv(t *testing.T, srcDDL, tgtDDL string) *env {
 	t.Helper()
-	e := &env{t: t, dir: t.TempDir()}
-	e.srcDSN = pgtest.Source(t).NewDB(t)
-	e.tgtDSN = pgtest.Target(t).NewDB(t)
-	e.src = pgtest.Connect(t, e.srcDSN)
-	e.tgt = pgtest.Connect(t, e.tgtDSN)
-	if srcDDL != "" {
-		pgtest.MustExec(t, e.src, srcDDL)
-	}
-	if tgtDDL != "" {
-		pgtest.MustExec(t, e.tgt, tgtDDL)
-	}
-	return e
+	return &env{Pair: pgtest.NewPair(t, srcDDL, tgtDDL), t: t}
 }
 
 // mapping writes a mapping file (with the given tables section and files)
@@ -94,14 +80,14 @@ func newEnv(t *testing.T, srcDDL, tgtDDL string) *env {
 func (e *env) mapping(name, tables string, files map[string]string) *config.Mapping {
 	e.t.Helper()
 	for f, body := range files {
-		p := filepath.Join(e.dir, f)
+		p := filepath.Join(e.Dir, f)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			e.t.Fatal(err)
 		}
 	}
-	y := fmt.Sprintf("name: %s\nsource:\n  dsn: %q\ntarget:\n  dsn: %q\ntables:\n%s", name, e.srcDSN, e.tgtDSN, tables)
-	p := filepath.Join(e.dir, name+".yaml")
+	y := fmt.Sprintf("name: %s\nsource:\n  dsn: %q\ntarget:\n  dsn: %q\ntables:\n%s", name, e.SrcDSN, e.TgtDSN, tables)
+	p := filepath.Join(e.Dir, name+".yaml")
 	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
 		e.t.Fatal(err)
 	}
@@ -161,14 +147,9 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
-// query returns the rows of sql as one string, rows sorted, for comparison.
 func query(t testing.TB, conn *pgx.Conn, sql string) string {
 	t.Helper()
-	var s string
-	if err := conn.QueryRow(context.Background(), "SELECT coalesce(string_agg(r::text, E'\\n' ORDER BY r::text), '') FROM ("+sql+") r").Scan(&s); err != nil {
-		t.Fatalf("%v\n%s", err, sql)
-	}
-	return s
+	return pgtest.Query(t, conn, sql)
 }
 
 // eventually waits until query(conn, sql) == want.

@@ -81,24 +81,24 @@ func TestEveryValueByteForByte(t *testing.T) {
 	for _, r := range valueRows {
 		pgtest_exec(t, e, "INSERT INTO vals VALUES "+r)
 	}
-	want := query(t, e.src, "SELECT v::text FROM vals v")
-	if n := query(t, e.src, "SELECT count(*) FROM vals"); n != "("+itoa(len(valueRows))+")" {
+	want := query(t, e.Src, "SELECT v::text FROM vals v")
+	if n := query(t, e.Src, "SELECT count(*) FROM vals"); n != "("+itoa(len(valueRows))+")" {
 		t.Fatalf("source holds %s rows", n)
 	}
 	for _, tbl := range []string{"vals", "vals_js", "vals_spread"} {
-		eventually(t, e.tgt, "SELECT v::text FROM "+tbl+" v", want, d)
+		eventually(t, e.Tgt, "SELECT v::text FROM "+tbl+" v", want, d)
 	}
 	// Updates that touch one column keep every other byte; deletes follow.
 	pgtest_exec(t, e, "UPDATE vals SET t = t || '!' WHERE id IN (1, 3); DELETE FROM vals WHERE id = 4; UPDATE vals SET i8 = i8 - 1 WHERE id = 2")
-	want = query(t, e.src, "SELECT v::text FROM vals v")
+	want = query(t, e.Src, "SELECT v::text FROM vals v")
 	for _, tbl := range []string{"vals", "vals_js", "vals_spread"} {
-		eventually(t, e.tgt, "SELECT v::text FROM "+tbl+" v", want, d)
+		eventually(t, e.Tgt, "SELECT v::text FROM "+tbl+" v", want, d)
 	}
 }
 
 func pgtest_exec(t *testing.T, e *env, sql string) {
 	t.Helper()
-	if _, err := e.src.Exec(t.Context(), sql); err != nil {
+	if _, err := e.Src.Exec(t.Context(), sql); err != nil {
 		t.Fatalf("%v\n%s", err, sql)
 	}
 }

@@ -23,31 +23,16 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
-type env struct {
-	srcDSN, tgtDSN string
-	src, tgt       *pgx.Conn
-	dir            string
-}
+type env struct{ *pgtest.Pair }
 
 func newEnv(t *testing.T, srcDDL, tgtDDL string) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir()}
-	e.srcDSN = pgtest.Source(t).NewDB(t)
-	e.tgtDSN = pgtest.Target(t).NewDB(t)
-	e.src = pgtest.Connect(t, e.srcDSN)
-	e.tgt = pgtest.Connect(t, e.tgtDSN)
-	if srcDDL != "" {
-		pgtest.MustExec(t, e.src, srcDDL)
-	}
-	if tgtDDL != "" {
-		pgtest.MustExec(t, e.tgt, tgtDDL)
-	}
-	return e
+	return &env{pgtest.NewPair(t, srcDDL, tgtDDL)}
 }
 
 func (e *env) write(t *testing.T, name, body string) string {
 	t.Helper()
-	p := filepath.Join(e.dir, name)
+	p := filepath.Join(e.Dir, name)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -57,8 +42,8 @@ func (e *env) write(t *testing.T, name, body string) string {
 
 // mapping writes a mapping whose DSNs come from the environment, as users write them.
 func (e *env) mapping(t *testing.T, name, rest string) string {
-	t.Setenv("TEST_SRC_DSN", e.srcDSN)
-	t.Setenv("TEST_TGT_DSN", e.tgtDSN)
+	t.Setenv("TEST_SRC_DSN", e.SrcDSN)
+	t.Setenv("TEST_TGT_DSN", e.TgtDSN)
 	return e.write(t, name+".yaml", "name: "+name+"\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_TGT_DSN}\n"+rest)
 }
 
@@ -180,10 +165,10 @@ func TestBadMappings(t *testing.T) {
 
 func TestDatabaseDown(t *testing.T) {
 	e := newEnv(t, "", "")
-	down := strings.Replace(e.tgtDSN, fmt.Sprintf(":%d/", pgtest.Target(t).Port), ":1/", 1)
+	down := strings.Replace(e.TgtDSN, fmt.Sprintf(":%d/", pgtest.Target(t).Port), ":1/", 1)
 	t.Setenv("TEST_DOWN_DSN", down)
 	p := e.write(t, "down.yaml", "name: down\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_DOWN_DSN}\ntables:\n  - source: a\n    target: a\n")
-	t.Setenv("TEST_SRC_DSN", e.srcDSN)
+	t.Setenv("TEST_SRC_DSN", e.SrcDSN)
 	code, out, errs := run("check", "-c", p)
 	if code != 2 || !strings.Contains(out, "connecting to the target (postgres@127.0.0.1:1/") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
@@ -229,11 +214,11 @@ function backward(row) { return { id: row.order_id } }
 	// Wait for the slot so that the workload is all after the start.
 	waitFor(t, 30*time.Second, func() bool {
 		var n int
-		e.src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND active`).Scan(&n)
+		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND active`).Scan(&n)
 		return n == 1
 	}, &logs)
 
-	pool, err := pgxpool.New(context.Background(), e.srcDSN)
+	pool, err := pgxpool.New(context.Background(), e.SrcDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,8 +270,8 @@ function backward(row) { return { id: row.order_id } }
 	got := `SELECT order_id, amount_cents, state, note FROM orders_v2 ORDER BY order_id`
 	var wantS, gotS string
 	ok := waitForResult(60*time.Second, func() bool {
-		wantS = dump(t, e.src, want)
-		gotS = dump(t, e.tgt, got)
+		wantS = dump(t, e.Src, want)
+		gotS = dump(t, e.Tgt, got)
 		return wantS == gotS
 	})
 	cmd.Process.Signal(syscall.SIGTERM)

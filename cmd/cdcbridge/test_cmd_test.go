@@ -100,7 +100,7 @@ function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r
 function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: NAMES[r.state] } }
 `)
 	p := e.mapping(t, "rec", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
-	out := filepath.Join(e.dir, "staging.jsonl")
+	out := filepath.Join(e.Dir, "staging.jsonl")
 	done := make(chan int, 1)
 	var recOut, recErr string
 	go func() {
@@ -109,13 +109,13 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 		done <- code
 	}()
 	time.Sleep(1500 * time.Millisecond)
-	pgtest.MustExec(t, e.src, `INSERT INTO orders VALUES (1, 19.90, 'new'), (2, 5.00, 'paid'); UPDATE orders SET status = 'paid' WHERE id = 1`)
+	pgtest.MustExec(t, e.Src, `INSERT INTO orders VALUES (1, 19.90, 'new'), (2, 5.00, 'paid'); UPDATE orders SET status = 'paid' WHERE id = 1`)
 	if code := <-done; code != 0 {
 		t.Fatalf("record: exit %d\n%s%s", code, recOut, recErr)
 	}
 	noCanary(t, recOut, recErr)
 	var n int
-	e.src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots`).Scan(&n)
+	e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots`).Scan(&n)
 	if n != 0 {
 		t.Fatalf("record left %d slots behind", n)
 	}
