@@ -83,7 +83,7 @@ func BenchmarkForwardBacklog(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				log := slog.New(slog.NewTextHandler(&syncBuffer{}, nil))
+				log := slog.New(slog.NewTextHandler(&logSink{}, nil))
 				// First start creates the slot; stop, pile up the backlog, start again.
 				run := func() (context.CancelFunc, chan error) {
 					ctx, cancel := context.WithCancel(context.Background())

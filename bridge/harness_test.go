@@ -1,14 +1,12 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,40 +18,23 @@ import (
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
-// logs collects every log line of the package's tests, to be searched for
-// the password canary at the end.
-var (
-	allLogsMu sync.Mutex
-	allLogs   bytes.Buffer
-)
+// allLogs collects every log line of the package's tests, to be searched
+// for the password canary at the end.
+var allLogs pgtest.Buffer
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// logSink captures one daemon's logs and copies them into allLogs.
+type logSink struct{ pgtest.Buffer }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	allLogsMu.Lock()
+func (l *logSink) Write(p []byte) (int, error) {
 	allLogs.Write(p)
-	allLogsMu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return l.Buffer.Write(p)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopAll()
-	allLogsMu.Lock()
 	leaked := strings.Contains(allLogs.String(), pgtest.Canary)
-	n := allLogs.Len()
-	allLogsMu.Unlock()
+	n := len(allLogs.String())
 	if leaked {
 		fmt.Fprintln(os.Stderr, "FAIL: the password canary appears in the logs of the bridge tests")
 		code = 1
@@ -102,13 +83,13 @@ func (e *env) mapping(name, tables string, files map[string]string) *config.Mapp
 type daemon struct {
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *logSink
 }
 
 func (e *env) start(m *config.Mapping, dir config.Direction) *daemon {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &daemon{cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	d := &daemon{cancel: cancel, done: make(chan error, 1), logs: &logSink{}}
 	log := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	started := make(chan struct{}, 1)
 	go func() {

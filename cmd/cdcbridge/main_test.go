@@ -198,13 +198,11 @@ function forward(row) {
 function backward(row) { return { id: row.order_id } }
 `)
 	p := e.mapping(t, "kill", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\nbatch:\n  max_rows: 500\n")
-	var logs bytes.Buffer
-	var logsMu sync.Mutex
+	var logs pgtest.Buffer
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "run", "-c", p, "--log-level", "debug")
 		cmd.Env = os.Environ()
-		w := &lockedWriter{w: &logs, mu: &logsMu}
-		cmd.Stdout, cmd.Stderr = w, w
+		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -278,9 +276,7 @@ function backward(row) { return { id: row.order_id } }
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("SIGTERM: the daemon exited with %v", err)
 	}
-	logsMu.Lock()
 	allLogs := logs.String()
-	logsMu.Unlock()
 	if !ok {
 		t.Fatalf("after kill -9 and restarts the target differs from the transformed source (%d vs %d bytes)\nlogs:\n%s", len(gotS), len(wantS), tail(allLogs, 40))
 	}
@@ -289,17 +285,6 @@ function backward(row) { return { id: row.order_id } }
 	}
 	noCanary(t, allLogs)
 	t.Logf("%d source transactions, %d rows, exact after 2 kills", txns.Load(), strings.Count(wantS, "\n"))
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func dump(t *testing.T, conn *pgx.Conn, sql string) string {
@@ -327,7 +312,7 @@ func waitForResult(d time.Duration, f func() bool) bool {
 	return false
 }
 
-func waitFor(t *testing.T, d time.Duration, f func() bool, logs *bytes.Buffer) {
+func waitFor(t *testing.T, d time.Duration, f func() bool, logs *pgtest.Buffer) {
 	t.Helper()
 	if !waitForResult(d, f) {
 		t.Fatalf("timed out\n%s", logs.String())

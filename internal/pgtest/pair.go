@@ -1,7 +1,9 @@
 package pgtest
 
 import (
+	"bytes"
 	"context"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -42,4 +44,24 @@ func Query(tb testing.TB, conn *pgx.Conn, sql string) string {
 		tb.Fatalf("%v\n%s", err, sql)
 	}
 	return s
+}
+
+// Buffer is a bytes.Buffer safe for concurrent writers, for capturing the
+// logs of a daemon under test.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
