@@ -21,10 +21,14 @@ type Column struct {
 	// that carries no modifier: text::CastName keeps every character of a
 	// char(n) or bit(n) value, where a cast to TypeName ("character",
 	// "bit") would apply a length of one.
-	CastName   string
-	TypeMod    int32
-	NotNull    bool
-	HasDefault bool
+	CastName string
+	// FullTypeName is format_type(oid, typmod): the column's declared type,
+	// numeric(12,2) or char(5), for casting a value to exactly what the
+	// column would store.
+	FullTypeName string
+	TypeMod      int32
+	NotNull      bool
+	HasDefault   bool
 	// Generated is true for GENERATED ALWAYS AS (...) STORED columns: they
 	// are computed by the database and never written.
 	Generated bool
@@ -236,7 +240,8 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 
 	rows, err = q.Query(ctx, `
 		SELECT a.attname, a.attnum, a.atttypid, format_type(a.atttypid, NULL),
-		       quote_ident(tn.nspname) || '.' || quote_ident(ty.typname), a.atttypmod,
+		       quote_ident(tn.nspname) || '.' || quote_ident(ty.typname),
+		       format_type(a.atttypid, a.atttypmod), a.atttypmod,
 		       a.attnotnull, a.atthasdef, a.attgenerated = 's', a.attidentity::text,
 		       coalesce(pg_get_expr(d.adbin, d.adrelid), '')
 		FROM pg_attribute a
@@ -251,7 +256,7 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	for rows.Next() {
 		var col Column
 		var ident string
-		if err := rows.Scan(&col.Name, &col.Num, &col.TypeOID, &col.TypeName, &col.CastName, &col.TypeMod,
+		if err := rows.Scan(&col.Name, &col.Num, &col.TypeOID, &col.TypeName, &col.CastName, &col.FullTypeName, &col.TypeMod,
 			&col.NotNull, &col.HasDefault, &col.Generated, &ident, &col.Default); err != nil {
 			rows.Close()
 			return nil, err

@@ -20,7 +20,7 @@ func TestLoad(t *testing.T) {
 		CREATE DOMAIN posint AS int8 CHECK (VALUE > 0);
 		CREATE TABLE "Odd Schema"."Select" (
 			"Id" int GENERATED ALWAYS AS IDENTITY,
-			k2 text,
+			k2 varchar(7),
 			qty posint,
 			tags text[],
 			total numeric GENERATED ALWAYS AS (qty * 2) STORED,
@@ -51,8 +51,11 @@ func TestLoad(t *testing.T) {
 	if c := o.Column("Id"); c == nil || c.Identity != 'a' || !o.HasIdentityAlways() {
 		t.Fatalf("identity column not recognised: %+v", c)
 	}
-	if c := o.Column("total"); c == nil || !c.Generated {
+	if c := o.Column("total"); c == nil || !c.Generated || c.FullTypeName != "numeric" {
 		t.Fatalf("generated column not recognised: %+v", c)
+	}
+	if c := o.Column("k2"); c == nil || c.FullTypeName != "character varying(7)" {
+		t.Fatalf("k2: %+v", c)
 	}
 	if c := o.Column("note"); c == nil || !c.HasDefault || c.Default != "'x'::text" {
 		t.Fatalf("default not read: %+v", c)

@@ -49,6 +49,7 @@ type jsonColumn struct {
 	TypeOID    uint32 `json:"type_oid,omitempty"`
 	TypeName   string `json:"type_name,omitempty"`
 	CastName   string `json:"cast_name,omitempty"`
+	FullType   string `json:"full_type_name,omitempty"`
 	TypeMod    int32  `json:"type_mod,omitempty"`
 	NotNull    bool   `json:"not_null,omitempty"`
 	HasDefault bool   `json:"has_default,omitempty"`
@@ -154,7 +155,7 @@ func tableJSON(t *Table) jsonTable {
 		jt.Columns = make([]jsonColumn, len(t.Columns))
 		for i, c := range t.Columns {
 			jt.Columns[i] = jsonColumn{Name: c.Name, Num: c.Num, TypeOID: c.TypeOID, TypeName: c.TypeName,
-				CastName: c.CastName, TypeMod: c.TypeMod, NotNull: c.NotNull, HasDefault: c.HasDefault,
+				CastName: c.CastName, FullType: c.FullTypeName, TypeMod: c.TypeMod, NotNull: c.NotNull, HasDefault: c.HasDefault,
 				Generated: c.Generated, Identity: code(c.Identity), Default: c.Default}
 		}
 	}
@@ -193,7 +194,7 @@ func (c *Catalog) UnmarshalJSON(b []byte) error {
 				t.Columns = make([]Column, len(jt.Columns))
 				for i, c := range jt.Columns {
 					t.Columns[i] = Column{Name: c.Name, Num: c.Num, TypeOID: c.TypeOID, TypeName: c.TypeName,
-						CastName: c.CastName, TypeMod: c.TypeMod, NotNull: c.NotNull, HasDefault: c.HasDefault,
+						CastName: c.CastName, FullTypeName: c.FullType, TypeMod: c.TypeMod, NotNull: c.NotNull, HasDefault: c.HasDefault,
 						Generated: c.Generated, Identity: byte(c.Identity), Default: c.Default}
 				}
 			}

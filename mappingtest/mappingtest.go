@@ -183,6 +183,32 @@ func covered(specs []transform.Spec, read, write *catalog.Catalog) []transform.S
 	return out
 }
 
+// RoundTripper checks that row images come back unchanged through the
+// opposite transform. Not safe for concurrent use (the Mapper is not).
+type RoundTripper struct {
+	bwd  *transform.Mapper
+	cat  *catalog.Catalog
+	rels map[change.Table]*change.Relation
+}
+
+// NewRoundTripper returns a checker that sends outs written to tables of
+// writeCat back through bwd.
+func NewRoundTripper(bwd *transform.Mapper, writeCat *catalog.Catalog) *RoundTripper {
+	return &RoundTripper{bwd: bwd, cat: writeCat, rels: map[change.Table]*change.Relation{}}
+}
+
+// Check sends the insert and update outs of ch (what the forward transform
+// made of it) back and compares what comes back for ch's table with ch.New.
+func (r *RoundTripper) Check(ch *change.Change, outs []change.Out) ([]Mismatch, error) {
+	return roundTrip(ch, outs, r.bwd, r.cat, r.rels)
+}
+
+// Relation describes a table of cat as the stream would, for changes made
+// from rows read with SQL: generated columns left out, primary key marked.
+func Relation(cat *catalog.Catalog, t change.Table) *change.Relation {
+	return relationOf(t, cat, map[change.Table]*change.Relation{})
+}
+
 // roundTrip sends the outs of a change back through the opposite transform
 // and compares what comes back for the original table with the original row.
 func roundTrip(ch *change.Change, outs []change.Out, bwd *transform.Mapper, writeCat *catalog.Catalog, rels map[change.Table]*change.Relation) ([]Mismatch, error) {
