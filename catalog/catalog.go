@@ -299,3 +299,21 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	rows.Close()
 	return info, rows.Err()
 }
+
+// Relation describes the table as a replication stream would announce it:
+// generated columns left out (PostgreSQL 15 does not publish them), the
+// primary key marked as the key.
+func (t *Table) Relation() *change.Relation {
+	rel := &change.Relation{ID: t.OID, Table: t.Name, ReplicaIdentity: t.ReplicaIdentity}
+	for _, c := range t.Columns {
+		if c.Generated {
+			continue
+		}
+		key := false
+		for _, k := range t.Key {
+			key = key || k == c.Name
+		}
+		rel.Columns = append(rel.Columns, change.Column{Name: c.Name, TypeOID: c.TypeOID, TypeMod: c.TypeMod, Key: key})
+	}
+	return rel
+}

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS cdcbridge.checkpoint (
 	created_at  timestamptz NOT NULL DEFAULT now(),
 	updated_at  timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (name, direction)
-);`
+);
+ALTER TABLE cdcbridge.checkpoint ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'streaming';`
 
 // Statement advances a checkpoint; the applier runs it inside the
 // transaction that carries the changes up to the LSN. Arguments: name,
@@ -51,6 +52,10 @@ type State struct {
 	SystemID  string
 	Slot      string
 	UpdatedAt time.Time
+	// Copying is set while the initial copy runs. A checkpoint found in
+	// this state belongs to a copy that was interrupted: its snapshot died
+	// with it, so the copy has to start over.
+	Copying bool
 }
 
 // Execer is what the functions here need of a connection or transaction.
@@ -81,9 +86,10 @@ func Load(ctx context.Context, db Execer, name, direction string) (State, error)
 		return State{}, ErrNone
 	}
 	s := State{Name: name, Direction: direction}
-	var lsn string
-	err := db.QueryRow(ctx, `SELECT lsn::text, source_system_id, slot, updated_at FROM cdcbridge.checkpoint WHERE name = $1 AND direction = $2`,
-		name, direction).Scan(&lsn, &s.SystemID, &s.Slot, &s.UpdatedAt)
+	var lsn, state string
+	err := db.QueryRow(ctx, `SELECT lsn::text, source_system_id, slot, updated_at, state FROM cdcbridge.checkpoint WHERE name = $1 AND direction = $2`,
+		name, direction).Scan(&lsn, &s.SystemID, &s.Slot, &s.UpdatedAt, &state)
+	s.Copying = state == "copying"
 	if errors.Is(err, pgx.ErrNoRows) {
 		return State{}, ErrNone
 	}
@@ -102,10 +108,27 @@ func Create(ctx context.Context, db Execer, s State) error {
 	if err := Ensure(ctx, db); err != nil {
 		return err
 	}
-	_, err := db.Exec(ctx, `INSERT INTO cdcbridge.checkpoint (name, direction, lsn, source_system_id, slot) VALUES ($1, $2, $3::pg_lsn, $4, $5)`,
-		s.Name, s.Direction, s.LSN.String(), s.SystemID, s.Slot)
+	state := "streaming"
+	if s.Copying {
+		state = "copying"
+	}
+	_, err := db.Exec(ctx, `INSERT INTO cdcbridge.checkpoint (name, direction, lsn, source_system_id, slot, state) VALUES ($1, $2, $3::pg_lsn, $4, $5, $6)`,
+		s.Name, s.Direction, s.LSN.String(), s.SystemID, s.Slot, state)
 	if err != nil {
 		return fmt.Errorf("creating the checkpoint of %s %s: %w", s.Name, s.Direction, err)
+	}
+	return nil
+}
+
+// FinishCopy marks the initial copy of a direction complete: from here on
+// the checkpoint is a streaming position.
+func FinishCopy(ctx context.Context, db Execer, name, direction string) error {
+	tag, err := db.Exec(ctx, `UPDATE cdcbridge.checkpoint SET state = 'streaming', updated_at = now() WHERE name = $1 AND direction = $2 AND state = 'copying'`, name, direction)
+	if err != nil {
+		return fmt.Errorf("finishing the initial copy of %s %s: %w", name, direction, err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("finishing the initial copy of %s %s: its checkpoint row is gone or not copying", name, direction)
 	}
 	return nil
 }

@@ -70,6 +70,28 @@ func TestStoreAndLock(t *testing.T) {
 	if got.LSN != 0x16B3800 || got.SystemID != want.SystemID || got.Slot != want.Slot {
 		t.Fatalf("Load = %+v", got)
 	}
+	if got.Copying {
+		t.Fatal("a streaming checkpoint reads as copying")
+	}
+	if err := FinishCopy(ctx, a, "shop", "forward"); err == nil {
+		t.Fatal("FinishCopy of a checkpoint that is not copying succeeded")
+	}
+	copying := State{Name: "shop", Direction: "reverse", LSN: 0x10, SystemID: "1", Slot: "s", Copying: true}
+	if err := Create(ctx, a, copying); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Load(ctx, a, "shop", "reverse"); !got.Copying {
+		t.Fatal("a copying checkpoint reads as streaming")
+	}
+	if err := FinishCopy(ctx, a, "shop", "reverse"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Load(ctx, a, "shop", "reverse"); got.Copying {
+		t.Fatal("FinishCopy left the checkpoint copying")
+	}
+	if err := Delete(ctx, a, "shop", "reverse"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Load(ctx, a, "shop", "reverse"); !errors.Is(err, ErrNone) {
 		t.Fatalf("the reverse direction shares the forward checkpoint: %v", err)
 	}

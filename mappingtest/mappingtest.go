@@ -276,17 +276,7 @@ func relationOf(t change.Table, cat *catalog.Catalog, rels map[change.Table]*cha
 	if info == nil {
 		return nil
 	}
-	rel := &change.Relation{Table: t, ReplicaIdentity: info.ReplicaIdentity}
-	for _, c := range info.Columns {
-		if c.Generated {
-			continue
-		}
-		key := false
-		for _, k := range info.Key {
-			key = key || k == c.Name
-		}
-		rel.Columns = append(rel.Columns, change.Column{Name: c.Name, TypeOID: c.TypeOID, TypeMod: c.TypeMod, Key: key})
-	}
+	rel := info.Relation()
 	rels[t] = rel
 	return rel
 }
