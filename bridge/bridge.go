@@ -31,6 +31,9 @@ type Options struct {
 	Health  *metrics.Health
 	// MaxBackoff caps the wait between restarts after retryable errors.
 	MaxBackoff time.Duration
+	// SkipCopy starts a first run from the new slot's position without the
+	// initial copy: for a target that already holds the rows.
+	SkipCopy bool
 	// Started, if set, is called each time the pipeline is streaming, with
 	// the LSN it started from.
 	Started func(start pglogrepl.LSN)
@@ -156,7 +159,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	if err := checkpoint.Ensure(ctx, s.write); err != nil {
 		return classify(err)
 	}
-	if s.start, err = resume(ctx, m, dir, s, readDSN, slot, log); err != nil {
+	if s.start, err = resume(ctx, o, s, readDSN, writeDSN, slot, log); err != nil {
 		return err
 	}
 
@@ -257,55 +260,6 @@ func observer(o Options) apply.Observer {
 		return nil
 	}
 	return metrics.ApplyObserver{M: o.Metrics, Direction: o.Direction.String()}
-}
-
-// resume finds the LSN to start from: the checkpoint, checked against the
-// slot and the source, or on a first start a new slot's consistent point.
-func resume(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup, readDSN config.DSN, slot string, log *slog.Logger) (pglogrepl.LSN, error) {
-	sysid, err := replication.SystemID(ctx, s.read)
-	if err != nil {
-		return 0, classify(err)
-	}
-	info, err := replication.InspectSlot(ctx, s.read, slot)
-	if err != nil {
-		return 0, classify(err)
-	}
-	st, err := checkpoint.Load(ctx, s.write, m.Name, dir.String())
-	if errors.Is(err, checkpoint.ErrNone) {
-		// First start of this direction. Nothing was ever applied (every
-		// apply writes the checkpoint), so a slot left by an earlier first
-		// start that died before its checkpoint can go.
-		if info.Exists {
-			if info.Active {
-				return 0, &FatalError{Err: fmt.Errorf("the replication slot %s is in use by process %d on the %s: another daemon (or a client) streams from it; stop it first", slot, info.ActivePID, sideName(dir))}
-			}
-			if err := replication.DropSlot(ctx, s.read, slot); err != nil {
-				return 0, classify(err)
-			}
-		}
-		created, err := replication.CreateSlot(ctx, readDSN.ConnString(), slot, false)
-		if err != nil {
-			return 0, classify(readDSN.Redact(err))
-		}
-		created.Close(ctx)
-		if err := checkpoint.Create(ctx, s.write, checkpoint.State{Name: m.Name, Direction: dir.String(), LSN: created.ConsistentPoint, SystemID: sysid, Slot: slot}); err != nil {
-			return 0, classify(err)
-		}
-		log.Info("created the replication slot; changes from here on are replicated", "slot", slot, "lsn", created.ConsistentPoint.String())
-		return created.ConsistentPoint, nil
-	}
-	if err != nil {
-		return 0, classify(err)
-	}
-	if info.Active {
-		return 0, &RetryableError{Err: fmt.Errorf("the replication slot %s is in use by process %d (a previous connection not yet gone, or another daemon)", slot, info.ActivePID)}
-	}
-	start, err := checkpoint.Resume(st, checkpoint.Slot{Exists: info.Exists, ConfirmedFlushLSN: info.ConfirmedFlushLSN, WALStatus: info.WALStatus, Active: info.Active, ActivePID: info.ActivePID}, sysid)
-	if err != nil {
-		return 0, &FatalError{Err: err}
-	}
-	log.Info("resuming after the checkpoint", "lsn", start.String(), "slot_confirmed", info.ConfirmedFlushLSN.String())
-	return start, nil
 }
 
 func sideName(dir config.Direction) string {

@@ -169,8 +169,10 @@ func direction(reverse bool) config.Direction {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var c common
 	var reverse bool
-	fs := newFlags("run", "run -c mapping.yaml [--reverse]\n\nRuns the daemon: streams every committed change of the live side to the other\nside through the mapping's transforms, with an exactly-once checkpoint. Forward\nreads the mapping's source and calls forward(); --reverse reads the target and\ncalls backward(). SIGINT or SIGTERM stops it cleanly.", stderr, &c)
+	fs := newFlags("run", "run -c mapping.yaml [--reverse]\n\nRuns the daemon: streams every committed change of the live side to the other\nside through the mapping's transforms, with an exactly-once checkpoint. Forward\nreads the mapping's source and calls forward(); --reverse reads the target and\ncalls backward(). On the first start of a direction it copies every mapped table,\nas of the new slot's snapshot and through the transform, into the (empty) tables\nof the side written, then streams from the snapshot's point: nothing is missed or\napplied twice across the hand-off. SIGINT or SIGTERM stops it cleanly.", stderr, &c)
 	fs.BoolVar(&reverse, "reverse", false, "run target -> source with backward()")
+	var skipCopy bool
+	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
@@ -200,7 +202,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		log.Info("serving /metrics, /healthz and /readyz", "addr", addr.String())
 	}
 	dir := direction(reverse)
-	err = bridge.Run(ctx, bridge.Options{Mapping: m, Direction: dir, Logger: log, Metrics: met, Health: health})
+	err = bridge.Run(ctx, bridge.Options{Mapping: m, Direction: dir, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy})
 	if err != nil {
 		// Printed once, plainly: a list of findings stays readable, which a
 		// quoted log attribute would not be.
