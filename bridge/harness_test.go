@@ -159,3 +159,8 @@ func eventually(t testing.TB, conn *pgx.Conn, sql, want string, d *daemon) {
 	}
 	t.Fatalf("timed out waiting for\n%s\n got:\n%s\nwant:\n%s\nlogs:\n%s", sql, got, want, logs)
 }
+
+// testLogger writes into allLogs, where the canary check looks.
+func testLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(&logSink{}, nil))
+}
