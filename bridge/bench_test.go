@@ -148,3 +148,92 @@ func BenchmarkSubscriptionBacklog(b *testing.B) {
 	b.ReportMetric(rate, "rows/s")
 	fmt.Printf("PostgreSQL subscription: %d rows in %.2fs = %.0f rows/s\n", n, total.Seconds()/float64(b.N), rate)
 }
+
+// BenchmarkInitialCopy measures the initial copy of a preloaded table (the
+// same rows as the backlog benchmarks), through an identity mapping and
+// through a JavaScript transform.
+func BenchmarkInitialCopy(b *testing.B) {
+	for _, mode := range []string{"identity", "js"} {
+		b.Run(mode, func(b *testing.B) {
+			n := backlogRows()
+			var total time.Duration
+			for i := 0; i < b.N; i++ {
+				pair := pgtest.NewPair(b, benchTable, benchTable)
+				insertBacklog(b, pair.Src, n)
+				entry := "  - source: items\n    target: items\n"
+				if mode == "js" {
+					os.WriteFile(pair.Dir+"/t.js", []byte("function forward(r) { return {...r} }\nfunction backward(r) { return r }\n"), 0o644)
+					entry += "    transform: t.js\n"
+				}
+				p := pair.Dir + "/m.yaml"
+				os.WriteFile(p, []byte(fmt.Sprintf("name: benchcopy\nsource:\n  dsn: %q\ntarget:\n  dsn: %q\ntables:\n%s", pair.SrcDSN, pair.TgtDSN, entry)), 0o644)
+				m, err := config.Load(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				b.ResetTimer()
+				t0 := time.Now()
+				started := make(chan struct{})
+				go func() {
+					done <- bridge.Run(ctx, bridge.Options{Mapping: m, Logger: slog.New(slog.NewTextHandler(&logSink{}, nil)),
+						Started: func(_ pglogrepl.LSN) { close(started) }})
+				}()
+				select {
+				case <-started:
+				case err := <-done:
+					b.Fatal(err)
+				}
+				total += time.Since(t0)
+				b.StopTimer()
+				waitCount(b, pair.Tgt, n, time.Minute)
+				cancel()
+				<-done
+			}
+			rate := float64(n*b.N) / total.Seconds()
+			b.ReportMetric(rate, "rows/s")
+			fmt.Printf("cdcbridge initial copy (%s): %d rows in %.2fs = %.0f rows/s\n", mode, n, total.Seconds()/float64(b.N), rate)
+		})
+	}
+}
+
+// BenchmarkSubscriptionCopyData is the yardstick for the initial copy:
+// PostgreSQL's own subscription with copy_data = true on the same rows.
+func BenchmarkSubscriptionCopyData(b *testing.B) {
+	n := backlogRows()
+	var total time.Duration
+	for i := 0; i < b.N; i++ {
+		pair := pgtest.NewPair(b, benchTable+"; CREATE PUBLICATION bench_pub FOR TABLE items", benchTable)
+		insertBacklog(b, pair.Src, n)
+		conninfo := strings.Replace(pair.SrcDSN, "postgres://", "postgresql://", 1)
+		tgt := pair.Tgt
+		b.Cleanup(func() {
+			ctx := context.Background()
+			tgt.Exec(ctx, `ALTER SUBSCRIPTION bench_sub DISABLE`)
+			tgt.Exec(ctx, `ALTER SUBSCRIPTION bench_sub SET (slot_name = NONE)`)
+			tgt.Exec(ctx, `DROP SUBSCRIPTION bench_sub`)
+		})
+		b.ResetTimer()
+		t0 := time.Now()
+		pgtest.MustExec(b, tgt, fmt.Sprintf(`CREATE SUBSCRIPTION bench_sub CONNECTION '%s' PUBLICATION bench_pub WITH (copy_data = true)`, conninfo))
+		// The table sync is done when its state is ready ('r').
+		deadline := time.Now().Add(10 * time.Minute)
+		for {
+			var ready bool
+			tgt.QueryRow(context.Background(), `SELECT coalesce(bool_and(srsubstate = 'r'), false) FROM pg_subscription_rel`).Scan(&ready)
+			if ready {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("the subscription did not finish its copy")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		total += time.Since(t0)
+		b.StopTimer()
+	}
+	rate := float64(n*b.N) / total.Seconds()
+	b.ReportMetric(rate, "rows/s")
+	fmt.Printf("PostgreSQL subscription copy_data: %d rows in %.2fs = %.0f rows/s\n", n, total.Seconds()/float64(b.N), rate)
+}

@@ -4,4 +4,4 @@
 # machine. BENCH_ROWS sets the backlog (default 200000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go test ./bridge -run '^$' -bench 'Backlog' -benchtime 1x -count "${BENCH_COUNT:-1}" | grep -E 'rows/s|^ok|FAIL'
+go test ./bridge -run '^$' -bench 'Backlog|Copy' -benchtime 1x -count "${BENCH_COUNT:-1}" | grep -E 'rows/s|^ok|FAIL'
