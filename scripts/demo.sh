@@ -38,6 +38,12 @@ echo "blue:  customers(full_name), orders_v2(amount_cents bigint, state smallint
 say "cdcbridge check: the mapping, both databases, keys, columns, privileges"
 "$work/cdcbridge" check -c testdata/example/mapping.yaml
 
+say "Green already holds data: the first start copies it, then streams"
+sql "$GREEN_DSN" <<'SQL'
+INSERT INTO customers (name, email) SELECT 'Customer ' || g, 'c' || g || '@example.com' FROM generate_series(1, 1000) g;
+INSERT INTO orders (customer_id, amount, status) SELECT 1 + g % 1000, g / 10.0, 'paid' FROM generate_series(1, 5000) g;
+SQL
+
 say "Starting the daemon forward (green -> blue)"
 start_daemon() {
   "$work/cdcbridge" run -c testdata/example/mapping.yaml >>"$work/daemon.log" 2>&1 &
@@ -53,13 +59,14 @@ start_daemon
 say "Writes on green"
 sql "$GREEN_DSN" <<'SQL'
 INSERT INTO customers (name, email) VALUES ('Ada Lovelace', 'ada@example.com'), ('Alan Turing', NULL);
-INSERT INTO orders (customer_id, amount, status, note) VALUES (1, 19.90, 'new', 'first'), (2, 5.00, 'paid', NULL);
-UPDATE orders SET status = 'shipped' WHERE id = 1;
+INSERT INTO orders (customer_id, amount, status, note) VALUES (1001, 19.90, 'new', 'first'), (1002, 5.00, 'paid', NULL);
+UPDATE orders SET status = 'shipped' WHERE note = 'first';
 SQL
 sleep 1
 say "Blue has them, in the new shape"
-sql "$BLUE_DSN" -c "SELECT id, full_name, email FROM customers ORDER BY id" \
-                -c "SELECT order_id, customer_id, amount_cents, state, note, amount FROM orders_v2 ORDER BY order_id"
+sql "$BLUE_DSN" -c "SELECT count(*) AS customers_copied_and_streamed FROM customers" \
+                -c "SELECT id, full_name, email FROM customers WHERE id > 1000 ORDER BY id" \
+                -c "SELECT order_id, customer_id, amount_cents, state, note, amount FROM orders_v2 WHERE order_id > 5000 ORDER BY order_id"
 
 say "kill -9 of the daemon in the middle of a write workload, then a restart"
 sql "$GREEN_DSN" -c "INSERT INTO orders (customer_id, amount, status) SELECT 1 + i % 2, i / 100.0, 'new' FROM generate_series(1, 20000) i" &
