@@ -37,6 +37,46 @@ type Options struct {
 	// Started, if set, is called each time the pipeline is streaming, with
 	// the LSN it started from.
 	Started func(start pglogrepl.LSN)
+	// Mode is Live (apply every change) or Armed (apply nothing; keep the
+	// slot and checkpoint just behind the first foreign write).
+	Mode Mode
+	// Foreign, if set, is called in Armed mode when the stream holds foreign
+	// writes, with what is known so far.
+	Foreign func(ForeignWrites)
+	// Applied, if set, is called in Live mode with the commit time of each
+	// source transaction that reached the applier.
+	Applied func(commit time.Time)
+}
+
+// Mode says what a pipeline does with the changes it reads.
+type Mode uint8
+
+const (
+	// Live applies every change: the direction traffic flows in.
+	Live Mode = iota
+	// Armed applies nothing. It reads the side that is not live, advances
+	// the slot and checkpoint past the bridge's own transactions and idle
+	// stretches, and holds at the first foreign write (a client writing to
+	// a mapped table of the side that should not be taking writes), so that
+	// a flip can still carry that write over or, on the operator's word,
+	// skip it. Nothing is lost either way.
+	Armed
+)
+
+func (m Mode) String() string {
+	if m == Armed {
+		return "armed"
+	}
+	return "live"
+}
+
+// ForeignWrites describes the foreign transactions an armed stream holds.
+type ForeignWrites struct {
+	// First is the commit LSN of the first one, FirstAt its commit time.
+	First   pglogrepl.LSN
+	FirstAt time.Time
+	// Txns counts them since the checkpoint.
+	Txns int64
 }
 
 // sides returns the DSNs of the side read and the side written.
@@ -179,7 +219,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Logger:      o.Logger,
 	})
 
-	log.Info("streaming", "slot", slot, "start_lsn", s.start.String(), "read", readDSN.String(), "write", writeDSN.String())
+	log.Info("streaming", "mode", o.Mode.String(), "slot", slot, "start_lsn", s.start.String(), "read", readDSN.String(), "write", writeDSN.String())
 	if o.Started != nil {
 		o.Started(s.start)
 	}
@@ -187,7 +227,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		o.Metrics.Streaming.WithLabelValues(dir.String()).Set(1)
 		defer o.Metrics.Streaming.WithLabelValues(dir.String()).Set(0)
 	}
-	if o.Health != nil {
+	if o.Health != nil && o.Mode == Live {
 		o.Health.SetReady(true)
 		defer o.Health.SetReady(false)
 	}
@@ -229,6 +269,10 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	go func() {
 		defer wg.Done()
 		defer close(outs)
+		if o.Mode == Armed {
+			fail(holdStage(applyCtx, o, events, outs))
+			return
+		}
 		fail(transformStage(applyCtx, o, s.mapper, events, outs))
 	}()
 	go func() {
@@ -310,10 +354,47 @@ func transformStage(ctx context.Context, o Options, mapper *transform.Mapper, in
 				continue
 			}
 		}
+		if ev.Kind == change.EvCommit && o.Applied != nil {
+			o.Applied(ev.Txn.CommitTime)
+		}
 		select {
 		case out <- ev:
 		case <-ctx.Done():
 			return nil
+		}
+	}
+	return nil
+}
+
+// holdStage is the middle stage of an armed pipeline. Positions pass to the
+// applier, which checkpoints them (so the slot can advance); the first
+// foreign transaction stops that: from its Begin on nothing passes, and the
+// foreign transactions are only counted, so the checkpoint stays before the
+// first of them.
+func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<- change.Event) error {
+	log := o.Logger.With("component", "armed", "direction", o.Direction.String())
+	var held ForeignWrites
+	for ev := range in {
+		if held.Txns == 0 && ev.Kind == change.EvPosition {
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		if ev.Kind != change.EvCommit {
+			continue
+		}
+		if held.Txns == 0 {
+			held.First, held.FirstAt = ev.Txn.FinalLSN, ev.Txn.CommitTime
+			r, _ := sideNames(o.Direction)
+			log.Warn("the "+r+" is taking writes on mapped tables while traffic should flow the other way; holding the "+o.Direction.String()+" slot before them so a flip can carry them over",
+				"first_lsn", held.First.String(), "first_at", held.FirstAt, "xid", ev.Txn.Xid)
+		}
+		held.Txns++
+		if o.Foreign != nil {
+			o.Foreign(held)
 		}
 	}
 	return nil

@@ -64,7 +64,7 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 // left by an earlier first start that died before its checkpoint can go.
 func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.DSN, slot, sysid string, slotExists bool, log *slog.Logger) (pglogrepl.LSN, error) {
 	m, dir := o.Mapping, o.Direction
-	copying := !o.SkipCopy
+	copying := !o.SkipCopy && o.Mode == Live
 	if copying {
 		if err := requireEmpty(ctx, m.WriteTables(dir), s.write, writeSideName(dir)); err != nil {
 			return 0, err

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
@@ -35,6 +36,8 @@ Usage:
   cdcbridge run    -c mapping.yaml [--reverse]   run the daemon
   cdcbridge check  -c mapping.yaml [--reverse]   check config, connectivity, wal_level,
                                                  privileges, keys and columns; stream nothing
+  cdcbridge flip   -c mapping.yaml [--include-target-writes|--discard-target-writes]
+                                                 hand traffic over: the other direction becomes live
   cdcbridge record -c mapping.yaml --out FILE [--duration D] [--reverse]
                                                  record a WAL fixture from a temporary slot
   cdcbridge test   -c mapping.yaml FIXTURE... [--update] [--reverse]
@@ -72,6 +75,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdRecord(rest, stdout, stderr)
 	case "test":
 		return cmdTest(rest, stdout, stderr)
+	case "flip":
+		return cmdFlip(rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "cdcbridge: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
@@ -171,6 +176,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var reverse bool
 	fs := newFlags("run", "run -c mapping.yaml [--reverse]\n\nRuns the daemon: streams every committed change of the live side to the other\nside through the mapping's transforms, with an exactly-once checkpoint. Forward\nreads the mapping's source and calls forward(); --reverse reads the target and\ncalls backward(). On the first start of a direction it copies every mapped table,\nas of the new slot's snapshot and through the transform, into the (empty) tables\nof the side written, then streams from the snapshot's point: nothing is missed or\napplied twice across the hand-off. SIGINT or SIGTERM stops it cleanly.", stderr, &c)
 	fs.BoolVar(&reverse, "reverse", false, "run target -> source with backward()")
+	var quiet time.Duration
+	fs.DurationVar(&quiet, "quiet-period", 10*time.Second, "after a flip, how long the old live side must take no writes before its direction stops draining and is armed")
 	var skipCopy bool
 	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
@@ -201,8 +208,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("serving /metrics, /healthz and /readyz", "addr", addr.String())
 	}
-	dir := direction(reverse)
-	err = bridge.Run(ctx, bridge.Options{Mapping: m, Direction: dir, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy})
+	err = bridge.Daemon(ctx, bridge.DaemonOptions{
+		Options: bridge.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
+		Reverse: reverse, Quiet: quiet,
+	})
 	if err != nil {
 		// Printed once, plainly: a list of findings stays readable, which a
 		// quoted log attribute would not be.

@@ -1,0 +1,229 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/config"
+)
+
+// DaemonOptions configures Daemon.
+type DaemonOptions struct {
+	// Options are the settings every pipeline shares; Direction and Mode
+	// are set by the daemon.
+	Options
+	// Reverse asks for the reverse direction to be live. On a mapping that
+	// has never flipped it makes reverse the live direction; after a flip
+	// it must agree with the recorded one.
+	Reverse bool
+	// Quiet is how long the side that was live before a flip must take no
+	// writes before its direction stops draining and is armed (default 10s).
+	Quiet time.Duration
+	// Poll is how often the state is read for flip requests (default 500ms).
+	Poll time.Duration
+	// SyncSequences, if set, runs at every flip (see SequenceSync).
+	SyncSequences SequenceSync
+	// Changed, if set, is called whenever a pipeline starts, with its
+	// direction, mode and starting LSN.
+	Changed func(dir config.Direction, mode Mode, start pglogrepl.LSN)
+}
+
+// pipeline is one running bridge.Run.
+type pipeline struct {
+	dir         config.Direction
+	mode        Mode
+	cancel      context.CancelFunc
+	done        chan error
+	lastApplied atomic.Int64 // unix nanos
+	started     time.Time
+}
+
+// Daemon runs a mapping: the live direction applies, the other is armed,
+// and flips requested through the state (cdcbridge flip) are carried out
+// without a restart. After a flip the direction that was live keeps
+// draining what still arrives on its side until that side has been quiet
+// for Quiet, then it is armed. Everything it decides is in the state row,
+// so a daemon killed at any moment picks up where it was.
+func Daemon(ctx context.Context, o DaemonOptions) error {
+	if o.Quiet <= 0 {
+		o.Quiet = 10 * time.Second
+	}
+	if o.Poll <= 0 {
+		o.Poll = 500 * time.Millisecond
+	}
+	m := o.Mapping
+	log := o.Logger.With("component", "daemon")
+	conn, err := Connect(ctx, m.Target.DSN, "target")
+	if err != nil {
+		return err
+	}
+	defer func() { conn.Close(context.Background()) }()
+	want := config.Forward
+	if o.Reverse {
+		want = config.Reverse
+	}
+	st, err := checkpoint.EnsureState(ctx, conn, m.Name, want.String())
+	if err != nil {
+		return m.Redact(err)
+	}
+	if st.Live != want.String() {
+		if st.Generation > 0 || !o.Reverse {
+			return &FatalError{Err: &ConfigError{Findings: []Finding{{Where: "state",
+				Message: fmt.Sprintf("the live direction recorded for %s is %s", m.Name, st.Live),
+				Fix:     "run without --reverse to follow it, or move it with `cdcbridge flip`"}}}}
+		}
+		if _, err := conn.Exec(ctx, `UPDATE cdcbridge.state SET live = $2 WHERE name = $1`, m.Name, want.String()); err != nil {
+			return err
+		}
+		st.Live = want.String()
+	}
+
+	var (
+		mu    sync.Mutex
+		pipes = map[config.Direction]*pipeline{}
+	)
+	start := func(dir config.Direction, mode Mode) *pipeline {
+		pctx, cancel := context.WithCancel(ctx)
+		p := &pipeline{dir: dir, mode: mode, cancel: cancel, done: make(chan error, 1), started: time.Now()}
+		p.lastApplied.Store(time.Now().UnixNano())
+		po := o.Options
+		po.Direction, po.Mode = dir, mode
+		po.Applied = func(time.Time) { p.lastApplied.Store(time.Now().UnixNano()) }
+		po.Started = func(lsn pglogrepl.LSN) {
+			if o.Changed != nil {
+				o.Changed(dir, mode, lsn)
+			}
+		}
+		go func() { p.done <- Run(pctx, po) }()
+		mu.Lock()
+		pipes[dir] = p
+		mu.Unlock()
+		log.Info("pipeline started", "direction", dir.String(), "mode", mode.String())
+		return p
+	}
+	stop := func(dir config.Direction) error {
+		mu.Lock()
+		p := pipes[dir]
+		delete(pipes, dir)
+		mu.Unlock()
+		if p == nil {
+			return nil
+		}
+		p.cancel()
+		return <-p.done
+	}
+	stopAll := func() error {
+		var errs []error
+		for _, d := range []config.Direction{config.Forward, config.Reverse} {
+			errs = append(errs, stop(d))
+		}
+		return errors.Join(errs...)
+	}
+
+	live := dirOf(st.Live)
+	start(live, Live)
+	if st.Draining == live.Opposite().String() {
+		start(live.Opposite(), Live)
+	} else {
+		start(live.Opposite(), Armed)
+	}
+	tick := time.NewTicker(o.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return stopAll()
+		case <-tick.C:
+		}
+		// A pipeline that ended by itself hit a fatal error.
+		mu.Lock()
+		for d, p := range pipes {
+			select {
+			case err := <-p.done:
+				delete(pipes, d)
+				mu.Unlock()
+				stopAll()
+				if err == nil {
+					err = fmt.Errorf("the %s pipeline stopped", d)
+				}
+				return err
+			default:
+			}
+		}
+		mu.Unlock()
+
+		st, err := checkpoint.LoadState(ctx, conn, m.Name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return stopAll()
+			}
+			log.Warn("reading the bridge state", "error", m.Redact(err).Error())
+			continue
+		}
+		// The direction that was live before the last flip drains until
+		// its side has been quiet, then it is armed.
+		if st.Draining != "" {
+			d := dirOf(st.Draining)
+			mu.Lock()
+			p := pipes[d]
+			mu.Unlock()
+			if p != nil && p.mode == Live && time.Since(time.Unix(0, p.lastApplied.Load())) >= o.Quiet {
+				log.Info("the side that was live has been quiet; arming its direction", "direction", d.String(), "quiet", o.Quiet.String())
+				if err := stop(d); err != nil && !errors.Is(err, context.Canceled) {
+					return err
+				}
+				if err := checkpoint.DrainDone(ctx, conn, m.Name, d.String()); err != nil {
+					return err
+				}
+				start(d, Armed)
+			}
+		}
+		if st.RequestID > st.AnsweredID {
+			to := dirOf(st.Request)
+			if to == live {
+				checkpoint.Answer(ctx, conn, m.Name, st.RequestID, true, fmt.Sprintf("%s is already the live direction", to))
+				continue
+			}
+			log.Info("flip requested", "to", to.String(), "policy", st.RequestPolicy)
+			if err := stop(to); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			res, err := Flip(ctx, m, to, Policy(st.RequestPolicy), st.RequestID, o.SyncSequences, o.Logger)
+			if err != nil {
+				checkpoint.Answer(context.WithoutCancel(ctx), conn, m.Name, st.RequestID, false, "the flip failed: "+m.Redact(err).Error())
+				return err
+			}
+			if !res.OK {
+				log.Warn("flip refused", "reason", res.Message)
+				start(to, Armed)
+				continue
+			}
+			live = to
+			start(to, Live)
+			// The old live direction keeps running live: it drains.
+			mu.Lock()
+			old := pipes[to.Opposite()]
+			mu.Unlock()
+			if old != nil && old.mode == Live {
+				old.lastApplied.Store(time.Now().UnixNano())
+			} else {
+				stop(to.Opposite())
+				start(to.Opposite(), Live)
+			}
+		}
+	}
+}
+
+func dirOf(s string) config.Direction {
+	if s == config.Reverse.String() {
+		return config.Reverse
+	}
+	return config.Forward
+}

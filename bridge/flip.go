@@ -1,0 +1,262 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/replication"
+)
+
+// Policy says what a flip does with foreign writes held by the slot of the
+// direction becoming live.
+type Policy string
+
+const (
+	// Refuse: foreign writes stop the flip (the default).
+	Refuse Policy = ""
+	// IncludeWrites starts the new live direction at the first foreign
+	// write: they were live traffic and are carried over.
+	IncludeWrites Policy = "include"
+	// DiscardWrites starts it at the flip point: they were test writes.
+	DiscardWrites Policy = "discard"
+)
+
+// FlipResult says what a flip did or why it did not.
+type FlipResult struct {
+	OK      bool
+	To      config.Direction
+	Point   pglogrepl.LSN // where the new live direction starts
+	Foreign ForeignWrites
+	Message string
+}
+
+// SequenceSync, if set on a flip, brings the sequences of the side becoming
+// live up to those of the side that was live.
+type SequenceSync func(ctx context.Context, from config.Direction) error
+
+// foreignWrites counts the foreign transactions that a stopped slot holds,
+// by peeking at its changes through the real decoder.
+func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir config.Direction, from pglogrepl.LSN) (ForeignWrites, error) {
+	var fw ForeignWrites
+	rows, err := conn.Query(ctx, `SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
+		m.SlotName(dir), m.PublicationName(dir))
+	if err != nil {
+		return fw, fmt.Errorf("reading what the %s slot holds: %w", dir, err)
+	}
+	defer rows.Close()
+	dec := replication.NewDecoder(m.OwnsOrigin)
+	for rows.Next() {
+		var lsnText string
+		var data []byte
+		if err := rows.Scan(&lsnText, &data); err != nil {
+			return fw, err
+		}
+		lsn, _ := pglogrepl.ParseLSN(lsnText)
+		evs, err := dec.Decode(lsn, data)
+		if err != nil {
+			return fw, err
+		}
+		for _, ev := range evs {
+			// The slot may confirm less than the checkpoint: what lies before
+			// the checkpoint is already decided.
+			if ev.Kind == change.EvCommit && ev.Txn.FinalLSN >= from {
+				if fw.Txns == 0 {
+					fw.First, fw.FirstAt = ev.Txn.FinalLSN, ev.Txn.CommitTime
+				}
+				fw.Txns++
+			}
+		}
+	}
+	return fw, rows.Err()
+}
+
+// Flip makes direction `to` live. Its pipeline must not be running (the
+// daemon stops its armed pipeline first; the flip command holds the daemon
+// locks). Every step is idempotent, so a flip cut short by a crash is
+// finished by running it again, which the daemon does on restart while the
+// request is unanswered.
+func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Policy, requestID int64, sync SequenceSync, log *slog.Logger) (FlipResult, error) {
+	res := FlipResult{To: to}
+	readDSN, writeDSN := sides(m, to)
+	readSide, writeSide := sideNames(to)
+	read, err := Connect(ctx, readDSN, readSide)
+	if err != nil {
+		return res, err
+	}
+	defer read.Close(context.Background())
+	write, err := Connect(ctx, writeDSN, writeSide)
+	if err != nil {
+		return res, err
+	}
+	defer write.Close(context.Background())
+	state, err := Connect(ctx, m.Target.DSN, "target")
+	if err != nil {
+		return res, err
+	}
+	defer state.Close(context.Background())
+
+	st, err := checkpoint.EnsureState(ctx, state, m.Name, config.Forward.String())
+	if err != nil {
+		return res, err
+	}
+	if st.Live == to.String() {
+		res.OK, res.Point = true, st.FlipLSN
+		res.Message = fmt.Sprintf("%s is already the live direction (since %s)", to, st.FlipLSN)
+		return res, checkpoint.Answer(ctx, state, m.Name, requestID, true, res.Message)
+	}
+	if err := replication.EnsurePublication(ctx, read, m.PublicationName(to), m.SourceTables(to)); err != nil {
+		return res, err
+	}
+	if err := checkpoint.Ensure(ctx, write); err != nil {
+		return res, err
+	}
+	ck, err := checkpoint.Load(ctx, write, m.Name, to.String())
+	if errors.Is(err, checkpoint.ErrNone) {
+		// The direction was never armed: its slot starts now, and nothing
+		// written before can be told apart any more.
+		sysid, err := replication.SystemID(ctx, read)
+		if err != nil {
+			return res, err
+		}
+		if info, err := replication.InspectSlot(ctx, read, m.SlotName(to)); err == nil && info.Exists && !info.Active {
+			replication.DropSlot(ctx, read, m.SlotName(to))
+		}
+		created, err := replication.CreateSlot(ctx, readDSN.ConnString(), m.SlotName(to), false)
+		if err != nil {
+			return res, readDSN.Redact(err)
+		}
+		created.Close(ctx)
+		ck = checkpoint.State{Name: m.Name, Direction: to.String(), LSN: created.ConsistentPoint, SystemID: sysid, Slot: m.SlotName(to)}
+		if err := checkpoint.Create(ctx, write, ck); err != nil {
+			return res, err
+		}
+	} else if err != nil {
+		return res, err
+	}
+	if res.Foreign, err = foreignWrites(ctx, read, m, to, ck.LSN); err != nil {
+		return res, err
+	}
+	point, err := replication.CurrentLSN(ctx, read)
+	if err != nil {
+		return res, err
+	}
+	if res.Foreign.Txns > 0 {
+		switch policy {
+		case Refuse:
+			res.Message = fmt.Sprintf("the %s took %d foreign transaction(s) on mapped tables since %s (the first at LSN %s) while traffic was to flow the other way; "+
+				"if they are live traffic, carry them over with `cdcbridge flip --include-target-writes`; if they were test writes, start at the flip point with `cdcbridge flip --discard-target-writes`",
+				readSide, res.Foreign.Txns, res.Foreign.FirstAt.UTC().Format(time.RFC3339), res.Foreign.First)
+			return res, checkpoint.Answer(ctx, state, m.Name, requestID, false, res.Message)
+		case IncludeWrites:
+			point = ck.LSN // everything from the held position on, foreign writes included
+		}
+	}
+	if point > ck.LSN {
+		if err := checkpoint.MoveTo(ctx, write, m.Name, to.String(), point); err != nil {
+			return res, err
+		}
+	}
+	res.Point = max(point, ck.LSN)
+	if sync != nil {
+		if err := sync(ctx, to.Opposite()); err != nil {
+			return res, fmt.Errorf("syncing sequences at the flip: %w", err)
+		}
+	}
+	res.OK = true
+	res.Message = fmt.Sprintf("flipped: %s is live from %s LSN %s", to, readSide, res.Point)
+	if res.Foreign.Txns > 0 {
+		if policy == IncludeWrites {
+			res.Message += fmt.Sprintf(", carrying over %d foreign transaction(s)", res.Foreign.Txns)
+		} else {
+			res.Message += fmt.Sprintf(", skipping %d foreign transaction(s) as asked", res.Foreign.Txns)
+		}
+	}
+	if err := checkpoint.RecordFlip(ctx, state, m.Name, to.String(), to.Opposite().String(), res.Point, requestID, res.Message); err != nil {
+		return res, err
+	}
+	log.Info("flipped", "live", to.String(), "point", res.Point.String(), "foreign_txns", res.Foreign.Txns, "policy", string(policy))
+	return res, nil
+}
+
+// RequestFlip flips the mapping to the direction that is not live. When a
+// daemon runs (it holds the locks of the directions), the flip is handed to
+// it through the state and RequestFlip waits up to timeout for its answer;
+// otherwise RequestFlip takes the locks and flips by itself.
+func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout time.Duration, log *slog.Logger) (FlipResult, error) {
+	state, err := Connect(ctx, m.Target.DSN, "target")
+	if err != nil {
+		return FlipResult{}, err
+	}
+	defer state.Close(context.Background())
+	st, err := checkpoint.LoadState(ctx, state, m.Name)
+	if err != nil {
+		return FlipResult{}, err
+	}
+	to := dirOf(st.Live).Opposite()
+	id, err := checkpoint.RequestFlip(ctx, state, m.Name, to.String(), string(policy))
+	if err != nil {
+		return FlipResult{}, err
+	}
+	// Is a daemon there to carry it out? It holds the lock of each direction
+	// on the side that direction writes.
+	locks, err := lockAll(ctx, m)
+	if err == nil {
+		defer locks()
+		return Flip(ctx, m, to, policy, id, nil, log)
+	}
+	if !errors.Is(err, checkpoint.ErrLocked) {
+		return FlipResult{}, err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := checkpoint.LoadState(ctx, state, m.Name)
+		if err != nil {
+			return FlipResult{}, err
+		}
+		if st.AnsweredID >= id {
+			return FlipResult{OK: st.AnswerOK, To: to, Point: st.FlipLSN, Message: st.Answer}, nil
+		}
+		if time.Now().After(deadline) {
+			return FlipResult{}, fmt.Errorf("the daemon did not answer the flip request within %s; it stays recorded and the daemon carries it out when it can (check `cdcbridge status`)", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return FlipResult{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// lockAll takes the daemon locks of both directions, each on the side it
+// writes, and returns their release.
+func lockAll(ctx context.Context, m *config.Mapping) (func(), error) {
+	var conns []*pgx.Conn
+	release := func() {
+		for _, c := range conns {
+			c.Close(context.Background())
+		}
+	}
+	for _, d := range []config.Direction{config.Forward, config.Reverse} {
+		_, w := sides(m, d)
+		conn, err := Connect(ctx, w, writeSideName(d))
+		if err != nil {
+			release()
+			return nil, err
+		}
+		conns = append(conns, conn)
+		if err := checkpoint.Lock(ctx, conn, m.Name, d.String()); err != nil {
+			release()
+			return nil, err
+		}
+	}
+	return release, nil
+}

@@ -1,0 +1,160 @@
+package checkpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+)
+
+// StateDDL creates the bridge state table. It lives on the target (the new
+// slice): one row per mapping, saying which direction is live, where the
+// last flip happened, and carrying flip requests from `cdcbridge flip` to
+// the running daemon and its answers back.
+const StateDDL = `
+CREATE SCHEMA IF NOT EXISTS cdcbridge;
+CREATE TABLE IF NOT EXISTS cdcbridge.state (
+	name          text PRIMARY KEY,
+	live          text NOT NULL DEFAULT 'forward',
+	flip_lsn      pg_lsn,
+	flipped_at    timestamptz,
+	generation    int NOT NULL DEFAULT 0,
+	draining      text,
+	request       text,
+	request_policy text NOT NULL DEFAULT '',
+	request_id    bigint NOT NULL DEFAULT 0,
+	answered_id   bigint NOT NULL DEFAULT 0,
+	answer        text,
+	answer_ok     bool,
+	updated_at    timestamptz NOT NULL DEFAULT now()
+);`
+
+// BridgeState is the state row of a mapping.
+type BridgeState struct {
+	Name       string
+	Live       string // "forward" or "reverse"
+	FlipLSN    pglogrepl.LSN
+	FlippedAt  time.Time
+	Generation int
+	// Draining names the direction that was live before the last flip while
+	// it still applies what arrives on its side, "" once it is quiet.
+	Draining      string
+	Request       string
+	RequestPolicy string
+	RequestID     int64
+	AnsweredID    int64
+	Answer        string
+	AnswerOK      bool
+}
+
+// EnsureState creates the table and the mapping's row (live: the given
+// direction) when missing, and returns the row.
+func EnsureState(ctx context.Context, db Execer, name, live string) (BridgeState, error) {
+	if _, err := db.Exec(ctx, StateDDL); err != nil {
+		return BridgeState{}, fmt.Errorf("creating cdcbridge.state: %w", err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO cdcbridge.state (name, live) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, live); err != nil {
+		return BridgeState{}, fmt.Errorf("creating the state of %s: %w", name, err)
+	}
+	return LoadState(ctx, db, name)
+}
+
+// ErrNoState: the mapping has never run.
+var ErrNoState = errors.New("no bridge state: the daemon has not run for this mapping yet")
+
+// LoadState reads the state row of a mapping.
+func LoadState(ctx context.Context, db Execer, name string) (BridgeState, error) {
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('cdcbridge.state') IS NOT NULL`).Scan(&exists); err != nil {
+		return BridgeState{}, fmt.Errorf("looking for cdcbridge.state: %w", err)
+	}
+	if !exists {
+		return BridgeState{}, ErrNoState
+	}
+	var (
+		s                         = BridgeState{Name: name}
+		flip                      *string
+		flippedAt                 *time.Time
+		draining, request, answer *string
+		answerOK                  *bool
+	)
+	err := db.QueryRow(ctx, `SELECT live, flip_lsn::text, flipped_at, generation, draining, request, request_policy, request_id, answered_id, answer, answer_ok
+		FROM cdcbridge.state WHERE name = $1`, name).Scan(&s.Live, &flip, &flippedAt, &s.Generation, &draining, &request,
+		&s.RequestPolicy, &s.RequestID, &s.AnsweredID, &answer, &answerOK)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return BridgeState{}, ErrNoState
+	}
+	if err != nil {
+		return BridgeState{}, fmt.Errorf("reading the state of %s: %w", name, err)
+	}
+	if flip != nil {
+		if s.FlipLSN, err = pglogrepl.ParseLSN(*flip); err != nil {
+			return BridgeState{}, err
+		}
+	}
+	if flippedAt != nil {
+		s.FlippedAt = *flippedAt
+	}
+	s.Draining, s.Request, s.Answer = deref(draining), deref(request), deref(answer)
+	s.AnswerOK = answerOK != nil && *answerOK
+	return s, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// RequestFlip asks the daemon to make `to` the live direction and returns
+// the request's id.
+func RequestFlip(ctx context.Context, db Execer, name, to, policy string) (int64, error) {
+	var id int64
+	err := db.QueryRow(ctx, `UPDATE cdcbridge.state SET request = $2, request_policy = $3, request_id = request_id + 1, updated_at = now()
+		WHERE name = $1 RETURNING request_id`, name, to, policy).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("recording the flip request: %w", err)
+	}
+	return id, nil
+}
+
+// Answer records the outcome of a flip request.
+func Answer(ctx context.Context, db Execer, name string, id int64, ok bool, answer string) error {
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET answered_id = greatest(answered_id, $2), answer = $3, answer_ok = $4, updated_at = now() WHERE name = $1`,
+		name, id, answer, ok)
+	return err
+}
+
+// RecordFlip makes `live` the live direction from flipLSN on, with the
+// previous live direction draining, and answers request id.
+func RecordFlip(ctx context.Context, db Execer, name, live, draining string, flipLSN pglogrepl.LSN, id int64, answer string) error {
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET live = $2, draining = nullif($3, ''), flip_lsn = $4::text::pg_lsn, flipped_at = now(),
+		generation = generation + 1, answered_id = greatest(answered_id, $5), answer = $6, answer_ok = true, updated_at = now() WHERE name = $1`,
+		name, live, draining, flipLSN.String(), id, answer)
+	if err != nil {
+		return fmt.Errorf("recording the flip: %w", err)
+	}
+	return nil
+}
+
+// DrainDone clears the draining direction once it has been quiet.
+func DrainDone(ctx context.Context, db Execer, name, dir string) error {
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET draining = NULL, updated_at = now() WHERE name = $1 AND draining = $2`, name, dir)
+	return err
+}
+
+// MoveTo advances a checkpoint to lsn (never backwards); the flip uses it,
+// with the direction's pipeline stopped, to start a direction at the flip
+// point.
+func MoveTo(ctx context.Context, db Execer, name, direction string, lsn pglogrepl.LSN) error {
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.checkpoint SET lsn = greatest(lsn, $3::text::pg_lsn), updated_at = now() WHERE name = $1 AND direction = $2`,
+		name, direction, lsn.String())
+	if err != nil {
+		return fmt.Errorf("moving the %s checkpoint to the flip point: %w", direction, err)
+	}
+	return nil
+}
