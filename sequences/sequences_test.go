@@ -1,0 +1,389 @@
+package sequences_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/sequences"
+)
+
+// mapping writes a mapping file for the pair's two databases with the given
+// tables list (YAML lines, indented by two spaces) and loads it. A transform
+// named in tables is written as transforms/orders.js.
+func mapping(tb testing.TB, p *pgtest.Pair, tables string) *config.Mapping {
+	tb.Helper()
+	if strings.Contains(tables, "transform:") {
+		if err := os.MkdirAll(filepath.Join(p.Dir, "transforms"), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+		js := "function forward(row) { return row; }\nfunction backward(row) { return row; }\n"
+		if err := os.WriteFile(filepath.Join(p.Dir, "transforms", "orders.js"), []byte(js), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	yaml := fmt.Sprintf("name: seqtest\nsource:\n  dsn: '%s'\ntarget:\n  dsn: '%s'\ntables:\n%s", p.SrcDSN, p.TgtDSN, tables)
+	path := filepath.Join(p.Dir, "bridge.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	m, err := config.Load(path)
+	if err != nil {
+		tb.Fatalf("loading the mapping:\n%s\n%v", yaml, err)
+	}
+	return m
+}
+
+func discover(tb testing.TB, p *pgtest.Pair, m *config.Mapping, dir config.Direction) []sequences.Pair {
+	tb.Helper()
+	pairs, err := sequences.Discover(context.Background(), p.Src, p.Tgt, m, dir)
+	if err != nil {
+		tb.Fatalf("Discover(%v): %v", dir, err)
+	}
+	return pairs
+}
+
+// ends returns the sending and receiving connections of dir.
+func ends(p *pgtest.Pair, dir config.Direction) (from, to *pgx.Conn) {
+	if dir == config.Reverse {
+		return p.Tgt, p.Src
+	}
+	return p.Src, p.Tgt
+}
+
+func syncOK(tb testing.TB, from, to *pgx.Conn, pairs []sequences.Pair) []sequences.Pair {
+	tb.Helper()
+	changed, err := sequences.Sync(context.Background(), from, to, pairs)
+	if err != nil {
+		tb.Fatalf("Sync: %v", err)
+	}
+	return changed
+}
+
+func scalar[T any](tb testing.TB, conn *pgx.Conn, sql string, args ...any) T {
+	tb.Helper()
+	var v T
+	if err := conn.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
+		tb.Fatalf("%s: %v", sql, err)
+	}
+	return v
+}
+
+func nextval(tb testing.TB, conn *pgx.Conn, seq string) int64 {
+	tb.Helper()
+	return scalar[int64](tb, conn, "SELECT nextval($1::regclass)", seq)
+}
+
+func seqs(pairs []sequences.Pair) string {
+	var b strings.Builder
+	for _, p := range pairs {
+		fmt.Fprintf(&b, "%s -> %s\n", p.From, p.To)
+	}
+	return b.String()
+}
+
+func TestSerialIdentityMapping(t *testing.T) {
+	ddl := `CREATE TABLE orders (id serial PRIMARY KEY, note text)`
+	p := pgtest.NewPair(t, ddl, ddl)
+	m := mapping(t, p, "  - {source: public.orders, target: public.orders}\n")
+	pairs := discover(t, p, m, config.Forward)
+	want := sequences.Pair{
+		Entry: m.Tables[0].Name(),
+		From:  sequences.Seq{Table: change.Table{Schema: "public", Name: "orders"}, Column: "id", Sequence: "public.orders_id_seq"},
+		To:    sequences.Seq{Table: change.Table{Schema: "public", Name: "orders"}, Column: "id", Sequence: "public.orders_id_seq"},
+	}
+	if len(pairs) != 1 || pairs[0] != want {
+		t.Fatalf("Discover: got %+v, want [%+v]", pairs, want)
+	}
+
+	pgtest.MustExec(t, p.Src, `INSERT INTO orders (note) SELECT 'o' || g FROM generate_series(1, 50) g`)
+	// The bridge writes the rows with their ids; the target's sequence stays put.
+	pgtest.MustExec(t, p.Tgt, `INSERT INTO orders (id, note) SELECT g, 'o' || g FROM generate_series(1, 50) g`)
+	if changed := syncOK(t, p.Src, p.Tgt, pairs); len(changed) != 1 {
+		t.Fatalf("first Sync moved %d pairs, want 1", len(changed))
+	}
+	if changed := syncOK(t, p.Src, p.Tgt, pairs); len(changed) != 0 {
+		t.Fatalf("second Sync moved %v; Sync must be idempotent", seqs(changed))
+	}
+	if got := scalar[int64](t, p.Tgt, `INSERT INTO orders (note) VALUES ('after the flip') RETURNING id`); got != 51 {
+		t.Fatalf("target's next id after Sync = %d, want 51", got)
+	}
+
+	// A target ahead of the source is never moved back.
+	pgtest.MustExec(t, p.Tgt, `SELECT setval('orders_id_seq', 1000)`)
+	if changed := syncOK(t, p.Src, p.Tgt, pairs); len(changed) != 0 {
+		t.Fatalf("Sync moved a target that was ahead: %v", seqs(changed))
+	}
+	if got := nextval(t, p.Tgt, "orders_id_seq"); got != 1001 {
+		t.Fatalf("target's nextval after Sync = %d, want 1001 (it was ahead)", got)
+	}
+}
+
+func TestIdentityKinds(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		src, tgt string // the id column's definition
+		dir      config.Direction
+	}{
+		{"bigserial to always", "bigserial", "bigint GENERATED ALWAYS AS IDENTITY", config.Forward},
+		{"always to bigserial reverse", "bigserial", "bigint GENERATED ALWAYS AS IDENTITY", config.Reverse},
+		{"by default to always", "int GENERATED BY DEFAULT AS IDENTITY", "int GENERATED ALWAYS AS IDENTITY", config.Forward},
+		{"always to by default reverse", "int GENERATED BY DEFAULT AS IDENTITY", "int GENERATED ALWAYS AS IDENTITY", config.Reverse},
+		{"always to by default", "int GENERATED ALWAYS AS IDENTITY", "int GENERATED BY DEFAULT AS IDENTITY", config.Forward},
+		{"by default to always reverse", "int GENERATED ALWAYS AS IDENTITY", "int GENERATED BY DEFAULT AS IDENTITY", config.Reverse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pgtest.NewPair(t,
+				`CREATE TABLE items (id `+tc.src+` PRIMARY KEY, note text)`,
+				`CREATE TABLE items (id `+tc.tgt+` PRIMARY KEY, note text)`)
+			m := mapping(t, p, "  - {source: items, target: items}\n")
+			pairs := discover(t, p, m, tc.dir)
+			if len(pairs) != 1 {
+				t.Fatalf("Discover: got %v, want one pair", seqs(pairs))
+			}
+			from, to := ends(p, tc.dir)
+			pgtest.MustExec(t, from, `INSERT INTO items (note) SELECT 'i' || g FROM generate_series(1, 50) g`)
+			if changed := syncOK(t, from, to, pairs); len(changed) != 1 {
+				t.Fatalf("Sync moved %d pairs, want 1", len(changed))
+			}
+			if got := scalar[int64](t, to, `INSERT INTO items (note) VALUES ('x') RETURNING id`); got != 51 {
+				t.Fatalf("receiver's next id = %d, want 51", got)
+			}
+			// The other way round the same pairs would not move anything
+			// backwards: the receiver has now handed out 51.
+			if got := scalar[int64](t, from, `INSERT INTO items (note) VALUES ('y') RETURNING id`); got != 51 {
+				t.Fatalf("sender's next id = %d, want 51 (Sync must not touch the sender)", got)
+			}
+		})
+	}
+}
+
+func TestRenamedKeyWithTransform(t *testing.T) {
+	p := pgtest.NewPair(t,
+		`CREATE TABLE orders (id serial PRIMARY KEY, line_no bigserial, total int)`,
+		`CREATE TABLE orders_v2 (order_id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, line_no bigserial, amount int)`)
+	m := mapping(t, p, "  - source: public.orders\n    target: public.orders_v2\n    transform: transforms/orders.js\n")
+
+	pairs := discover(t, p, m, config.Forward)
+	want := "public.orders.line_no (public.orders_line_no_seq) -> public.orders_v2.line_no (public.orders_v2_line_no_seq)\n" +
+		"public.orders.id (public.orders_id_seq) -> public.orders_v2.order_id (public.orders_v2_order_id_seq)\n"
+	if got := seqs(pairs); got != want {
+		t.Fatalf("Discover forward:\n%s\nwant\n%s", got, want)
+	}
+	if got, want := seqs(discover(t, p, m, config.Reverse)), strings.Join([]string{
+		"public.orders_v2.line_no (public.orders_v2_line_no_seq) -> public.orders.line_no (public.orders_line_no_seq)",
+		"public.orders_v2.order_id (public.orders_v2_order_id_seq) -> public.orders.id (public.orders_id_seq)", ""}, "\n"); got != want {
+		t.Fatalf("Discover reverse:\n%s\nwant\n%s", got, want)
+	}
+
+	pgtest.MustExec(t, p.Src, `INSERT INTO orders (total) SELECT g FROM generate_series(1, 50) g; SELECT setval('orders_line_no_seq', 500)`)
+	if changed := syncOK(t, p.Src, p.Tgt, pairs); len(changed) != 2 {
+		t.Fatalf("Sync moved %v, want both pairs", seqs(changed))
+	}
+	if got := scalar[string](t, p.Tgt, `INSERT INTO orders_v2 (amount) VALUES (1) RETURNING order_id || ',' || line_no`); got != "51,501" {
+		t.Fatalf("target's next (order_id, line_no) = %s, want 51,501", got)
+	}
+}
+
+func TestNextvalDefault(t *testing.T) {
+	p := pgtest.NewPair(t,
+		`CREATE SEQUENCE "Inv numbers" START 1000;
+		 CREATE TABLE invoices (no bigint PRIMARY KEY DEFAULT nextval('"Inv numbers"'), note text)`,
+		`CREATE SCHEMA billing;
+		 CREATE SEQUENCE billing.inv_seq;
+		 CREATE TABLE invoices (no bigint PRIMARY KEY DEFAULT nextval('billing.inv_seq'), note text)`)
+	if got := scalar[*string](t, p.Src, `SELECT pg_get_serial_sequence('invoices', 'no')`); got != nil {
+		t.Fatalf("the test needs a sequence pg_get_serial_sequence does not report; it reports %s", *got)
+	}
+	m := mapping(t, p, "  - {source: invoices, target: invoices}\n")
+	pairs := discover(t, p, m, config.Forward)
+	want := `public.invoices.no (public."Inv numbers") -> public.invoices.no (billing.inv_seq)` + "\n"
+	if got := seqs(pairs); got != want {
+		t.Fatalf("Discover:\n%s\nwant\n%s", got, want)
+	}
+	pgtest.MustExec(t, p.Src, `INSERT INTO invoices (note) VALUES ('a'), ('b'), ('c')`)
+	syncOK(t, p.Src, p.Tgt, pairs)
+	if got := scalar[int64](t, p.Tgt, `INSERT INTO invoices (note) VALUES ('d') RETURNING no`); got != 1003 {
+		t.Fatalf("target's next number = %d, want 1003", got)
+	}
+}
+
+func TestNeverCalled(t *testing.T) {
+	ddl := `CREATE TABLE t (id serial PRIMARY KEY)`
+	p := pgtest.NewPair(t, ddl, ddl)
+	pairs := discover(t, p, mapping(t, p, "  - {source: t, target: t}\n"), config.Forward)
+
+	// Neither side ever called: the source's next value is 1, and so is
+	// the target's. Nothing moves, and the target still hands out 1.
+	if changed := syncOK(t, p.Src, p.Tgt, pairs); len(changed) != 0 {
+		t.Fatalf("Sync moved %v between two fresh sequences", seqs(changed))
+	}
+	if got := scalar[int64](t, p.Tgt, `SELECT last_value FROM t_id_seq`); got != 1 {
+		t.Fatalf("target last_value = %d, want 1", got)
+	}
+
+	// setval(.., false): the source's next value is exactly 42, not 43.
+	pgtest.MustExec(t, p.Src, `SELECT setval('t_id_seq', 42, false)`)
+	if changed := syncOK(t, p.Src, p.Tgt, pairs); len(changed) != 1 {
+		t.Fatalf("Sync moved %d pairs, want 1", len(changed))
+	}
+	if got := nextval(t, p.Tgt, "t_id_seq"); got != 42 {
+		t.Fatalf("target's nextval = %d, want 42", got)
+	}
+	if got := nextval(t, p.Src, "t_id_seq"); got != 42 {
+		t.Fatalf("source's nextval = %d, want 42", got)
+	}
+}
+
+func TestNoSequences(t *testing.T) {
+	ddl := `CREATE TABLE plain (id int PRIMARY KEY, n int DEFAULT 5, at timestamptz DEFAULT now())`
+	p := pgtest.NewPair(t, ddl+`; CREATE SEQUENCE unrelated`, ddl)
+	if pairs := discover(t, p, mapping(t, p, "  - {source: plain, target: plain}\n"), config.Forward); len(pairs) != 0 {
+		t.Fatalf("Discover found %v in tables without sequences", seqs(pairs))
+	}
+}
+
+func TestMissingTable(t *testing.T) {
+	p := pgtest.NewPair(t, `CREATE TABLE a (id serial PRIMARY KEY)`, ``)
+	m := mapping(t, p, "  - {source: a, target: a}\n")
+	_, err := sequences.Discover(context.Background(), p.Src, p.Tgt, m, config.Forward)
+	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "target") {
+		t.Fatalf("Discover with the target table missing: %v, want an error naming it", err)
+	}
+}
+
+func TestQuotedNames(t *testing.T) {
+	ddl := `CREATE SCHEMA "Shop"; CREATE TABLE "Shop"."Order Lines" ("Id" serial PRIMARY KEY, "Qty" int)`
+	p := pgtest.NewPair(t, ddl, ddl)
+	m := mapping(t, p, `  - {source: '"Shop"."Order Lines"', target: '"Shop"."Order Lines"'}`+"\n")
+	pairs := discover(t, p, m, config.Forward)
+	if len(pairs) != 1 || pairs[0].From.Sequence != `"Shop"."Order Lines_Id_seq"` || pairs[0].To.Column != "Id" {
+		t.Fatalf("Discover: got %+v", pairs)
+	}
+	pgtest.MustExec(t, p.Src, `INSERT INTO "Shop"."Order Lines" ("Qty") SELECT g FROM generate_series(1, 7) g`)
+	syncOK(t, p.Src, p.Tgt, pairs)
+	if got := scalar[int64](t, p.Tgt, `INSERT INTO "Shop"."Order Lines" ("Qty") VALUES (1) RETURNING "Id"`); got != 8 {
+		t.Fatalf("target's next id = %d, want 8", got)
+	}
+}
+
+func TestSharedSequence(t *testing.T) {
+	p := pgtest.NewPair(t,
+		`CREATE TABLE orders (id serial PRIMARY KEY)`,
+		`CREATE SEQUENCE shared;
+		 CREATE TABLE a (id int PRIMARY KEY DEFAULT nextval('shared'));
+		 CREATE TABLE b (id int PRIMARY KEY DEFAULT nextval('shared'))`)
+	m := mapping(t, p, "  - {source: orders, target: a}\n  - {source: orders, target: b}\n")
+	pairs := discover(t, p, m, config.Forward)
+	if want := "public.orders.id (public.orders_id_seq) -> public.a.id (public.shared)\n"; seqs(pairs) != want {
+		t.Fatalf("Discover:\n%s\nwant one pair:\n%s", seqs(pairs), want)
+	}
+}
+
+func TestPairErrors(t *testing.T) {
+	ddl := `CREATE TABLE one (id serial PRIMARY KEY);
+		CREATE TABLE two (id serial PRIMARY KEY);
+		CREATE SEQUENCE down INCREMENT -1;
+		CREATE TABLE three (id int PRIMARY KEY DEFAULT nextval('down'))`
+	p := pgtest.NewPair(t, ddl, ddl)
+	m := mapping(t, p, "  - {source: one, target: one}\n  - {source: three, target: three}\n  - {source: two, target: two}\n")
+	pairs := discover(t, p, m, config.Forward)
+	if len(pairs) != 3 {
+		t.Fatalf("Discover: got\n%s want 3 pairs", seqs(pairs))
+	}
+	missing := sequences.Pair{Entry: "named", From: sequences.Seq{Sequence: "public.one_id_seq"}, To: sequences.Seq{Sequence: "public.gone"}}
+	pairs = sequences.Merge(pairs, []sequences.Pair{missing}, nil)
+	// The missing one second: it fails the whole batch before anything
+	// runs, and the error must still be its own, not the first pair's.
+	pairs[1], pairs[3] = pairs[3], pairs[1]
+	pgtest.MustExec(t, p.Src, `SELECT setval('one_id_seq', 10); SELECT setval('two_id_seq', 20)`)
+
+	changed, err := sequences.Sync(context.Background(), p.Src, p.Tgt, pairs)
+	if got, want := seqs(changed), "public.one.id (public.one_id_seq) -> public.one.id (public.one_id_seq)\n"+
+		"public.two.id (public.two_id_seq) -> public.two.id (public.two_id_seq)\n"; got != want {
+		t.Errorf("Sync moved\n%s\nwant\n%s", got, want)
+	}
+	if !errors.Is(err, sequences.ErrNegativeIncrement) {
+		t.Errorf("Sync: %v, want ErrNegativeIncrement among the errors", err)
+	}
+	var pe *sequences.PairError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), `relation "public.gone" does not exist`) {
+		t.Errorf("Sync: %v, want a PairError naming the missing sequence", err)
+	}
+	if got := nextval(t, p.Tgt, "two_id_seq"); got != 21 {
+		t.Errorf("target two_id_seq nextval = %d, want 21", got)
+	}
+	if got := nextval(t, p.Tgt, "one_id_seq"); got != 11 {
+		t.Errorf("target one_id_seq nextval = %d, want 11", got)
+	}
+
+	// A receiver whose MAXVALUE is below the sender's next value.
+	pgtest.MustExec(t, p.Tgt, `ALTER SEQUENCE two_id_seq MAXVALUE 100`)
+	pgtest.MustExec(t, p.Src, `SELECT setval('two_id_seq', 200)`)
+	_, err = sequences.Sync(context.Background(), p.Src, p.Tgt, pairs)
+	if !errors.Is(err, sequences.ErrOutOfRange) {
+		t.Errorf("Sync past the receiver's MAXVALUE: %v, want ErrOutOfRange", err)
+	}
+}
+
+func TestRun(t *testing.T) {
+	ddl := `CREATE TABLE t (id bigserial PRIMARY KEY, note text)`
+	p := pgtest.NewPair(t, ddl, ddl)
+	pairs := discover(t, p, mapping(t, p, "  - {source: t, target: t}\n"), config.Forward)
+	from, to := pgtest.Connect(t, p.SrcDSN), pgtest.Connect(t, p.TgtDSN)
+	var logs pgtest.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sequences.Run(ctx, from, to, pairs, 20*time.Millisecond, log) }()
+
+	for round := 1; round <= 3; round++ {
+		pgtest.MustExec(t, p.Src, `INSERT INTO t (note) SELECT 'n' FROM generate_series(1, 10) g`)
+		want := int64(10*round + 1)
+		deadline := time.Now().Add(5 * time.Second)
+		for scalar[int64](t, p.Tgt, `SELECT last_value FROM t_id_seq`) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the target's sequence did not reach %d; log:\n%s", round, want, logs.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after ctx ended")
+	}
+	if got := logs.String(); !strings.Contains(got, "sequence moved up") || !strings.Contains(got, "next=31") || !strings.Contains(got, "component=sequences") {
+		t.Fatalf("log lacks the moves:\n%s", got)
+	}
+}
+
+func TestRunClosedConnection(t *testing.T) {
+	ddl := `CREATE TABLE t (id serial PRIMARY KEY)`
+	p := pgtest.NewPair(t, ddl, ddl)
+	pairs := discover(t, p, mapping(t, p, "  - {source: t, target: t}\n"), config.Forward)
+	to := pgtest.Connect(t, p.TgtDSN)
+	to.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := sequences.Run(ctx, p.Src, to, pairs, 10*time.Millisecond, nil); !errors.Is(err, sequences.ErrClosed) {
+		t.Fatalf("Run on a closed connection: %v, want ErrClosed", err)
+	}
+}
