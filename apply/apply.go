@@ -38,9 +38,15 @@ type Config struct {
 	// MaxDelay bounds how long a target transaction stays open to group
 	// small source transactions; 0 commits each source transaction alone.
 	MaxDelay time.Duration
-	// IdleCheckpoint is how often a position reached without changes (an
-	// idle or filtered stream) is written to the checkpoint.
+	// IdleCheckpoint and IdleBytes decide when a position reached without
+	// changes (an idle stream, or one carrying only the bridge's own
+	// transactions or unmapped tables) is written to the checkpoint, which
+	// lets the slot advance: once the position has moved IdleBytes, or
+	// IdleCheckpoint has passed. Writing every small advance at once would
+	// make two armed directions wake each other for ever: each checkpoint
+	// write is WAL that moves the other side's position.
 	IdleCheckpoint time.Duration
+	IdleBytes      uint64
 	// Catalog describes the tables written.
 	Catalog  *catalog.Catalog
 	Logger   *slog.Logger
@@ -91,7 +97,10 @@ func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 		cfg.MaxDelay = 0
 	}
 	if cfg.IdleCheckpoint <= 0 {
-		cfg.IdleCheckpoint = time.Second
+		cfg.IdleCheckpoint = 30 * time.Second
+	}
+	if cfg.IdleBytes == 0 {
+		cfg.IdleBytes = 64 << 10
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -150,7 +159,7 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 			a.rollback()
 		}
 	}()
-	idle := time.NewTicker(a.cfg.IdleCheckpoint)
+	idle := time.NewTicker(min(a.cfg.IdleCheckpoint, time.Second))
 	defer idle.Stop()
 	linger := min(2*time.Millisecond, a.cfg.MaxDelay)
 	for {
@@ -290,12 +299,12 @@ func (a *Applier) queue(sql string, it item, args ...any) {
 }
 
 // idleCheckpoint persists a position reached without changes, at most once
-// per IdleCheckpoint unless force is set.
+// per IdleCheckpoint unless it moved IdleBytes or force is set.
 func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
 	if a.open || a.inSrc || a.position <= a.Flushed() {
 		return nil
 	}
-	if !force && time.Since(a.lastCkpt) < a.cfg.IdleCheckpoint {
+	if !force && time.Since(a.lastCkpt) < a.cfg.IdleCheckpoint && uint64(a.position-a.Flushed()) < a.cfg.IdleBytes {
 		return nil
 	}
 	a.begin()

@@ -57,7 +57,7 @@ func newHarness(t *testing.T, start pglogrepl.LSN) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(conn, Config{Name: "t", Direction: "forward", Origin: "cdcbridge_t_forward", Catalog: cat, MaxRows: 3, IdleCheckpoint: 50 * time.Millisecond}, start)
+	a := New(conn, Config{Name: "t", Direction: "forward", Origin: "cdcbridge_t_forward", Catalog: cat, MaxRows: 3, IdleCheckpoint: 50 * time.Millisecond, IdleBytes: 1 << 30}, start)
 	if err := a.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -163,4 +164,8 @@ func eventually(t testing.TB, conn *pgx.Conn, sql, want string, d *daemon) {
 // testLogger writes into allLogs, where the canary check looks.
 func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(&logSink{}, nil))
+}
+
+func slogText(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

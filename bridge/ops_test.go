@@ -118,8 +118,10 @@ func TestIdleStreamAdvancesTheSlot(t *testing.T) {
 	d := e.start(m, config.Forward)
 	before := query(t, e.Src, `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdcbridge_idle_forward'`)
 	// Only unmapped tables take writes.
+	// Only unmapped tables take writes, more than the applier's idle
+	// threshold of WAL.
 	for i := 0; i < 20; i++ {
-		pgtest_exec(t, e, "INSERT INTO other VALUES ("+itoa(i)+")")
+		pgtest_exec(t, e, "INSERT INTO other SELECT g FROM generate_series("+itoa(i*1000)+", "+itoa(i*1000+999)+") g")
 	}
 	cur := query(t, e.Src, `SELECT pg_current_wal_lsn()`)
 	deadline := time.Now().Add(30 * time.Second)

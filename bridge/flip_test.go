@@ -1,0 +1,162 @@
+package bridge_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+
+	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/config"
+)
+
+const (
+	flipGreen = `CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text, note text);`
+	flipBlue  = `CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint, note text);`
+	// green (old shape) as blue (new shape) would hold it
+	greenAsBlue = `SELECT id, round(amount * 100)::bigint, CASE status WHEN 'new' THEN 0 WHEN 'paid' THEN 1 ELSE 2 END, note FROM orders`
+	blueRows    = `SELECT order_id, amount_cents, state, note FROM orders_v2`
+)
+
+// daemonRun is a bridge.Daemon in a goroutine.
+type daemonRun struct {
+	cancel context.CancelFunc
+	done   chan error
+	logs   *logSink
+	live   chan string
+}
+
+func (e *env) daemon(m *config.Mapping, reverse bool) *daemonRun {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &daemonRun{cancel: cancel, done: make(chan error, 1), logs: &logSink{}, live: make(chan string, 16)}
+	log := slogText(d.logs)
+	go func() {
+		d.done <- bridge.Daemon(ctx, bridge.DaemonOptions{
+			Options: bridge.Options{Mapping: m, Logger: log, MaxBackoff: time.Second},
+			Reverse: reverse, Quiet: time.Second, Poll: 100 * time.Millisecond,
+			Changed: func(dir config.Direction, mode bridge.Mode, _ pglogrepl.LSN) {
+				select {
+				case d.live <- dir.String() + " " + mode.String():
+				default:
+				}
+			},
+		})
+	}()
+	e.t.Cleanup(func() { d.stop(e.t) })
+	return d
+}
+
+func (d *daemonRun) stop(t *testing.T) {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	d.cancel = nil
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("the daemon stopped with %v\nlogs:\n%s", err, d.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("the daemon did not stop within 30s")
+	}
+}
+
+// waitModes waits until the daemon has started the given pipelines.
+func (d *daemonRun) waitModes(t *testing.T, want ...string) {
+	t.Helper()
+	seen := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for {
+		all := true
+		for _, w := range want {
+			all = all && seen[w]
+		}
+		if all {
+			return
+		}
+		select {
+		case s := <-d.live:
+			seen[s] = true
+		case err := <-d.done:
+			d.cancel = nil
+			t.Fatalf("the daemon stopped: %v\n%s", err, d.logs.String())
+		case <-deadline:
+			t.Fatalf("pipelines %v did not start (saw %v)\n%s", want, seen, d.logs.String())
+		}
+	}
+}
+
+// TestFlipAndRollback tells the whole story with the daemon: green live,
+// blue in step, a flip while writes still land on green, writes, updates and
+// deletes on blue reaching green in the old shape, a rollback, and green's
+// writes reaching blue again; at the end both agree and nothing keeps
+// changing.
+func TestFlipAndRollback(t *testing.T) {
+	e := newEnv(t, flipGreen, flipBlue)
+	m := e.mapping("story", "  - source: orders\n    target: orders_v2\n    transform: orders.js\n", map[string]string{"orders.js": copyJS})
+	d := e.daemon(m, false)
+	d.waitModes(t, "forward live", "reverse armed")
+
+	pgtest_exec(t, e, `INSERT INTO orders SELECT g, g / 10.0, 'new', 'g' || g FROM generate_series(1, 100) g`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon logs:\n%s", d.logs.String())
+		}
+	})
+	eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
+
+	// Flip while green still takes writes.
+	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, slogText(&logSink{}))
+	if err != nil || !res.OK {
+		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
+	}
+	pgtest_exec(t, e, `INSERT INTO orders VALUES (101, 1.01, 'paid', 'late on green'); UPDATE orders SET status = 'shipped' WHERE id = 1`)
+	if _, err := e.Tgt.Exec(context.Background(), `
+		INSERT INTO orders_v2 VALUES (1001, 500, 1, 'on blue');
+		UPDATE orders_v2 SET amount_cents = 999, note = 'changed on blue' WHERE order_id = 2;
+		DELETE FROM orders_v2 WHERE order_id = 3;`); err != nil {
+		t.Fatal(err)
+	}
+	// Both slices converge: green's late writes reached blue, blue's reached green.
+	deadline := time.Now().Add(20 * time.Second)
+	for query(t, e.Tgt, blueRows) != query(t, e.Src, greenAsBlue) || !strings.Contains(query(t, e.Src, "SELECT note FROM orders WHERE id = 1001"), "on blue") {
+		if time.Now().After(deadline) {
+			t.Fatalf("slices differ after the flip:\nblue:\n%s\ngreen as blue:\n%s\nlogs:\n%s", query(t, e.Tgt, blueRows), query(t, e.Src, greenAsBlue), d.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := query(t, e.Src, "SELECT id, amount, status, note FROM orders WHERE id IN (2, 3, 1001)"); got != "(1001,5.00,paid,\"on blue\")\n(2,9.99,new,\"changed on blue\")" {
+		t.Fatalf("green after blue's writes:\n%s", got)
+	}
+	// Green goes quiet: forward is armed.
+	d.waitModes(t, "forward armed")
+
+	// Rollback, then green is live again.
+	res, err = bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, slogText(&logSink{}))
+	if err != nil || !res.OK || res.To != config.Forward {
+		t.Fatalf("rollback: %+v %v\n%s", res, err, d.logs.String())
+	}
+	pgtest_exec(t, e, `INSERT INTO orders VALUES (2001, 20.01, 'new', 'after rollback'); DELETE FROM orders WHERE id = 4`)
+	eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
+	d.waitModes(t, "reverse armed")
+
+	// No echo: with no writes, nothing keeps changing, not even the
+	// checkpoints.
+	time.Sleep(time.Second)
+	state := func() string {
+		return query(t, e.Tgt, blueRows) + query(t, e.Src, "SELECT * FROM orders") +
+			query(t, e.Tgt, `SELECT lsn FROM cdcbridge.checkpoint`) + query(t, e.Src, `SELECT lsn FROM cdcbridge.checkpoint`)
+	}
+	before := state()
+	time.Sleep(3 * time.Second)
+	if after := state(); after != before {
+		t.Fatalf("the slices or checkpoints keep changing without writes:\n%s\n---\n%s", before, after)
+	}
+	if n := strings.Count(d.logs.String(), "flipped"); n != 2 {
+		t.Fatalf("%d flips logged, want 2\n%s", n, d.logs.String())
+	}
+}
