@@ -38,6 +38,9 @@ Usage:
                                                  privileges, keys and columns; stream nothing
   cdcbridge flip   -c mapping.yaml [--include-target-writes|--discard-target-writes]
                                                  hand traffic over: the other direction becomes live
+  cdcbridge verify -c mapping.yaml [--reverse] [--roundtrip]
+                                                 compare the sides key by key; --roundtrip proves
+                                                 the mapping lossless
   cdcbridge record -c mapping.yaml --out FILE [--duration D] [--reverse]
                                                  record a WAL fixture from a temporary slot
   cdcbridge test   -c mapping.yaml FIXTURE... [--update] [--reverse]
@@ -77,6 +80,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdTest(rest, stdout, stderr)
 	case "flip":
 		return cmdFlip(rest, stdout, stderr)
+	case "verify":
+		return cmdVerify(rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "cdcbridge: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage
