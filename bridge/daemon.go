@@ -28,8 +28,12 @@ type DaemonOptions struct {
 	Quiet time.Duration
 	// Poll is how often the state is read for flip requests (default 500ms).
 	Poll time.Duration
-	// SyncSequences, if set, runs at every flip (see SequenceSync).
+	// SyncSequences runs at every flip (see SequenceSync); nil uses
+	// SyncSequencesOnce.
 	SyncSequences SequenceSync
+	// SequenceEvery is how often a live direction's sequences are brought
+	// up to date (default 5s; negative disables).
+	SequenceEvery time.Duration
 	// Changed, if set, is called whenever a pipeline starts, with its
 	// direction, mode and starting LSN.
 	Changed func(dir config.Direction, mode Mode, start pglogrepl.LSN)
@@ -58,7 +62,13 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	if o.Poll <= 0 {
 		o.Poll = 500 * time.Millisecond
 	}
+	if o.SequenceEvery == 0 {
+		o.SequenceEvery = 5 * time.Second
+	}
 	m := o.Mapping
+	if o.SyncSequences == nil {
+		o.SyncSequences = func(ctx context.Context, from config.Direction) error { return SyncSequencesOnce(ctx, m, from) }
+	}
 	log := o.Logger.With("component", "daemon")
 	conn, err := Connect(ctx, m.Target.DSN, "target")
 	if err != nil {
@@ -102,6 +112,9 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			}
 		}
 		go func() { p.done <- Run(pctx, po) }()
+		if mode == Live && o.SequenceEvery > 0 {
+			go runSequences(pctx, m, dir, o.SequenceEvery, o.Logger)
+		}
 		mu.Lock()
 		pipes[dir] = p
 		mu.Unlock()

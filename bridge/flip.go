@@ -211,7 +211,8 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 	locks, err := lockAll(ctx, m)
 	if err == nil {
 		defer locks()
-		return Flip(ctx, m, to, policy, id, nil, log)
+		sync := func(ctx context.Context, from config.Direction) error { return SyncSequencesOnce(ctx, m, from) }
+		return Flip(ctx, m, to, policy, id, sync, log)
 	}
 	if !errors.Is(err, checkpoint.ErrLocked) {
 		return FlipResult{}, err

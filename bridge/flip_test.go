@@ -13,8 +13,8 @@ import (
 )
 
 const (
-	flipGreen = `CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text, note text);`
-	flipBlue  = `CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint, note text);`
+	flipGreen = `CREATE TABLE orders (id bigserial PRIMARY KEY, amount numeric(12,2), status text, note text);`
+	flipBlue  = `CREATE TABLE orders_v2 (order_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, amount_cents bigint, state smallint, note text);`
 	// green (old shape) as blue (new shape) would hold it
 	greenAsBlue = `SELECT id, round(amount * 100)::bigint, CASE status WHEN 'new' THEN 0 WHEN 'paid' THEN 1 ELSE 2 END, note FROM orders`
 	blueRows    = `SELECT order_id, amount_cents, state, note FROM orders_v2`
@@ -101,7 +101,7 @@ func TestFlipAndRollback(t *testing.T) {
 	d := e.daemon(m, false)
 	d.waitModes(t, "forward live", "reverse armed")
 
-	pgtest_exec(t, e, `INSERT INTO orders SELECT g, g / 10.0, 'new', 'g' || g FROM generate_series(1, 100) g`)
+	pgtest_exec(t, e, `INSERT INTO orders (amount, status, note) SELECT g / 10.0, 'new', 'g' || g FROM generate_series(1, 100) g`)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("daemon logs:\n%s", d.logs.String())
@@ -114,22 +114,30 @@ func TestFlipAndRollback(t *testing.T) {
 	if err != nil || !res.OK {
 		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
 	}
-	pgtest_exec(t, e, `INSERT INTO orders VALUES (101, 1.01, 'paid', 'late on green'); UPDATE orders SET status = 'shipped' WHERE id = 1`)
+	pgtest_exec(t, e, `INSERT INTO orders VALUES (5000, 1.01, 'paid', 'late on green'); UPDATE orders SET status = 'shipped' WHERE id = 1`)
+	// Blue's identity was brought up to green's sequence at the flip: its
+	// first id follows green's last.
+	var blueID int64
+	if err := e.Tgt.QueryRow(context.Background(), `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (500, 1, 'on blue') RETURNING order_id`).Scan(&blueID); err != nil {
+		t.Fatal(err)
+	}
+	if blueID != 101 {
+		t.Fatalf("blue handed out id %d after the flip, want 101 (green used 1..100)", blueID)
+	}
 	if _, err := e.Tgt.Exec(context.Background(), `
-		INSERT INTO orders_v2 VALUES (1001, 500, 1, 'on blue');
 		UPDATE orders_v2 SET amount_cents = 999, note = 'changed on blue' WHERE order_id = 2;
 		DELETE FROM orders_v2 WHERE order_id = 3;`); err != nil {
 		t.Fatal(err)
 	}
 	// Both slices converge: green's late writes reached blue, blue's reached green.
 	deadline := time.Now().Add(20 * time.Second)
-	for query(t, e.Tgt, blueRows) != query(t, e.Src, greenAsBlue) || !strings.Contains(query(t, e.Src, "SELECT note FROM orders WHERE id = 1001"), "on blue") {
+	for query(t, e.Tgt, blueRows) != query(t, e.Src, greenAsBlue) || !strings.Contains(query(t, e.Src, "SELECT note FROM orders WHERE id = 101"), "on blue") {
 		if time.Now().After(deadline) {
 			t.Fatalf("slices differ after the flip:\nblue:\n%s\ngreen as blue:\n%s\nlogs:\n%s", query(t, e.Tgt, blueRows), query(t, e.Src, greenAsBlue), d.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := query(t, e.Src, "SELECT id, amount, status, note FROM orders WHERE id IN (2, 3, 1001)"); got != "(1001,5.00,paid,\"on blue\")\n(2,9.99,new,\"changed on blue\")" {
+	if got := query(t, e.Src, "SELECT id, amount, status, note FROM orders WHERE id IN (2, 3, 101)"); got != "(101,5.00,paid,\"on blue\")\n(2,9.99,new,\"changed on blue\")" {
 		t.Fatalf("green after blue's writes:\n%s", got)
 	}
 	// Green goes quiet: forward is armed.
@@ -140,7 +148,15 @@ func TestFlipAndRollback(t *testing.T) {
 	if err != nil || !res.OK || res.To != config.Forward {
 		t.Fatalf("rollback: %+v %v\n%s", res, err, d.logs.String())
 	}
-	pgtest_exec(t, e, `INSERT INTO orders VALUES (2001, 20.01, 'new', 'after rollback'); DELETE FROM orders WHERE id = 4`)
+	// Green's sequence was brought up to blue's at the rollback.
+	var greenID int64
+	if err := e.Src.QueryRow(context.Background(), `INSERT INTO orders (amount, status, note) VALUES (20.01, 'new', 'after rollback') RETURNING id`).Scan(&greenID); err != nil {
+		t.Fatal(err)
+	}
+	if greenID != 102 {
+		t.Fatalf("green handed out id %d after the rollback, want 102 (blue used 101)", greenID)
+	}
+	pgtest_exec(t, e, `DELETE FROM orders WHERE id = 4`)
 	eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
 	d.waitModes(t, "reverse armed")
 
