@@ -176,3 +176,53 @@ func TestFlipAndRollback(t *testing.T) {
 		t.Fatalf("%d flips logged, want 2\n%s", n, d.logs.String())
 	}
 }
+
+// TestFlipWithWritesAlreadyOnTheTarget: traffic reached blue before the
+// flip. The armed reverse slot held at the first foreign write, so the flip
+// refuses and says how many; the operator then carries them over or skips
+// them, and nothing is dropped without that word.
+func TestFlipWithWritesAlreadyOnTheTarget(t *testing.T) {
+	for _, policy := range []bridge.Policy{bridge.IncludeWrites, bridge.DiscardWrites} {
+		t.Run(string(policy), func(t *testing.T) {
+			e := newEnv(t, flipGreen, flipBlue)
+			m := e.mapping("early", "  - source: orders\n    target: orders_v2\n    transform: orders.js\n", map[string]string{"orders.js": copyJS})
+			d := e.daemon(m, false)
+			d.waitModes(t, "forward live", "reverse armed")
+			pgtest_exec(t, e, `INSERT INTO orders (amount, status, note) VALUES (1.00, 'new', 'from green')`)
+			eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
+			// A client writes to blue before the flip: twice.
+			for i, note := range []string{"early 1", "early 2"} {
+				if _, err := e.Tgt.Exec(context.Background(), `INSERT INTO orders_v2 (order_id, amount_cents, state, note) OVERRIDING SYSTEM VALUE VALUES ($1, 100, 0, $2)`, 500+i, note); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for !strings.Contains(d.logs.String(), "taking writes on mapped tables") {
+				if time.Now().After(deadline) {
+					t.Fatalf("no warning about writes on the target:\n%s", d.logs.String())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, slogText(&logSink{}))
+			if err != nil || res.OK || !strings.Contains(res.Message, "took 2 foreign transaction(s)") || !strings.Contains(res.Message, "--include-target-writes") {
+				t.Fatalf("flip with foreign writes: %+v %v", res, err)
+			}
+			if got := query(t, e.Tgt, `SELECT live FROM cdcbridge.state`); got != "(forward)" {
+				t.Fatalf("a refused flip changed the live direction: %s", got)
+			}
+			res, err = bridge.RequestFlip(context.Background(), m, policy, 30*time.Second, slogText(&logSink{}))
+			if err != nil || !res.OK {
+				t.Fatalf("flip --%s: %+v %v\n%s", policy, res, err, d.logs.String())
+			}
+			// Writes after the flip always travel.
+			if _, err := e.Tgt.Exec(context.Background(), `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (700, 2, 'after the flip')`); err != nil {
+				t.Fatal(err)
+			}
+			want := "(\"after the flip\")\n(\"from green\")"
+			if policy == bridge.IncludeWrites {
+				want = "(\"after the flip\")\n(\"early 1\")\n(\"early 2\")\n(\"from green\")"
+			}
+			eventually(t, e.Src, `SELECT note FROM orders`, want, nil)
+		})
+	}
+}
