@@ -96,8 +96,10 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	}
 
 	var (
-		mu    sync.Mutex
-		pipes = map[config.Direction]*pipeline{}
+		mu        sync.Mutex
+		pipes     = map[config.Direction]*pipeline{}
+		foreignMu sync.Mutex
+		foreign   foreignReport
 	)
 	start := func(dir config.Direction, mode Mode) *pipeline {
 		pctx, cancel := context.WithCancel(ctx)
@@ -106,6 +108,17 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		po := o.Options
 		po.Direction, po.Mode = dir, mode
 		po.Applied = func(time.Time) { p.lastApplied.Store(time.Now().UnixNano()) }
+		if mode == Armed {
+			po.Foreign = func(fw ForeignWrites) {
+				foreignMu.Lock()
+				foreign = foreignReport{dir: dir, fw: fw, dirty: true}
+				foreignMu.Unlock()
+				if o.Metrics != nil {
+					side, _ := sideNames(dir)
+					o.Metrics.ForeignWrites.WithLabelValues(side).Set(float64(fw.Txns))
+				}
+			}
+		}
 		po.Started = func(lsn pglogrepl.LSN) {
 			if o.Changed != nil {
 				o.Changed(dir, mode, lsn)
@@ -172,6 +185,17 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		}
 		mu.Unlock()
 
+		// Foreign writes held by an armed direction go to the state, for
+		// `cdcbridge status`.
+		foreignMu.Lock()
+		fr := foreign
+		foreign.dirty = false
+		foreignMu.Unlock()
+		if fr.dirty {
+			if err := checkpoint.RecordForeign(ctx, conn, m.Name, fr.dir.String(), fr.fw.Txns, fr.fw.First, fr.fw.FirstAt); err != nil && ctx.Err() == nil {
+				log.Warn("recording foreign writes in the state", "error", m.Redact(err).Error())
+			}
+		}
 		st, err := checkpoint.LoadState(ctx, conn, m.Name)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -192,6 +216,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				if err := stop(d); err != nil && !errors.Is(err, context.Canceled) {
 					return err
 				}
+				failpoint("drain-quiet")
 				if err := checkpoint.DrainDone(ctx, conn, m.Name, d.String()); err != nil {
 					return err
 				}
@@ -205,9 +230,11 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				continue
 			}
 			log.Info("flip requested", "to", to.String(), "policy", st.RequestPolicy)
+			failpoint("flip-requested")
 			if err := stop(to); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
+			failpoint("flip-armed-stopped")
 			res, err := Flip(ctx, m, to, Policy(st.RequestPolicy), st.RequestID, o.SyncSequences, o.Logger)
 			if err != nil {
 				checkpoint.Answer(context.WithoutCancel(ctx), conn, m.Name, st.RequestID, false, "the flip failed: "+m.Redact(err).Error())
@@ -218,6 +245,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				start(to, Armed)
 				continue
 			}
+			failpoint("flip-recorded")
 			live = to
 			start(to, Live)
 			// The old live direction keeps running live: it drains.
@@ -232,6 +260,12 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			}
 		}
 	}
+}
+
+type foreignReport struct {
+	dir   config.Direction
+	fw    ForeignWrites
+	dirty bool
 }
 
 func dirOf(s string) config.Direction {

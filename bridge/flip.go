@@ -166,6 +166,7 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 		}
 	}
 	res.Point = max(point, ck.LSN)
+	failpoint("flip-after-checkpoint")
 	if sync != nil {
 		if err := sync(ctx, to.Opposite()); err != nil {
 			return res, fmt.Errorf("syncing sequences at the flip: %w", err)

@@ -30,7 +30,11 @@ CREATE TABLE IF NOT EXISTS cdcbridge.state (
 	answer        text,
 	answer_ok     bool,
 	updated_at    timestamptz NOT NULL DEFAULT now()
-);`
+);
+ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS foreign_dir text;
+ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS foreign_txns bigint NOT NULL DEFAULT 0;
+ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS first_foreign_lsn pg_lsn;
+ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS first_foreign_at timestamptz;`
 
 // BridgeState is the state row of a mapping.
 type BridgeState struct {
@@ -48,6 +52,12 @@ type BridgeState struct {
 	AnsweredID    int64
 	Answer        string
 	AnswerOK      bool
+	// Foreign writes held by the armed direction ForeignDir, as last
+	// reported by the daemon.
+	ForeignDir      string
+	ForeignTxns     int64
+	FirstForeignLSN pglogrepl.LSN
+	FirstForeignAt  time.Time
 }
 
 // EnsureState creates the table and the mapping's row (live: the given
@@ -80,10 +90,13 @@ func LoadState(ctx context.Context, db Execer, name string) (BridgeState, error)
 		flippedAt                 *time.Time
 		draining, request, answer *string
 		answerOK                  *bool
+		foreignDir, firstForeign  *string
+		firstForeignAt            *time.Time
 	)
-	err := db.QueryRow(ctx, `SELECT live, flip_lsn::text, flipped_at, generation, draining, request, request_policy, request_id, answered_id, answer, answer_ok
+	err := db.QueryRow(ctx, `SELECT live, flip_lsn::text, flipped_at, generation, draining, request, request_policy, request_id, answered_id, answer, answer_ok,
+		foreign_dir, foreign_txns, first_foreign_lsn::text, first_foreign_at
 		FROM cdcbridge.state WHERE name = $1`, name).Scan(&s.Live, &flip, &flippedAt, &s.Generation, &draining, &request,
-		&s.RequestPolicy, &s.RequestID, &s.AnsweredID, &answer, &answerOK)
+		&s.RequestPolicy, &s.RequestID, &s.AnsweredID, &answer, &answerOK, &foreignDir, &s.ForeignTxns, &firstForeign, &firstForeignAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return BridgeState{}, ErrNoState
 	}
@@ -100,6 +113,13 @@ func LoadState(ctx context.Context, db Execer, name string) (BridgeState, error)
 	}
 	s.Draining, s.Request, s.Answer = deref(draining), deref(request), deref(answer)
 	s.AnswerOK = answerOK != nil && *answerOK
+	s.ForeignDir = deref(foreignDir)
+	if firstForeign != nil {
+		s.FirstForeignLSN, _ = pglogrepl.ParseLSN(*firstForeign)
+	}
+	if firstForeignAt != nil {
+		s.FirstForeignAt = *firstForeignAt
+	}
 	return s, nil
 }
 
@@ -133,7 +153,7 @@ func Answer(ctx context.Context, db Execer, name string, id int64, ok bool, answ
 // previous live direction draining, and answers request id.
 func RecordFlip(ctx context.Context, db Execer, name, live, draining string, flipLSN pglogrepl.LSN, id int64, answer string) error {
 	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET live = $2, draining = nullif($3, ''), flip_lsn = $4::text::pg_lsn, flipped_at = now(),
-		generation = generation + 1, answered_id = greatest(answered_id, $5), answer = $6, answer_ok = true, updated_at = now() WHERE name = $1`,
+		generation = generation + 1, foreign_dir = NULL, foreign_txns = 0, first_foreign_lsn = NULL, first_foreign_at = NULL, answered_id = greatest(answered_id, $5), answer = $6, answer_ok = true, updated_at = now() WHERE name = $1`,
 		name, live, draining, flipLSN.String(), id, answer)
 	if err != nil {
 		return fmt.Errorf("recording the flip: %w", err)
@@ -157,4 +177,28 @@ func MoveTo(ctx context.Context, db Execer, name, direction string, lsn pglogrep
 		return fmt.Errorf("moving the %s checkpoint to the flip point: %w", direction, err)
 	}
 	return nil
+}
+
+// RecordForeign records the foreign writes an armed direction holds (txns 0
+// clears them).
+func RecordForeign(ctx context.Context, db Execer, name, dir string, txns int64, first pglogrepl.LSN, firstAt time.Time) error {
+	var lsn *string
+	var at *time.Time
+	if txns > 0 {
+		l := first.String()
+		lsn, at = &l, &firstAt
+	}
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET foreign_dir = nullif($2, ''), foreign_txns = $3, first_foreign_lsn = $4::text::pg_lsn, first_foreign_at = $5,
+		updated_at = now() WHERE name = $1`, name, dir, txns, lsn, at)
+	return err
+}
+
+// DeleteState removes the state row of a mapping (cleanup).
+func DeleteState(ctx context.Context, db Execer, name string) error {
+	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('cdcbridge.state') IS NOT NULL`).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	_, err := db.Exec(ctx, `DELETE FROM cdcbridge.state WHERE name = $1`, name)
+	return err
 }

@@ -38,6 +38,8 @@ Usage:
                                                  privileges, keys and columns; stream nothing
   cdcbridge flip   -c mapping.yaml [--include-target-writes|--discard-target-writes]
                                                  hand traffic over: the other direction becomes live
+  cdcbridge status -c mapping.yaml [--json]      live direction, flip point, slots, checkpoints, lag
+  cdcbridge cleanup -c mapping.yaml              drop the slots, publications, origins and state it made
   cdcbridge verify -c mapping.yaml [--reverse] [--roundtrip]
                                                  compare the sides key by key; --roundtrip proves
                                                  the mapping lossless
@@ -82,6 +84,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdFlip(rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(rest, stdout, stderr)
+	case "status":
+		return cmdStatus(rest, stdout, stderr)
+	case "cleanup":
+		return cmdCleanup(rest, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "cdcbridge: unknown command %q\n\n%s", cmd, usage)
 	return exitUsage

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cdcbridge/cdcbridge/bridge"
+)
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	var c common
+	var asJSON bool
+	fs := newFlags("status", "status -c mapping.yaml [--json]\n\nShows where the mapping stands: the live direction and the last flip point, a flip\nwaiting for the daemon, foreign writes held by the armed direction, and for each\ndirection its slot (confirmed position, retained WAL), its checkpoint and its lag.", stderr, &c)
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	if code, ok := parse(fs, args, &c, stdout); !ok {
+		return code
+	}
+	m, code, ok := load(&c, stderr)
+	if !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := bridge.GetStatus(ctx, m)
+	if err != nil {
+		fmt.Fprintf(stderr, "cdcbridge status: %v\n", m.Redact(err))
+		return exitUsage
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return exitOK
+	}
+	bridge.WriteStatus(stdout, st)
+	return exitOK
+}
+
+func cmdCleanup(args []string, stdout, stderr io.Writer) int {
+	var c common
+	fs := newFlags("cleanup", "cleanup -c mapping.yaml\n\nDrops what the bridge made for the mapping: the slots and publications on both\nsides, the replication origins, the checkpoints and the bridge state. It refuses\nwhile a daemon runs the mapping. Table data is not touched.", stderr, &c)
+	if code, ok := parse(fs, args, &c, stdout); !ok {
+		return code
+	}
+	m, code, ok := load(&c, stderr)
+	if !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := bridge.Cleanup(ctx, m, stdout); err != nil {
+		fmt.Fprintf(stderr, "cdcbridge cleanup: %v\n", m.Redact(err))
+		return exitFinding
+	}
+	return exitOK
+}
