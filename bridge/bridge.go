@@ -37,6 +37,10 @@ type Options struct {
 	// Started, if set, is called each time the pipeline is streaming, with
 	// the LSN it started from.
 	Started func(start pglogrepl.LSN)
+	// LockWait is how long a start waits for the daemon lock of its
+	// direction when another process holds it (default 15s): a flip or
+	// cleanup command holds it for moments, a second daemon for good.
+	LockWait time.Duration
 	// Mode is Live (apply every change) or Armed (apply nothing; keep the
 	// slot and checkpoint just behind the first foreign write).
 	Mode Mode
@@ -102,6 +106,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
+	}
+	if o.LockWait == 0 {
+		o.LockWait = 15 * time.Second
 	}
 	log := o.Logger.With("component", "bridge", "direction", o.Direction.String())
 	if o.Metrics != nil {
@@ -183,7 +190,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 	// The daemon lock lives on the applier's connection: it is held exactly
 	// as long as this pipeline can write.
-	if err := checkpoint.Lock(ctx, s.write, m.Name, dir.String()); err != nil {
+	if err := checkpoint.Lock(ctx, s.write, m.Name, dir.String(), o.LockWait); err != nil {
 		if errors.Is(err, checkpoint.ErrLocked) {
 			return &FatalError{Err: err}
 		}

@@ -62,6 +62,9 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	if o.Poll <= 0 {
 		o.Poll = 500 * time.Millisecond
 	}
+	if o.LockWait == 0 {
+		o.LockWait = 15 * time.Second
+	}
 	if o.SequenceEvery == 0 {
 		o.SequenceEvery = 5 * time.Second
 	}
@@ -75,6 +78,14 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		return err
 	}
 	defer func() { conn.Close(context.Background()) }()
+	// One daemon per mapping: the lock also keeps a flip or cleanup command
+	// from acting behind a daemon's back while it starts.
+	if err := checkpoint.Lock(ctx, conn, m.Name, "daemon", o.LockWait); err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return &FatalError{Err: fmt.Errorf("another cdcbridge daemon runs mapping %s: %w", m.Name, err)}
+		}
+		return m.Redact(err)
+	}
 	want := config.Forward
 	if o.Reverse {
 		want = config.Reverse
@@ -83,8 +94,11 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	if err != nil {
 		return m.Redact(err)
 	}
-	if st.Live != want.String() {
-		if st.Generation > 0 || !o.Reverse {
+	// Without --reverse the daemon follows the recorded direction; with it,
+	// the recorded direction must be reverse, or become it on a mapping that
+	// has never flipped.
+	if o.Reverse && st.Live != want.String() {
+		if st.Generation > 0 {
 			return &FatalError{Err: &ConfigError{Findings: []Finding{{Where: "state",
 				Message: fmt.Sprintf("the live direction recorded for %s is %s", m.Name, st.Live),
 				Fix:     "run without --reverse to follow it, or move it with `cdcbridge flip`"}}}}
@@ -222,6 +236,18 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				}
 				start(d, Armed)
 			}
+		}
+		if st.Live != live.String() {
+			// Flipped by someone else (a flip command while no daemon ran
+			// finished before this one took over): follow.
+			to := dirOf(st.Live)
+			log.Info("the live direction changed in the state; following", "live", to.String())
+			if err := stop(to); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			live = to
+			start(to, Live)
+			continue
 		}
 		if st.RequestID > st.AnsweredID {
 			to := dirOf(st.Request)

@@ -207,9 +207,13 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 	if err != nil {
 		return FlipResult{}, err
 	}
-	// Is a daemon there to carry it out? It holds the lock of each direction
-	// on the side that direction writes.
-	locks, err := lockAll(ctx, m)
+	// Is a daemon there to carry it out? It holds the mapping's daemon lock
+	// on the target for its life.
+	err = checkpoint.Lock(ctx, state, m.Name, "daemon", 0)
+	var locks func()
+	if err == nil {
+		locks, err = lockAll(ctx, m)
+	}
 	if err == nil {
 		defer locks()
 		sync := func(ctx context.Context, from config.Direction) error { return SyncSequencesOnce(ctx, m, from) }
@@ -255,7 +259,7 @@ func lockAll(ctx context.Context, m *config.Mapping) (func(), error) {
 			return nil, err
 		}
 		conns = append(conns, conn)
-		if err := checkpoint.Lock(ctx, conn, m.Name, d.String()); err != nil {
+		if err := checkpoint.Lock(ctx, conn, m.Name, d.String(), 0); err != nil {
 			release()
 			return nil, err
 		}

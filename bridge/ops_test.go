@@ -155,7 +155,7 @@ func TestRefusals(t *testing.T) {
 	eventually(t, e.Tgt, "SELECT * FROM a", "(1)", d)
 
 	// A second daemon on the same mapping and direction is refused.
-	err := bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward})
+	err := bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward, LockWait: 300 * time.Millisecond})
 	if !errors.Is(err, checkpoint.ErrLocked) {
 		t.Fatalf("a second daemon: %v, want ErrLocked", err)
 	}

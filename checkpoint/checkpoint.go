@@ -208,11 +208,23 @@ func LockKey(name, direction string) int64 {
 var ErrLocked = errors.New("another cdcbridge daemon is running this mapping and direction")
 
 // Lock takes the session-level advisory lock of a mapping and direction on
-// conn. It is held until the connection closes.
-func Lock(ctx context.Context, db Execer, name, direction string) error {
-	var ok bool
-	if err := db.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, LockKey(name, direction)).Scan(&ok); err != nil {
+// conn, waiting up to wait for a holder to let go (a flip or cleanup
+// command holds it for moments; a daemon holds it for its life). It is held
+// until the connection closes.
+func Lock(ctx context.Context, db Execer, name, direction string, wait time.Duration) error {
+	ok, err := tryLock(ctx, db, LockKey(name, direction))
+	if err != nil {
 		return fmt.Errorf("taking the daemon lock: %w", err)
+	}
+	for deadline := time.Now().Add(wait); !ok && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if ok, err = tryLock(ctx, db, LockKey(name, direction)); err != nil {
+			return fmt.Errorf("taking the daemon lock: %w", err)
+		}
 	}
 	if !ok {
 		var pid *int
@@ -223,4 +235,10 @@ func Lock(ctx context.Context, db Execer, name, direction string) error {
 		return fmt.Errorf("%w; stop it first", ErrLocked)
 	}
 	return nil
+}
+
+func tryLock(ctx context.Context, db Execer, key int64) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok)
+	return ok, err
 }

@@ -96,21 +96,21 @@ func TestStoreAndLock(t *testing.T) {
 		t.Fatalf("the reverse direction shares the forward checkpoint: %v", err)
 	}
 
-	if err := Lock(ctx, a, "shop", "forward"); err != nil {
+	if err := Lock(ctx, a, "shop", "forward", 0); err != nil {
 		t.Fatal(err)
 	}
 	b := pgtest.Connect(t, dsn)
-	if err := Lock(ctx, b, "shop", "forward"); !errors.Is(err, ErrLocked) {
+	if err := Lock(ctx, b, "shop", "forward", 0); !errors.Is(err, ErrLocked) {
 		t.Fatalf("a second daemon's lock = %v, want ErrLocked", err)
 	}
-	if err := Lock(ctx, b, "shop", "reverse"); err != nil {
+	if err := Lock(ctx, b, "shop", "reverse", 0); err != nil {
 		t.Fatalf("the other direction is a different lock: %v", err)
 	}
 	a.Close(ctx)
 	// The server ends the backend of a closed connection asynchronously.
 	var err2 error
 	for i := 0; i < 100; i++ {
-		if err2 = Lock(ctx, b, "shop", "forward"); err2 == nil {
+		if err2 = Lock(ctx, b, "shop", "forward", 0); err2 == nil {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
