@@ -112,7 +112,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	log := o.Logger.With("component", "bridge", "direction", o.Direction.String())
 	if o.Metrics != nil {
-		o.Metrics.Direction.WithLabelValues(o.Direction.String()).Set(1)
+		live := 0.0
+		if o.Mode == Live {
+			live = 1
+		}
+		o.Metrics.Direction.WithLabelValues(o.Direction.String()).Set(live)
 	}
 	backoff := 500 * time.Millisecond
 	for {

@@ -67,7 +67,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		SlotRetained: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_slot_retained_wal_bytes",
 			Help: "WAL held back by the bridge's replication slot."}, []string{"slot"}),
 		Direction: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_direction",
-			Help: "1 for the direction this daemon runs."}, []string{"direction"}),
+			Help: "1 for a direction that applies (live or draining), 0 for one that is armed."}, []string{"direction"}),
 		Streaming: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_streaming",
 			Help: "1 while the direction is connected and streaming."}, []string{"direction"}),
 		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_stream_restarts_total",

@@ -53,10 +53,21 @@ type daemonProc struct {
 	logs *pgtest.Buffer
 }
 
-func startDaemon(t *testing.T, bin, mapping string, logs *pgtest.Buffer, env ...string) *daemonProc {
+// startDaemon starts `cdcbridge run`; args of the form NAME=VALUE go to its
+// environment, the others to its command line.
+func startDaemon(t *testing.T, bin, mapping string, logs *pgtest.Buffer, args ...string) *daemonProc {
 	t.Helper()
-	cmd := exec.Command(bin, "run", "-c", mapping, "--quiet-period", "1s")
-	cmd.Env = append(os.Environ(), env...)
+	cmdArgs := []string{"run", "-c", mapping, "--quiet-period", "1s"}
+	env := os.Environ()
+	for _, a := range args {
+		if strings.Contains(a, "=") {
+			env = append(env, a)
+		} else {
+			cmdArgs = append(cmdArgs, a)
+		}
+	}
+	cmd := exec.Command(bin, cmdArgs...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -104,7 +115,13 @@ func TestKillNineAtEachStepOfTheFlip(t *testing.T) {
 			}
 			// Writes on green while no daemon runs.
 			pgtest.MustExec(t, e.Src, `UPDATE orders SET note = 'while down' WHERE id <= 5`)
-			d = startDaemon(t, bin, p, &logs)
+			var extra []string
+			if fp == "flip-recorded" || fp == "drain-quiet" {
+				// The flip is recorded: start the daemon as another host would,
+				// directly in the reverse direction.
+				extra = append(extra, "--reverse")
+			}
+			d = startDaemon(t, bin, p, &logs, extra...)
 			defer d.stop()
 			// The flip is finished by the restart (a request still pending), or
 			// was already done; asking again is harmless either way.
