@@ -236,7 +236,7 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if _, err := write.Exec(ctx, `SELECT pg_replication_origin_drop($1) WHERE pg_replication_origin_oid($1) IS NOT NULL`, m.OriginName(dir)); err != nil {
+		if _, err := write.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1 OR roname ~ ('^' || $1 || '_copy[0-9]+$')`, m.OriginName(dir)); err != nil {
 			write.Close(ctx)
 			return fmt.Errorf("dropping the replication origin %s on the %s: %w", m.OriginName(dir), writeSide, err)
 		}

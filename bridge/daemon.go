@@ -31,6 +31,10 @@ type DaemonOptions struct {
 	// SyncSequences runs at every flip (see SequenceSync); nil uses
 	// SyncSequencesOnce.
 	SyncSequences SequenceSync
+	// SequenceGap is how far past the old live side's sequences the new
+	// live side's are set at a flip, to clear the ids the old side may still
+	// hand out while traffic moves (default 1000; negative: none).
+	SequenceGap int64
 	// SequenceEvery is how often a live direction's sequences are brought
 	// up to date (default 5s; negative disables).
 	SequenceEvery time.Duration
@@ -65,12 +69,19 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	if o.LockWait == 0 {
 		o.LockWait = 15 * time.Second
 	}
+	if o.SequenceGap == 0 {
+		o.SequenceGap = DefaultSequenceGap
+	} else if o.SequenceGap < 0 {
+		o.SequenceGap = 0
+	}
 	if o.SequenceEvery == 0 {
 		o.SequenceEvery = 5 * time.Second
 	}
 	m := o.Mapping
 	if o.SyncSequences == nil {
-		o.SyncSequences = func(ctx context.Context, from config.Direction) error { return SyncSequencesOnce(ctx, m, from) }
+		o.SyncSequences = func(ctx context.Context, from config.Direction) error {
+			return SyncSequencesOnce(ctx, m, from, o.SequenceGap)
+		}
 	}
 	log := o.Logger.With("component", "daemon")
 	conn, err := Connect(ctx, m.Target.DSN, "target")

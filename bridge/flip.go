@@ -39,6 +39,10 @@ type FlipResult struct {
 	Message string
 }
 
+// DefaultSequenceGap is how far past the old live side's sequences a flip
+// sets the new live side's.
+const DefaultSequenceGap = 1000
+
 // SequenceSync, if set on a flip, brings the sequences of the side becoming
 // live up to those of the side that was live.
 type SequenceSync func(ctx context.Context, from config.Direction) error
@@ -192,7 +196,10 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 // daemon runs (it holds the locks of the directions), the flip is handed to
 // it through the state and RequestFlip waits up to timeout for its answer;
 // otherwise RequestFlip takes the locks and flips by itself.
-func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout time.Duration, log *slog.Logger) (FlipResult, error) {
+//
+// gap is how far past the old live side's sequences the new live side's are
+// set when RequestFlip flips by itself (the daemon uses its own setting).
+func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout time.Duration, gap int64, log *slog.Logger) (FlipResult, error) {
 	state, err := Connect(ctx, m.Target.DSN, "target")
 	if err != nil {
 		return FlipResult{}, err
@@ -216,7 +223,7 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 	}
 	if err == nil {
 		defer locks()
-		sync := func(ctx context.Context, from config.Direction) error { return SyncSequencesOnce(ctx, m, from) }
+		sync := func(ctx context.Context, from config.Direction) error { return SyncSequencesOnce(ctx, m, from, gap) }
 		return Flip(ctx, m, to, policy, id, sync, log)
 	}
 	if !errors.Is(err, checkpoint.ErrLocked) {

@@ -110,7 +110,7 @@ func TestFlipAndRollback(t *testing.T) {
 	eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
 
 	// Flip while green still takes writes.
-	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, slogText(&logSink{}))
+	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK {
 		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
 	}
@@ -121,8 +121,8 @@ func TestFlipAndRollback(t *testing.T) {
 	if err := e.Tgt.QueryRow(context.Background(), `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (500, 1, 'on blue') RETURNING order_id`).Scan(&blueID); err != nil {
 		t.Fatal(err)
 	}
-	if blueID != 101 {
-		t.Fatalf("blue handed out id %d after the flip, want 101 (green used 1..100)", blueID)
+	if blueID != 101+bridge.DefaultSequenceGap {
+		t.Fatalf("blue handed out id %d after the flip, want %d (green used 1..100, then the gap)", blueID, 101+bridge.DefaultSequenceGap)
 	}
 	if _, err := e.Tgt.Exec(context.Background(), `
 		UPDATE orders_v2 SET amount_cents = 999, note = 'changed on blue' WHERE order_id = 2;
@@ -131,20 +131,20 @@ func TestFlipAndRollback(t *testing.T) {
 	}
 	// Both slices converge: green's late writes reached blue, blue's reached green.
 	deadline := time.Now().Add(20 * time.Second)
-	for query(t, e.Tgt, blueRows) != query(t, e.Src, greenAsBlue) || !strings.Contains(query(t, e.Src, "SELECT note FROM orders WHERE id = 101"), "on blue") {
+	for query(t, e.Tgt, blueRows) != query(t, e.Src, greenAsBlue) || !strings.Contains(query(t, e.Src, "SELECT note FROM orders WHERE id = 1101"), "on blue") {
 		if time.Now().After(deadline) {
 			t.Fatalf("slices differ after the flip:\nblue:\n%s\ngreen as blue:\n%s\nlogs:\n%s", query(t, e.Tgt, blueRows), query(t, e.Src, greenAsBlue), d.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := query(t, e.Src, "SELECT id, amount, status, note FROM orders WHERE id IN (2, 3, 101)"); got != "(101,5.00,paid,\"on blue\")\n(2,9.99,new,\"changed on blue\")" {
+	if got := query(t, e.Src, "SELECT id, amount, status, note FROM orders WHERE id IN (2, 3, 1101)"); got != "(1101,5.00,paid,\"on blue\")\n(2,9.99,new,\"changed on blue\")" {
 		t.Fatalf("green after blue's writes:\n%s", got)
 	}
 	// Green goes quiet: forward is armed.
 	d.waitModes(t, "forward armed")
 
 	// Rollback, then green is live again.
-	res, err = bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, slogText(&logSink{}))
+	res, err = bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK || res.To != config.Forward {
 		t.Fatalf("rollback: %+v %v\n%s", res, err, d.logs.String())
 	}
@@ -153,8 +153,8 @@ func TestFlipAndRollback(t *testing.T) {
 	if err := e.Src.QueryRow(context.Background(), `INSERT INTO orders (amount, status, note) VALUES (20.01, 'new', 'after rollback') RETURNING id`).Scan(&greenID); err != nil {
 		t.Fatal(err)
 	}
-	if greenID != 102 {
-		t.Fatalf("green handed out id %d after the rollback, want 102 (blue used 101)", greenID)
+	if want := int64(1102 + bridge.DefaultSequenceGap); greenID != want {
+		t.Fatalf("green handed out id %d after the rollback, want %d (blue used 1101, then the gap)", greenID, want)
 	}
 	pgtest_exec(t, e, `DELETE FROM orders WHERE id = 4`)
 	eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
@@ -203,14 +203,14 @@ func TestFlipWithWritesAlreadyOnTheTarget(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, slogText(&logSink{}))
+			res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 			if err != nil || res.OK || !strings.Contains(res.Message, "took 2 foreign transaction(s)") || !strings.Contains(res.Message, "--include-target-writes") {
 				t.Fatalf("flip with foreign writes: %+v %v", res, err)
 			}
 			if got := query(t, e.Tgt, `SELECT live FROM cdcbridge.state`); got != "(forward)" {
 				t.Fatalf("a refused flip changed the live direction: %s", got)
 			}
-			res, err = bridge.RequestFlip(context.Background(), m, policy, 30*time.Second, slogText(&logSink{}))
+			res, err = bridge.RequestFlip(context.Background(), m, policy, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 			if err != nil || !res.OK {
 				t.Fatalf("flip --%s: %+v %v\n%s", policy, res, err, d.logs.String())
 			}

@@ -38,15 +38,15 @@ func sequencePairs(ctx context.Context, m *config.Mapping, dir config.Direction)
 }
 
 // SyncSequencesOnce brings the sequences behind the mapped columns of the
-// side that direction dir writes up to those of the side it reads.
-func SyncSequencesOnce(ctx context.Context, m *config.Mapping, dir config.Direction) error {
+// side that direction dir writes up to those of the side it reads, plus gap.
+func SyncSequencesOnce(ctx context.Context, m *config.Mapping, dir config.Direction, gap int64) error {
 	from, to, pairs, err := sequencePairs(ctx, m, dir)
 	if err != nil {
 		return err
 	}
 	defer from.Close(context.Background())
 	defer to.Close(context.Background())
-	_, err = sequences.Sync(ctx, from, to, pairs)
+	_, err = sequences.SyncAhead(ctx, from, to, pairs, gap)
 	return m.Redact(err)
 }
 

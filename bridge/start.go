@@ -95,6 +95,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		WriteConnString: writeDSN.ConnString(),
 		Snapshot:        created.SnapshotName,
 		Tables:          m.SourceTables(dir),
+		Origin:          func(n int) string { return m.CopyOriginName(dir, n) },
 		ReadCat:         s.readCat,
 		WriteCat:        s.writeCat,
 		NewMapper: func() (*transform.Mapper, error) {

@@ -666,7 +666,8 @@ func TestNames(t *testing.T) {
 			t.Errorf("got %s, want %s", tc.got, tc.want)
 		}
 	}
-	if !m.OwnsOrigin("cdcbridge_shop_reverse") || m.OwnsOrigin("cdcbridge_shop_v2_forward") || m.OwnsOrigin("") {
+	if !m.OwnsOrigin("cdcbridge_shop_reverse") || m.OwnsOrigin("cdcbridge_shop_v2_forward") || m.OwnsOrigin("") ||
+		!m.OwnsOrigin(m.CopyOriginName(Forward, 3)) || m.OwnsOrigin("cdcbridge_shop_forward_copy") || m.OwnsOrigin("cdcbridge_shop_forward_copyx") {
 		t.Error("OwnsOrigin")
 	}
 	// The longest name still gives identifiers within PostgreSQL's 63 bytes.

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -181,10 +182,26 @@ func (m *Mapping) OriginName(dir Direction) string { return m.OriginPrefix() + d
 // a mapping "shop_v2". OwnsOrigin makes the exact comparison.
 func (m *Mapping) OriginPrefix() string { return "cdcbridge_" + m.Name + "_" }
 
+// CopyOriginName is the origin of the n-th worker of an initial copy in
+// direction dir (PostgreSQL 15 lets one session at a time use an origin).
+func (m *Mapping) CopyOriginName(dir Direction, n int) string {
+	return m.OriginName(dir) + "_copy" + strconv.Itoa(n)
+}
+
 // OwnsOrigin reports whether origin is one of this bridge's origins (either
-// direction). Streams skip transactions made under them to avoid echoes.
+// direction, or an initial copy's). Streams skip transactions made under
+// them to avoid echoes.
 func (m *Mapping) OwnsOrigin(origin string) bool {
-	return origin == m.OriginName(Forward) || origin == m.OriginName(Reverse)
+	for _, dir := range []Direction{Forward, Reverse} {
+		base := m.OriginName(dir)
+		if origin == base {
+			return true
+		}
+		if n, ok := strings.CutPrefix(origin, base+"_copy"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // ReadSide returns the database a stream in direction dir reads.

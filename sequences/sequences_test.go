@@ -387,3 +387,27 @@ func TestRunClosedConnection(t *testing.T) {
 		t.Fatalf("Run on a closed connection: %v, want ErrClosed", err)
 	}
 }
+
+// SyncAhead leaves a gap for the ids the side that was live may still hand
+// out while traffic moves, and still never moves a receiver back.
+func TestSyncAhead(t *testing.T) {
+	p := pgtest.NewPair(t, `CREATE TABLE a (id serial PRIMARY KEY); INSERT INTO a SELECT FROM generate_series(1, 10)`,
+		`CREATE TABLE a (id serial PRIMARY KEY)`)
+	m := mapping(t, p, "  - source: a\n    target: a\n")
+	pairs := discover(t, p, m, config.Forward)
+	if _, err := sequences.SyncAhead(context.Background(), p.Src, p.Tgt, pairs, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if got := scalar[int64](t, p.Tgt, `SELECT nextval('a_id_seq')`); got != 1011 {
+		t.Fatalf("next id on the receiver %d, want 1011 (sender's next 11 plus the gap)", got)
+	}
+	if _, err := sequences.SyncAhead(context.Background(), p.Src, p.Tgt, pairs, 5); err != nil {
+		t.Fatal(err)
+	}
+	if got := scalar[int64](t, p.Tgt, `SELECT nextval('a_id_seq')`); got != 1012 {
+		t.Fatalf("a smaller gap moved the receiver back: next %d", got)
+	}
+	if _, err := sequences.SyncAhead(context.Background(), p.Src, p.Tgt, pairs, -1); err == nil {
+		t.Fatal("a negative gap was accepted")
+	}
+}

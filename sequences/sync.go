@@ -48,7 +48,18 @@ func (e *PairError) Unwrap() error { return e.Err }
 // err, next to the pairs that did move. Any other error (the connection, ctx)
 // ends the call; changed then holds what moved before it.
 func Sync(ctx context.Context, from, to Execer, pairs []Pair) (changed []Pair, err error) {
-	moves, err := sync(ctx, from, to, pairs)
+	return SyncAhead(ctx, from, to, pairs, 0)
+}
+
+// SyncAhead is Sync with the receivers moved gap values past the senders'
+// next ones. A flip uses it: the side that was live may still hand out a
+// few ids while traffic moves, and the gap keeps the new live side clear of
+// them.
+func SyncAhead(ctx context.Context, from, to Execer, pairs []Pair, gap int64) (changed []Pair, err error) {
+	if gap < 0 {
+		return nil, fmt.Errorf("sequence gap %d: must not be negative", gap)
+	}
+	moves, err := syncGap(ctx, from, to, pairs, gap)
 	for _, m := range moves {
 		changed = append(changed, m.Pair)
 	}
@@ -62,6 +73,10 @@ type move struct {
 }
 
 func sync(ctx context.Context, from, to Execer, pairs []Pair) ([]move, error) {
+	return syncGap(ctx, from, to, pairs, 0)
+}
+
+func syncGap(ctx context.Context, from, to Execer, pairs []Pair, gap int64) ([]move, error) {
 	var (
 		pairErrs []error
 		fail     = func(p Pair, err error) { pairErrs = append(pairErrs, &PairError{Pair: p, Err: err}) }
@@ -125,6 +140,11 @@ func sync(ctx context.Context, from, to Execer, pairs []Pair) ([]move, error) {
 		}
 		t, _ := quoted(p.To.Sequence)
 		want := next[i]
+		if want > math.MaxInt64-gap {
+			fail(p, fmt.Errorf("a gap of %d passes the end of the range: %w", gap, ErrOutOfRange))
+			continue
+		}
+		want += gap
 		writes = append(writes, stmt{
 			// The receiver's position is read in the statement that moves
 			// it, as late as it can be, and the comparison happens there

@@ -32,6 +32,10 @@ type Options struct {
 	NewMapper func() (*transform.Mapper, error)
 	// Workers copy that many tables at once (default 2).
 	Workers int
+	// Origin names the replication origin of worker n, which tags its
+	// writes as the bridge's so that the other direction skips them (one
+	// session at a time may use an origin). Nil leaves them untagged.
+	Origin func(n int) string
 	// ChunkRows bounds the rows buffered per target table and column set
 	// before they are sent with COPY (default 10000).
 	ChunkRows int
@@ -93,7 +97,7 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w, err := newWorker(ctx, o)
+			w, err := newWorker(ctx, o, i+1)
 			if err != nil {
 				fail(err)
 				for range jobs {
@@ -138,7 +142,7 @@ type worker struct {
 	mapper      *transform.Mapper
 }
 
-func newWorker(ctx context.Context, o Options) (*worker, error) {
+func newWorker(ctx context.Context, o Options, n int) (*worker, error) {
 	w := &worker{o: o}
 	var err error
 	if w.mapper, err = o.NewMapper(); err != nil {
@@ -159,6 +163,17 @@ func newWorker(ctx context.Context, o Options) (*worker, error) {
 		if _, err := w.write.Exec(ctx, s); err != nil {
 			w.close()
 			return nil, fmt.Errorf("setting up the copy session (%s): %w", s, err)
+		}
+	}
+	if o.Origin != nil {
+		origin := o.Origin(n)
+		if _, err := w.write.Exec(ctx, `SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL`, origin); err != nil {
+			w.close()
+			return nil, fmt.Errorf("creating the replication origin %s: %w", origin, err)
+		}
+		if _, err := w.write.Exec(ctx, `SELECT pg_replication_origin_session_setup($1)`, origin); err != nil {
+			w.close()
+			return nil, fmt.Errorf("taking the replication origin %s: %w", origin, err)
 		}
 	}
 	return w, nil

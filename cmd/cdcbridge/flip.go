@@ -33,6 +33,8 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&include, "include-target-writes", false, "carry writes the side becoming live already took over to the other side")
 	fs.BoolVar(&discard, "discard-target-writes", false, "start at the flip point, leaving writes the side becoming live already took behind")
 	fs.DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the running daemon to carry the flip out")
+	var gap int64
+	fs.Int64Var(&gap, "sequence-gap", bridge.DefaultSequenceGap, "with no daemon running: how far past the old live side's sequences to set the new live side's (the daemon uses its own --sequence-gap)")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
@@ -57,7 +59,7 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := bridge.RequestFlip(ctx, m, policy, timeout, log)
+	res, err := bridge.RequestFlip(ctx, m, policy, timeout, gap, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge flip: %v\n", m.Redact(err))
 		var ce *bridge.ConfigError

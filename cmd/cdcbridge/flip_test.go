@@ -142,8 +142,8 @@ func TestKillNineAtEachStepOfTheFlip(t *testing.T) {
 			}
 			var n, min int
 			e.Src.QueryRow(context.Background(), `SELECT count(*), min(id) FROM orders WHERE note = 'blue'`).Scan(&n, &min)
-			if n != 20 || min != 51 {
-				t.Fatalf("blue's 20 rows reached green %d times, first id %d (want 51: green used 1..50)", n, min)
+			if n != 20 || min != 1051 {
+				t.Fatalf("blue's 20 rows reached green %d times, first id %d (want 1051: green used 1..50, then the gap of 1000)", n, min)
 			}
 			noCanary(t, logs.String())
 		})

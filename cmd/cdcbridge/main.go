@@ -189,6 +189,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&reverse, "reverse", false, "run target -> source with backward()")
 	var quiet time.Duration
 	fs.DurationVar(&quiet, "quiet-period", 10*time.Second, "after a flip, how long the old live side must take no writes before its direction stops draining and is armed")
+	var gap int64
+	fs.Int64Var(&gap, "sequence-gap", bridge.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
 	var skipCopy bool
 	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
@@ -219,9 +221,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		log.Info("serving /metrics, /healthz and /readyz", "addr", addr.String())
 	}
+	seqGap := gap
+	if gap <= 0 {
+		seqGap = -1 // none; 0 in DaemonOptions means the default
+	}
 	err = bridge.Daemon(ctx, bridge.DaemonOptions{
 		Options: bridge.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
-		Reverse: reverse, Quiet: quiet,
+		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap,
 	})
 	if err != nil {
 		// Printed once, plainly: a list of findings stays readable, which a
