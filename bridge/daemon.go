@@ -51,6 +51,8 @@ type pipeline struct {
 	done        chan error
 	lastApplied atomic.Int64 // unix nanos
 	started     time.Time
+	ctx         context.Context
+	syncing     bool
 }
 
 // Daemon runs a mapping: the live direction applies, the other is armed,
@@ -150,9 +152,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			}
 		}
 		go func() { p.done <- Run(pctx, po) }()
-		if mode == Live && o.SequenceEvery > 0 {
-			go runSequences(pctx, m, dir, o.SequenceEvery, o.Logger)
-		}
+		p.ctx = pctx
 		mu.Lock()
 		pipes[dir] = p
 		mu.Unlock()
@@ -178,12 +178,29 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		return errors.Join(errs...)
 	}
 
+	// Sequences follow the live direction, and a draining one: the side
+	// that was live may still hand out ids, which the new live side must
+	// stay clear of. The new live direction starts pushing its side's
+	// sequences to the old side only once that side is quiet, or the old
+	// side's late ids would run into the ones the new side hands out.
+	syncSequences := func(dir config.Direction) {
+		mu.Lock()
+		p := pipes[dir]
+		mu.Unlock()
+		if p == nil || p.syncing || o.SequenceEvery < 0 {
+			return
+		}
+		p.syncing = true
+		go runSequences(p.ctx, m, dir, o.SequenceEvery, o.Logger)
+	}
 	live := dirOf(st.Live)
 	start(live, Live)
 	if st.Draining == live.Opposite().String() {
 		start(live.Opposite(), Live)
+		syncSequences(live.Opposite())
 	} else {
 		start(live.Opposite(), Armed)
+		syncSequences(live)
 	}
 	tick := time.NewTicker(o.Poll)
 	defer tick.Stop()
@@ -246,6 +263,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 					return err
 				}
 				start(d, Armed)
+				syncSequences(live)
 			}
 		}
 		if st.Live != live.String() {
@@ -258,6 +276,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			}
 			live = to
 			start(to, Live)
+			syncSequences(to.Opposite())
 			continue
 		}
 		if st.RequestID > st.AnsweredID {
@@ -295,6 +314,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				stop(to.Opposite())
 				start(to.Opposite(), Live)
 			}
+			syncSequences(to.Opposite())
 		}
 	}
 }

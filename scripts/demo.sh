@@ -46,15 +46,15 @@ SQL
 
 say "Starting the daemon forward (green -> blue)"
 start_daemon() {
-  "$work/cdcbridge" run -c testdata/example/mapping.yaml >>"$work/daemon.log" 2>&1 &
+  "$work/cdcbridge" run -c testdata/example/mapping.yaml --quiet-period 2s >>"$work/daemon.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 100); do
-    grep -q '"streaming"\|msg=streaming' "$work/daemon.log" 2>/dev/null && return 0
+    [ "$(grep -c 'msg=streaming component=bridge' "$work/daemon.log" 2>/dev/null)" -ge "$1" ] && return 0
     sleep 0.1
   done
   cat "$work/daemon.log"; return 1
 }
-start_daemon
+start_daemon 2
 
 say "Writes on green"
 sql "$GREEN_DSN" <<'SQL'
@@ -75,7 +75,7 @@ sleep 0.3
 kill -9 "$daemon"; wait "$daemon" 2>/dev/null || true
 wait "$writer"
 sql "$GREEN_DSN" -c "UPDATE orders SET status = 'paid' WHERE id % 7 = 0; DELETE FROM orders WHERE id % 11 = 0"
-start_daemon
+start_daemon 4
 for _ in $(seq 1 100); do
   n=$(psql -X -At "$BLUE_DSN" -c "SELECT count(*) FROM orders_v2")
   m=$(psql -X -At "$GREEN_DSN" -c "SELECT count(*) FROM orders")
@@ -84,16 +84,51 @@ for _ in $(seq 1 100); do
 done
 
 say "Green and blue agree row for row (the transformed green equals blue)"
-green=$(psql -X -At "$GREEN_DSN" -c "SELECT md5(string_agg(format('%s|%s|%s|%s|%s', id, customer_id, (amount*100)::bigint, CASE status WHEN 'new' THEN 0 WHEN 'paid' THEN 1 WHEN 'shipped' THEN 2 ELSE 3 END, note), ',' ORDER BY id)), count(*) FROM orders")
-blue=$(psql -X -At "$BLUE_DSN" -c "SELECT md5(string_agg(format('%s|%s|%s|%s|%s', order_id, customer_id, amount_cents, state, note), ',' ORDER BY order_id)), count(*) FROM orders_v2")
+compare() {
+  green=$(psql -X -At "$GREEN_DSN" -c "SELECT md5(string_agg(format('%s|%s|%s|%s|%s', id, customer_id, (amount*100)::bigint, CASE status WHEN 'new' THEN 0 WHEN 'paid' THEN 1 WHEN 'shipped' THEN 2 ELSE 3 END, note), ',' ORDER BY id)), count(*) FROM orders")
+  blue=$(psql -X -At "$BLUE_DSN" -c "SELECT md5(string_agg(format('%s|%s|%s|%s|%s', order_id, customer_id, amount_cents, state, note), ',' ORDER BY order_id)), count(*) FROM orders_v2")
+  [ "$green" = "$blue" ]
+}
+settle() { for _ in $(seq 1 150); do compare && return 0; sleep 0.2; done; return 1; }
+if ! settle; then echo "MISMATCH: green $green, blue $blue"; tail -20 "$work/daemon.log"; exit 1; fi
 echo "green orders (transformed): $green"
 echo "blue  orders_v2:            $blue"
-if [ "$green" != "$blue" ]; then
-  echo "MISMATCH"; tail -20 "$work/daemon.log"; exit 1
-fi
 echo "nothing lost, nothing applied twice"
 
-say "Stopping the daemon (SIGTERM: finish the transaction in flight, keep the checkpoint)"
+say "Flip: traffic moves to blue while green still takes a few last writes"
+( for i in $(seq 1 20); do psql -X -q "$GREEN_DSN" -c "INSERT INTO orders (customer_id, amount, status, note) VALUES (1, $i, 'new', 'last on green')"; done ) &
+writer=$!
+"$work/cdcbridge" flip -c testdata/example/mapping.yaml
+wait "$writer"
+
+say "Writes, updates and deletes on blue, with ids from blue's own sequence"
+sql "$BLUE_DSN" <<'SQL'
+INSERT INTO customers (full_name, email) VALUES ('Grace Hopper', 'grace@example.com') RETURNING id AS new_customer_id;
+INSERT INTO orders_v2 (customer_id, amount_cents, state, note) VALUES (1, 4200, 1, 'placed on blue') RETURNING order_id AS new_order_id;
+UPDATE orders_v2 SET state = 2, note = 'shipped from blue' WHERE order_id = 1;
+DELETE FROM orders_v2 WHERE order_id = 2;
+SQL
+settle || { echo "MISMATCH after the flip"; tail -20 "$work/daemon.log"; exit 1; }
+say "Green holds every blue write, in the old shape"
+sql "$GREEN_DSN" -c "SELECT id, name, email FROM customers ORDER BY id DESC LIMIT 2" \
+                 -c "SELECT id, customer_id, amount, status, note FROM orders WHERE id = 1 OR note IN ('placed on blue') OR id = 2 ORDER BY id"
+
+say "cdcbridge status"
+sleep 3   # the quiet period: green's direction stops draining and is armed
+"$work/cdcbridge" status -c testdata/example/mapping.yaml
+
+say "Rollback: flip again; green is live, its writes reach blue"
+"$work/cdcbridge" flip -c testdata/example/mapping.yaml
+sql "$GREEN_DSN" -c "INSERT INTO orders (customer_id, amount, status, note) VALUES (2, 7.50, 'paid', 'after the rollback') RETURNING id AS new_order_id"
+settle || { echo "MISMATCH after the rollback"; tail -20 "$work/daemon.log"; exit 1; }
+sql "$BLUE_DSN" -c "SELECT order_id, amount_cents, state, note FROM orders_v2 WHERE note = 'after the rollback'"
+
+say "cdcbridge verify: the slices agree key by key"
+"$work/cdcbridge" verify -c testdata/example/mapping.yaml
+say "cdcbridge verify --roundtrip: a rollback would be lossless"
+"$work/cdcbridge" verify -c testdata/example/mapping.yaml --roundtrip
+
+say "Stopping the daemon (SIGTERM) and cleaning up its slots, publications and origins"
 kill -TERM "$daemon"; wait "$daemon"; daemon=
-sql "$BLUE_DSN" -c "SELECT name, direction, lsn FROM cdcbridge.checkpoint"
+"$work/cdcbridge" cleanup -c testdata/example/mapping.yaml
 say "Done: the clusters are removed on exit"
