@@ -41,16 +41,27 @@ type Config struct {
 	// IdleCheckpoint and IdleBytes decide when a position reached without
 	// changes (an idle stream, or one carrying only the bridge's own
 	// transactions or unmapped tables) is written to the checkpoint, which
-	// lets the slot advance: once the position has moved IdleBytes, or
-	// IdleCheckpoint has passed. Writing every small advance at once would
-	// make two armed directions wake each other for ever: each checkpoint
-	// write is WAL that moves the other side's position.
+	// lets the slot advance. A position that passed none of the bridge's
+	// own transactions is written within a second. One that did waits
+	// until it has moved IdleBytes or IdleCheckpoint has passed: writing
+	// those at once would make the two directions wake each other for ever,
+	// since each checkpoint write is one of the bridge's transactions on
+	// the other side.
 	IdleCheckpoint time.Duration
 	IdleBytes      uint64
 	// Catalog describes the tables written.
 	Catalog  *catalog.Catalog
 	Logger   *slog.Logger
 	Observer Observer
+	// OwnIdleWrites, if set, returns how far (in the WAL of the side read)
+	// the bridge's own checkpoint-only transactions go: an idle position
+	// not past it by more than a little is the bridge's own housekeeping
+	// and is written lazily. Those transactions touch no published table,
+	// so the stream cannot tell them by their origin.
+	OwnIdleWrites func() pglogrepl.LSN
+	// IdleWritten, if set, is called after a checkpoint-only transaction
+	// with the WAL position of the side written just after it.
+	IdleWritten func(pglogrepl.LSN)
 }
 
 // Applier writes events to one target connection. Constructing it does no
@@ -64,28 +75,31 @@ type Applier struct {
 	// already on the target and are skipped.
 	start pglogrepl.LSN
 
-	open      bool // a target transaction is open (BEGIN queued or sent)
-	inSrc     bool // inside a source transaction
-	skipping  bool // the current source transaction is already applied
-	txStart   time.Time
-	batch     *pgx.Batch
-	items     []item
-	queued    int // rows queued in batch
-	txRows    int // rows in the open target transaction
-	txTxns    int
-	pending   pglogrepl.LSN // end LSN the open transaction will checkpoint
-	pendingAt time.Time
-	position  pglogrepl.LSN // latest idle position not yet checkpointed
-	lastCkpt  time.Time
-	cur       *run
-	sqlCache  map[string]string
+	open       bool // a target transaction is open (BEGIN queued or sent)
+	inSrc      bool // inside a source transaction
+	skipping   bool // the current source transaction is already applied
+	txStart    time.Time
+	batch      *pgx.Batch
+	items      []item
+	queued     int // rows queued in batch
+	txRows     int // rows in the open target transaction
+	txTxns     int
+	pending    pglogrepl.LSN // end LSN the open transaction will checkpoint
+	pendingAt  time.Time
+	position   pglogrepl.LSN // latest idle position not yet checkpointed
+	ownSeen    bool          // the bridge's own transactions were skipped since the last checkpoint
+	idleCommit bool          // the open transaction is a checkpoint-only one
+	lastCkpt   time.Time
+	cur        *run
+	sqlCache   map[string]string
 }
 
 // item describes a queued statement, for errors and row counts.
 type item struct {
-	kind  string // "begin", "rows", "truncate", "origin", "checkpoint", "commit"
-	run   *run
-	trunc []change.Table
+	kind   string // "begin", "rows", "truncate", "origin", "checkpoint", "commit", "walend"
+	run    *run
+	trunc  []change.Table
+	walEnd *pglogrepl.LSN
 }
 
 // New returns an Applier that writes through conn and resumes after start.
@@ -270,6 +284,9 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 			return a.commit(ctx)
 		}
 	case change.EvPosition:
+		if ev.Own {
+			a.ownSeen = true
+		}
 		if a.inSrc || ev.LSN <= a.Flushed() || ev.LSN < a.start {
 			return nil
 		}
@@ -279,8 +296,14 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 			}
 			return nil
 		}
+		// Written by the idle ticker, which gives the other direction's
+		// applier time to record its own idle writes first (see
+		// OwnIdleWrites), or at once when it is a large advance.
 		a.position = ev.LSN
-		return a.idleCheckpoint(ctx, false)
+		if uint64(a.position-a.Flushed()) >= a.cfg.IdleBytes {
+			return a.idleCheckpoint(ctx, false)
+		}
+		return nil
 	}
 	return nil
 }
@@ -304,14 +327,23 @@ func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
 	if a.open || a.inSrc || a.position <= a.Flushed() {
 		return nil
 	}
-	if !force && time.Since(a.lastCkpt) < a.cfg.IdleCheckpoint && uint64(a.position-a.Flushed()) < a.cfg.IdleBytes {
+	wait := time.Second
+	if a.ownSeen || (a.cfg.OwnIdleWrites != nil && a.position <= a.cfg.OwnIdleWrites()+ownSlack) {
+		wait = a.cfg.IdleCheckpoint
+	}
+	if !force && time.Since(a.lastCkpt) < wait && uint64(a.position-a.Flushed()) < a.cfg.IdleBytes {
 		return nil
 	}
 	a.begin()
 	a.pending = a.position
 	a.pendingAt = time.Now()
+	a.idleCommit = true
 	return a.commit(ctx)
 }
+
+// ownSlack is how far past the bridge's own idle writes a position may be
+// and still count as their echo (other sessions' WAL in between included).
+const ownSlack = 16 << 10
 
 func (a *Applier) commit(ctx context.Context) error {
 	if !a.open {
@@ -325,6 +357,12 @@ func (a *Applier) commit(ctx context.Context) error {
 	a.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: "origin"}, a.pending.String(), a.pendingAt)
 	a.queue(checkpoint.Statement, item{kind: "checkpoint"}, a.cfg.Name, a.cfg.Direction, a.pending.String())
 	a.queue("COMMIT", item{kind: "commit"})
+	var walEnd pglogrepl.LSN
+	if a.idleCommit && a.cfg.IdleWritten != nil {
+		a.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: "walend", walEnd: &walEnd})
+	}
+	idle := a.idleCommit
+	a.idleCommit = false
 	began := a.txStart
 	if err := a.send(ctx); err != nil {
 		return err
@@ -332,6 +370,10 @@ func (a *Applier) commit(ctx context.Context) error {
 	a.open = false
 	a.flushed.Store(uint64(a.pending))
 	a.lastCkpt = time.Now()
+	a.ownSeen = false
+	if idle && a.cfg.IdleWritten != nil && walEnd != 0 {
+		a.cfg.IdleWritten(walEnd)
+	}
 	if a.cfg.Observer != nil {
 		a.cfg.Observer.Committed(a.txTxns, a.pending, a.pendingAt, time.Since(began))
 	}
@@ -362,6 +404,13 @@ func (a *Applier) send(ctx context.Context) error {
 	br := a.conn.SendBatch(ctx, b)
 	var firstErr error
 	for _, it := range items {
+		if it.kind == "walend" {
+			var text string
+			if err := br.QueryRow().Scan(&text); err == nil {
+				*it.walEnd, _ = pglogrepl.ParseLSN(text)
+			}
+			continue
+		}
 		tag, err := br.Exec()
 		if err != nil {
 			if firstErr == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -81,6 +82,16 @@ type ForeignWrites struct {
 	FirstAt time.Time
 	// Txns counts them since the checkpoint.
 	Txns int64
+}
+
+// ownIdleWrites remembers, per mapping and side, how far in that side's WAL
+// the checkpoint-only transactions of this process's appliers go, so that
+// the direction reading that side can tell its echo from real activity.
+var ownIdleWrites sync.Map // "name/side" -> *atomic.Uint64
+
+func ownIdle(name, side string) *atomic.Uint64 {
+	v, _ := ownIdleWrites.LoadOrStore(name+"/"+side, new(atomic.Uint64))
+	return v.(*atomic.Uint64)
 }
 
 // sides returns the DSNs of the side read and the side written.
@@ -218,6 +229,16 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
 		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o),
+		OwnIdleWrites: func() pglogrepl.LSN { return pglogrepl.LSN(ownIdle(m.Name, readSide).Load()) },
+		IdleWritten: func(l pglogrepl.LSN) {
+			w := ownIdle(m.Name, writeSide)
+			for {
+				cur := w.Load()
+				if uint64(l) <= cur || w.CompareAndSwap(cur, uint64(l)) {
+					return
+				}
+			}
+		},
 	}, s.start)
 	if err := applier.Prepare(ctx); err != nil {
 		return classify(err)

@@ -36,7 +36,7 @@ func (e *env) daemon(m *config.Mapping, reverse bool) *daemonRun {
 	go func() {
 		d.done <- bridge.Daemon(ctx, bridge.DaemonOptions{
 			Options: bridge.Options{Mapping: m, Logger: log, MaxBackoff: time.Second},
-			Reverse: reverse, Quiet: time.Second, Poll: 100 * time.Millisecond,
+			Reverse: reverse, Quiet: time.Second, Poll: 100 * time.Millisecond, SequenceEvery: 200 * time.Millisecond,
 			Changed: func(dir config.Direction, mode bridge.Mode, _ pglogrepl.LSN) {
 				select {
 				case d.live <- dir.String() + " " + mode.String():
@@ -161,8 +161,8 @@ func TestFlipAndRollback(t *testing.T) {
 	d.waitModes(t, "reverse armed")
 
 	// No echo: with no writes, nothing keeps changing, not even the
-	// checkpoints.
-	time.Sleep(time.Second)
+	// checkpoints (after the last sequence sync and idle checkpoint settle).
+	time.Sleep(2 * time.Second)
 	state := func() string {
 		return query(t, e.Tgt, blueRows) + query(t, e.Src, "SELECT * FROM orders") +
 			query(t, e.Tgt, `SELECT lsn FROM cdcbridge.checkpoint`) + query(t, e.Src, `SELECT lsn FROM cdcbridge.checkpoint`)

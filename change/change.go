@@ -265,6 +265,9 @@ type Event struct {
 	Change *Change
 	Outs   []Out
 	LSN    pglogrepl.LSN
+	// Own marks an EvPosition that stands for a skipped transaction made
+	// under one of the bridge's own origins.
+	Own bool
 }
 
 // Out is a change ready to be written to a target table.

@@ -184,7 +184,7 @@ func (d *Decoder) handle(walStart pglogrepl.LSN, msg pglogrepl.Message) ([]chang
 			d.skipping.EndLSN = m.TransactionEndLSN
 			d.skipping = nil
 			d.advance(m.TransactionEndLSN)
-			return append(evs, change.Event{Kind: change.EvPosition, LSN: m.TransactionEndLSN}), nil
+			return append(evs, change.Event{Kind: change.EvPosition, LSN: m.TransactionEndLSN, Own: true}), nil
 		case d.txn != nil:
 			t := d.txn
 			t.EndLSN = m.TransactionEndLSN
