@@ -105,10 +105,24 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 	var recOut, recErr string
 	go func() {
 		var code int
-		code, recOut, recErr = run("record", "-c", p, "--out", out, "--duration", "3s")
+		code, recOut, recErr = run("record", "-c", p, "--out", out, "--duration", "8s")
 		done <- code
 	}()
-	time.Sleep(1500 * time.Millisecond)
+	// Only transactions committed after the recording slot has its
+	// consistent point are recorded: wait for it to stream.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var n int
+		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'cdcbridge_rec_rec_%' AND active AND confirmed_flush_lsn IS NOT NULL`).Scan(&n)
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the recording slot did not start streaming")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
 	pgtest.MustExec(t, e.Src, `INSERT INTO orders VALUES (1, 19.90, 'new'), (2, 5.00, 'paid'); UPDATE orders SET status = 'paid' WHERE id = 1`)
 	if code := <-done; code != 0 {
 		t.Fatalf("record: exit %d\n%s%s", code, recOut, recErr)
