@@ -10,6 +10,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/verify"
 )
 
 const (
@@ -171,6 +172,21 @@ func TestFlipAndRollback(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	if after := state(); after != before {
 		t.Fatalf("the slices or checkpoints keep changing without writes:\n%s\n---\n%s", before, after)
+	}
+	// Both slices verify equal, in both directions, and the mapping is
+	// lossless both ways.
+	for _, dir := range []config.Direction{config.Forward, config.Reverse} {
+		rep, err := verify.Run(context.Background(), verify.Options{Mapping: m, Direction: dir, Logger: slogText(&logSink{})})
+		if err != nil || !rep.Equal() {
+			var b strings.Builder
+			rep.Write(&b)
+			t.Fatalf("verify %s: %v\n%s", dir, err, b.String())
+		}
+	}
+	if rt, err := verify.RoundTrip(context.Background(), verify.Options{Mapping: m, Logger: slogText(&logSink{})}); err != nil || !rt.OK() {
+		var b strings.Builder
+		rt.Write(&b)
+		t.Fatalf("verify --roundtrip: %v\n%s", err, b.String())
 	}
 	if n := strings.Count(d.logs.String(), "flipped"); n != 2 {
 		t.Fatalf("%d flips logged, want 2\n%s", n, d.logs.String())
