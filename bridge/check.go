@@ -241,7 +241,7 @@ func positionFindings(ctx context.Context, m *config.Mapping, dir config.Directi
 	}
 	st, err := checkpoint.Load(ctx, s.write, m.Name, dir.String())
 	if errors.Is(err, checkpoint.ErrNone) {
-		return []Finding{{Where: "checkpoint", OK: true, Message: "none yet: the first run creates the slot " + slot + " and replicates from then on"}}
+		return []Finding{{Where: "checkpoint", OK: true, Message: "none yet: the first run creates the slot " + slot + " (the live direction first copies the existing rows; the armed one follows from then on)"}}
 	}
 	if err != nil {
 		return []Finding{{Where: "checkpoint", Message: err.Error()}}

@@ -245,8 +245,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var c common
 	var reverse bool
-	fs := newFlags("check", "check -c mapping.yaml [--reverse]\n\nRuns every up-front check of a direction without streaming: the mapping file,\nthe transform scripts, connectivity to both sides, wal_level, privileges,\nreplica identity, tables, keys and columns, and the checkpoint and slot. It\nprints each finding and exits 0 when all pass, 2 otherwise.", stderr, &c)
-	fs.BoolVar(&reverse, "reverse", false, "check the reverse direction (target -> source)")
+	fs := newFlags("check", "check -c mapping.yaml [--reverse]\n\nRuns every up-front check of both directions without streaming: the mapping file,\nthe transform scripts, connectivity to both sides, wal_level, privileges,\nreplica identity, tables, keys and columns, and the checkpoint and slot. It\nprints each finding and exits 0 when all pass, 2 otherwise.", stderr, &c)
+	fs.BoolVar(&reverse, "reverse", false, "check only the reverse direction (target -> source); by default both are checked")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
@@ -257,12 +257,21 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "ok   mapping %s: %d table entries\n", m.Path, len(m.Tables))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The daemon runs both directions (one live, one armed), so both are
+	// checked unless --reverse asks for the reverse one alone.
+	dirs := []config.Direction{config.Forward, config.Reverse}
+	if reverse {
+		dirs = dirs[1:]
+	}
 	failed := 0
-	for _, f := range bridge.Check(ctx, m, direction(reverse)) {
-		if !f.OK {
-			failed++
+	for _, dir := range dirs {
+		fmt.Fprintf(stdout, "-- %s\n", dir)
+		for _, f := range bridge.Check(ctx, m, dir) {
+			if !f.OK {
+				failed++
+			}
+			fmt.Fprintln(stdout, m.RedactString(f.String()))
 		}
-		fmt.Fprintln(stdout, m.RedactString(f.String()))
 	}
 	if failed > 0 {
 		fmt.Fprintf(stdout, "%d problem(s) found\n", failed)
