@@ -36,3 +36,15 @@ func TestTableString(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+func TestQuoteLiteral(t *testing.T) {
+	cases := map[string]string{
+		"plain": "'plain'", "a'b": "'a''b'", "x\ny": `E'x\ny'`, `back\slash`: `E'back\\slash'`,
+		"t\tq'": `E't\tq'''`, "bell\x07": `E'bell\x07'`, "ünï": "'ünï'", "": "''",
+	}
+	for in, want := range cases {
+		if got := QuoteLiteral(in); got != want {
+			t.Errorf("QuoteLiteral(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

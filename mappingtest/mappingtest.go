@@ -345,33 +345,7 @@ func literal(v change.Value) string {
 	case change.Absent:
 		return "UNCHANGED"
 	}
-	s := string(v.Data)
-	needE := strings.ContainsAny(s, "\\\n\r\t") || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
-	if !needE {
-		return "'" + strings.ReplaceAll(s, "'", "''") + "'"
-	}
-	var b strings.Builder
-	b.WriteString("E'")
-	for _, r := range s {
-		switch {
-		case r == '\'':
-			b.WriteString("''")
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('\'')
-	return b.String()
+	return change.QuoteLiteral(string(v.Data))
 }
 
 // diff shows the lines that differ, aligned by position, at most 40.
