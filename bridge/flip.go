@@ -49,7 +49,7 @@ type SequenceSync func(ctx context.Context, from config.Direction) error
 
 // foreignWrites counts the foreign transactions that a stopped slot holds,
 // by peeking at its changes through the real decoder.
-func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir config.Direction, from pglogrepl.LSN) (ForeignWrites, error) {
+func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir config.Direction, from, upto pglogrepl.LSN) (ForeignWrites, error) {
 	var fw ForeignWrites
 	rows, err := conn.Query(ctx, `SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
 		m.SlotName(dir), m.PublicationName(dir))
@@ -72,7 +72,9 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 		for _, ev := range evs {
 			// The slot may confirm less than the checkpoint: what lies before
 			// the checkpoint is already decided.
-			if ev.Kind == change.EvCommit && ev.Txn.FinalLSN >= from {
+			// Commits from the flip point on are not held writes: the new
+			// live direction streams them whatever the policy.
+			if ev.Kind == change.EvCommit && ev.Txn.FinalLSN >= from && ev.Txn.FinalLSN < upto {
 				if fw.Txns == 0 {
 					fw.First, fw.FirstAt = ev.Txn.FinalLSN, ev.Txn.CommitTime
 				}
@@ -146,11 +148,14 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 	} else if err != nil {
 		return res, err
 	}
-	if res.Foreign, err = foreignWrites(ctx, read, m, to, ck.LSN); err != nil {
+	// The flip point: everything that committed on the read side before it
+	// is flushed, so the peek below sees every foreign write that the new
+	// live direction would otherwise start after.
+	point, err := replication.FlushedPoint(ctx, read, 30*time.Second)
+	if err != nil {
 		return res, err
 	}
-	point, err := replication.CurrentLSN(ctx, read)
-	if err != nil {
+	if res.Foreign, err = foreignWrites(ctx, read, m, to, ck.LSN, point); err != nil {
 		return res, err
 	}
 	if res.Foreign.Txns > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -188,4 +189,43 @@ func CurrentLSN(ctx context.Context, conn *pgx.Conn) (pglogrepl.LSN, error) {
 		return 0, fmt.Errorf("reading the current WAL position: %w", err)
 	}
 	return lsn, nil
+}
+
+// FlushedPoint returns the server's current WAL insert position once WAL is
+// flushed up to it, so that every transaction that committed before the call
+// is readable by logical decoding (which reads only flushed WAL). Without the
+// wait, a transaction committed with synchronous_commit = off can still be in
+// the WAL buffers: invisible to a peek at the slot, yet behind the position.
+// The WAL writer flushes such commits within a few wal_writer_delay; the
+// wait gives up, with the reason, after timeout.
+func FlushedPoint(ctx context.Context, conn *pgx.Conn, timeout time.Duration) (pglogrepl.LSN, error) {
+	read := func(sql string) (pglogrepl.LSN, error) {
+		var s string
+		if err := conn.QueryRow(ctx, sql).Scan(&s); err != nil {
+			return 0, fmt.Errorf("reading the current WAL position: %w", err)
+		}
+		return pglogrepl.ParseLSN(s)
+	}
+	point, err := read(`SELECT pg_catalog.pg_current_wal_insert_lsn()::text`)
+	if err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		flushed, err := read(`SELECT pg_catalog.pg_current_wal_flush_lsn()::text`)
+		if err != nil {
+			return 0, err
+		}
+		if flushed >= point {
+			return point, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("WAL is flushed only to %s, not yet to %s, after %s; is the server's WAL writer stuck (disk full)?", flushed, point, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
