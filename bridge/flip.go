@@ -155,6 +155,11 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 	if err != nil {
 		return res, err
 	}
+	// The armed pipeline of `to` has just stopped; its walsender may hold
+	// the slot a moment longer, and a peek needs it free.
+	if err := replication.WaitSlotFree(ctx, read, m.SlotName(to), 10*time.Second); err != nil {
+		return res, err
+	}
 	if res.Foreign, err = foreignWrites(ctx, read, m, to, ck.LSN, point); err != nil {
 		return res, err
 	}

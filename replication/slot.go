@@ -229,3 +229,33 @@ func FlushedPoint(ctx context.Context, conn *pgx.Conn, timeout time.Duration) (p
 		}
 	}
 }
+
+// slotBusyWait is how long a slot held by another process is waited for
+// before that is an error: a walsender outlives its client's disconnect by a
+// moment.
+const slotBusyWait = 5 * time.Second
+
+// WaitSlotFree waits until no walsender holds the slot, as after a stream of
+// this process stopped: its walsender outlives the disconnect by a moment,
+// and a peek or drop fails meanwhile. A slot still held after timeout is an
+// error naming the process.
+func WaitSlotFree(ctx context.Context, conn *pgx.Conn, slot string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := InspectSlot(ctx, conn, slot)
+		if err != nil {
+			return err
+		}
+		if !info.Active {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the replication slot %s is still in use by process %d after %s: stop what streams from it first", slot, info.ActivePID, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -143,10 +143,22 @@ func (s *Stream) Run(ctx context.Context, start pglogrepl.LSN, events chan<- cha
 
 	// The publication name passed the allow-list: it needs no escaping
 	// inside the quotes.
-	err = pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
-		Mode:       pglogrepl.LogicalReplication,
-		PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
-	})
+	// A slot in use is, most of the time, the walsender of this process's
+	// previous stream, which the server has not finished tearing down: it
+	// is given a few seconds before the error stands.
+	for busy := time.Now().Add(slotBusyWait); ; {
+		err = pglogrepl.StartReplication(ctx, conn, s.cfg.Slot, start, pglogrepl.StartReplicationOptions{
+			Mode:       pglogrepl.LogicalReplication,
+			PluginArgs: []string{"proto_version '1'", "publication_names '" + s.cfg.Publication + "'"},
+		})
+		if err == nil || !IsSlotInUse(err) || time.Now().After(busy) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
