@@ -1,0 +1,94 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+)
+
+// TestMetricsEndpoint scrapes a running daemon: the counters follow what
+// was applied, the gauges what the directions do, and no password shows.
+func TestMetricsEndpoint(t *testing.T) {
+	bin := buildBinary(t)
+	e := newEnv(t, greenOrders, blueOrders)
+	e.write(t, "orders.js", flipJS)
+	p := e.mapping(t, "metered", "metrics:\n  listen: 127.0.0.1:0\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	var logs pgtest.Buffer
+	d := startDaemon(t, bin, p, &logs)
+	defer d.stop()
+	var addr string
+	waitFor(t, 30*time.Second, func() bool {
+		if m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != "" && strings.Count(logs.String(), "msg=streaming component=bridge") >= 2
+	}, &logs)
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d", code)
+	}
+	waitFor(t, 20*time.Second, func() bool { code, _ := get("/readyz"); return code == 200 }, &logs)
+
+	// Two transactions on green (three inserts, one update), one foreign
+	// write on blue.
+	pgtest.MustExec(t, e.Src, `INSERT INTO orders (amount, status, note) VALUES (1.00, 'new', 'a'), (2.00, 'new', 'b')`)
+	pgtest.MustExec(t, e.Src, `INSERT INTO orders (amount, status, note) VALUES (3.00, 'new', 'c'); UPDATE orders SET status = 'paid' WHERE note = 'a'`)
+	pgtest.MustExec(t, e.Tgt, `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (1, 0, 'early')`)
+
+	want := []string{
+		`cdcbridge_changes_applied_total{direction="forward",op="insert",table="\"public\".\"orders_v2\""} 3`,
+		`cdcbridge_changes_applied_total{direction="forward",op="update",table="\"public\".\"orders_v2\""} 1`,
+		`cdcbridge_transactions_applied_total{direction="forward"} 2`,
+		`cdcbridge_foreign_write_transactions{side="target"} 1`,
+		`cdcbridge_direction{direction="forward"} 1`,
+		`cdcbridge_direction{direction="reverse"} 0`,
+		`cdcbridge_streaming{direction="forward"} 1`,
+		`cdcbridge_streaming{direction="reverse"} 1`,
+	}
+	var body string
+	ok := waitForResult(20*time.Second, func() bool {
+		_, body = get("/metrics")
+		for _, w := range want {
+			if !strings.Contains(body, w+"\n") {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		for _, w := range want {
+			if !strings.Contains(body, w+"\n") {
+				t.Errorf("/metrics lacks %s", w)
+			}
+		}
+		var ours []string
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "cdcbridge_") {
+				ours = append(ours, l)
+			}
+		}
+		t.Fatalf("/metrics:\n%s\nlogs:\n%s", strings.Join(ours, "\n"), tail(logs.String(), 30))
+	}
+	// The checkpoint gauge is the forward checkpoint that status shows, and
+	// the lag gauges exist for both directions.
+	for _, re := range []string{`cdcbridge_checkpoint_lsn\{direction="forward"\} [1-9]`, `cdcbridge_lag_bytes\{direction="forward"\} `,
+		`cdcbridge_slot_retained_wal_bytes\{slot="cdcbridge_metered_forward"\} `, `cdcbridge_apply_commit_seconds_count\{direction="forward"\} [1-9]`} {
+		if !regexp.MustCompile(re).MatchString(body) {
+			t.Errorf("/metrics has no line matching %s", re)
+		}
+	}
+	noCanary(t, body, logs.String())
+}
