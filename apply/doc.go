@@ -20,4 +20,12 @@
 // per-column text arrays, cast on the server to the column types, so values
 // keep PostgreSQL's text form end to end. Statements are pipelined with
 // pgx.Batch: a small target transaction costs one round trip.
+//
+// An insert is an upsert on the target key in effect, but not in every
+// statement: the server spends about half as much again on INSERT ... ON
+// CONFLICT as on a plain INSERT, and the stream's inserts meet a row on the
+// target only when someone else wrote it there. With Config.Upserts, inserts
+// are plain until one meets a row; that target transaction is rolled back,
+// the table's inserts are upserts from then on, and the caller applies again
+// from the checkpoint (see Conflict).
 package apply

@@ -51,6 +51,10 @@ type Options struct {
 	// Applied, if set, is called in Live mode with the commit time of each
 	// source transaction that reached the applier.
 	Applied func(commit time.Time)
+
+	// upserts: the tables whose inserts met rows already on the target,
+	// kept across restarts of the pipeline (see apply.Config.Upserts).
+	upserts *apply.Upserts
 }
 
 // Mode says what a pipeline does with the changes it reads.
@@ -130,6 +134,7 @@ func Run(ctx context.Context, o Options) error {
 		o.Metrics.Direction.WithLabelValues(o.Direction.String()).Set(live)
 	}
 	backoff := 500 * time.Millisecond
+	o.upserts = &apply.Upserts{}
 	for {
 		started := time.Now()
 		err := runOnce(ctx, o)
@@ -137,6 +142,14 @@ func Run(ctx context.Context, o Options) error {
 			return nil
 		}
 		err = o.Mapping.Redact(err)
+		var conflict *apply.Conflict
+		if errors.As(err, &conflict) {
+			// Not a failure: the table's inserts are upserts now, and the
+			// replay from the checkpoint applies what was rolled back.
+			log.Info("an insert met a row already on the target; its table's inserts are upserts from now on, applying again from the checkpoint",
+				"table", conflict.Table.String(), "key", conflict.Key, "lsn", conflict.LSN.String())
+			continue
+		}
 		if !Retryable(err) {
 			return err
 		}
@@ -228,7 +241,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	applier := apply.New(s.write, apply.Config{
 		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
-		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o),
+		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts,
 		OwnIdleWrites: func() pglogrepl.LSN { return pglogrepl.LSN(ownIdle(m.Name, readSide).Load()) },
 		IdleWritten: func(l pglogrepl.LSN) {
 			w := ownIdle(m.Name, writeSide)

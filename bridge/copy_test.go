@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,5 +131,42 @@ func TestInitialCopyNeedsEmptyTargets(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestInsertMeetsRowOnTarget: inserts are plain INSERTs until one meets a
+// row the target already holds; then the target transaction is rolled back,
+// the table's inserts become upserts, and the replay from the checkpoint
+// applies everything once.
+func TestInsertMeetsRowOnTarget(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`,
+		`CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, 'held by the target')`)
+	m := e.mapping("held", "  - source: a\n    target: a\n", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logs := &logSink{}
+	go func() {
+		done <- bridge.Run(ctx, bridge.Options{Mapping: m, SkipCopy: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not start:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pgtest_exec(t, e, "INSERT INTO a VALUES (2, 'b'), (1, 'from the source'), (3, 'c')")
+	pgtest_exec(t, e, "INSERT INTO a VALUES (4, 'd'); INSERT INTO a VALUES (5, 'e')")
+	eventually(t, e.Tgt, "SELECT * FROM a", "(1,\"from the source\")\n(2,b)\n(3,c)\n(4,d)\n(5,e)", nil)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "its table's inserts are upserts from now on"); n != 1 {
+		t.Fatalf("%d conflict restarts logged, want 1:\n%s", n, out)
+	}
+	if strings.Contains(out, "level=WARN") || strings.Contains(out, "level=ERROR") {
+		t.Fatalf("a conflict is not a failure:\n%s", out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -202,6 +203,25 @@ type run struct {
 
 func (r *run) loop(ctx context.Context) error {
 	r.nextStatus = time.Now().Add(r.cfg.StatusInterval)
+	// Reads wake up for status updates through the connection's read
+	// deadline, and for ctx through a deadline in the past, rather than
+	// through a context per message: pgconn watches a cancellable context
+	// on every call, which costs more than decoding a row.
+	netConn := r.conn.Conn()
+	var mu sync.Mutex
+	cancelled := false
+	stopWatch := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		cancelled = true
+		netConn.SetReadDeadline(time.Now())
+	})
+	defer func() {
+		if stopWatch() {
+			netConn.SetReadDeadline(time.Time{})
+		}
+	}()
+	var deadline time.Time
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -214,9 +234,15 @@ func (r *run) loop(ctx context.Context) error {
 				return err
 			}
 		}
-		rctx, cancel := context.WithDeadline(ctx, r.nextStatus)
-		msg, err := r.conn.ReceiveMessage(rctx)
-		cancel()
+		if !deadline.Equal(r.nextStatus) {
+			mu.Lock()
+			if !cancelled {
+				netConn.SetReadDeadline(r.nextStatus)
+			}
+			mu.Unlock()
+			deadline = r.nextStatus
+		}
+		msg, err := r.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
