@@ -143,6 +143,19 @@ type Applier struct {
 	lastCkpt   time.Time
 	cur        *run
 	sqlCache   map[string]string
+	// inflight is the batch on its way to the server, if any: the
+	// connection is its sender's until it is done. handed is the position
+	// of the last commit handed to a sender (Flushed once it succeeds).
+	inflight *inflight
+	handed   pglogrepl.LSN
+}
+
+// inflight is a batch sent and read by its own goroutine, so that the
+// applier builds the next batch while the server executes this one. There
+// is never more than one: the next send waits for it.
+type inflight struct {
+	done  chan error
+	after func() // run on the applier's goroutine once the batch succeeded
 }
 
 // item describes a queued statement, for errors and row counts.
@@ -180,6 +193,10 @@ func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 // Flushed returns the end LSN of the last source transaction (or idle
 // position) that is committed on the target. Safe for concurrent use.
 func (a *Applier) Flushed() pglogrepl.LSN { return pglogrepl.LSN(a.flushed.Load()) }
+
+// reached is the position this applier's commits cover once the one in
+// flight succeeds: what a new idle checkpoint must pass.
+func (a *Applier) reached() pglogrepl.LSN { return max(a.handed, a.Flushed()) }
 
 // Prepare sets up the target session: durable commits, the text formats the
 // values travel in, and the replication origin (created when missing).
@@ -220,7 +237,9 @@ func EnsureOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
 // target transaction is rolled back, and Flushed stays where it was.
 func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 	defer func() {
-		if err != nil && a.open {
+		if err != nil {
+			// Also when the failed batch was a commit: its transaction
+			// is left aborted on the server.
 			a.rollback()
 		}
 	}()
@@ -243,6 +262,12 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 			select {
 			case ev, ok = <-in:
 				timer.Stop()
+			case err := <-a.sent():
+				timer.Stop()
+				if err := a.finish(err); err != nil {
+					return err
+				}
+				continue
 			case <-timer.C:
 				if err := a.commit(ctx); err != nil {
 					return err
@@ -255,6 +280,11 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 		} else {
 			select {
 			case ev, ok = <-in:
+			case err := <-a.sent():
+				if err := a.finish(err); err != nil {
+					return err
+				}
+				continue
 			case <-idle.C:
 				if err := a.idleCheckpoint(ctx, false); err != nil {
 					return err
@@ -286,6 +316,9 @@ func (a *Applier) stop(cause error) error {
 		}
 	}
 	if err := a.idleCheckpoint(ctx, true); err != nil {
+		return err
+	}
+	if err := a.wait(); err != nil {
 		return err
 	}
 	return cause
@@ -338,7 +371,7 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 		if ev.Own {
 			a.ownSeen = true
 		}
-		if a.inSrc || ev.LSN <= a.Flushed() || ev.LSN < a.start {
+		if a.inSrc || ev.LSN <= a.reached() || ev.LSN < a.start {
 			return nil
 		}
 		if a.open {
@@ -351,7 +384,7 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 		// applier time to record its own idle writes first (see
 		// OwnIdleWrites), or at once when it is a large advance.
 		a.position = ev.LSN
-		if uint64(a.position-a.Flushed()) >= a.cfg.IdleBytes {
+		if uint64(a.position-a.reached()) >= a.cfg.IdleBytes {
 			return a.idleCheckpoint(ctx, false)
 		}
 		return nil
@@ -375,14 +408,14 @@ func (a *Applier) queue(sql string, it item, args ...any) {
 // idleCheckpoint persists a position reached without changes, at most once
 // per IdleCheckpoint unless it moved IdleBytes or force is set.
 func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
-	if a.open || a.inSrc || a.position <= a.Flushed() {
+	if a.open || a.inSrc || a.position <= a.reached() {
 		return nil
 	}
 	wait := time.Second
 	if a.ownSeen || (a.cfg.OwnIdleWrites != nil && a.position <= a.cfg.OwnIdleWrites()+ownSlack) {
 		wait = a.cfg.IdleCheckpoint
 	}
-	if !force && time.Since(a.lastCkpt) < wait && uint64(a.position-a.Flushed()) < a.cfg.IdleBytes {
+	if !force && time.Since(a.lastCkpt) < wait && uint64(a.position-a.reached()) < a.cfg.IdleBytes {
 		return nil
 	}
 	a.begin()
@@ -408,30 +441,37 @@ func (a *Applier) commit(ctx context.Context) error {
 	a.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: "origin"}, a.pending.String(), a.pendingAt)
 	a.queue(checkpoint.Statement, item{kind: "checkpoint"}, a.cfg.Name, a.cfg.Direction, a.pending.String())
 	a.queue("COMMIT", item{kind: "commit"})
-	var walEnd pglogrepl.LSN
+	walEnd := new(pglogrepl.LSN)
 	if a.idleCommit && a.cfg.IdleWritten != nil {
-		a.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: "walend", walEnd: &walEnd})
+		a.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: "walend", walEnd: walEnd})
 	}
-	idle := a.idleCommit
+	idle, began, pending, pendingAt, txns := a.idleCommit, a.txStart, a.pending, a.pendingAt, a.txTxns
 	a.idleCommit = false
-	began := a.txStart
-	if err := a.send(ctx); err != nil {
+	// Only once the COMMIT has succeeded does Flushed move.
+	after := func() {
+		a.flushed.Store(uint64(pending))
+		if idle && a.cfg.IdleWritten != nil && *walEnd != 0 {
+			a.cfg.IdleWritten(*walEnd)
+		}
+		if a.cfg.Observer != nil {
+			a.cfg.Observer.Committed(txns, pending, pendingAt, time.Since(began))
+		}
+	}
+	if err := a.sendThen(ctx, after); err != nil {
 		return err
 	}
 	a.open = false
-	a.flushed.Store(uint64(a.pending))
+	a.handed = pending
 	a.lastCkpt = time.Now()
 	a.ownSeen = false
-	if idle && a.cfg.IdleWritten != nil && walEnd != 0 {
-		a.cfg.IdleWritten(walEnd)
-	}
-	if a.cfg.Observer != nil {
-		a.cfg.Observer.Committed(a.txTxns, a.pending, a.pendingAt, time.Since(began))
-	}
 	return nil
 }
 
 func (a *Applier) rollback() {
+	if f := a.inflight; f != nil {
+		<-f.done
+		a.inflight = nil
+	}
 	a.batch = &pgx.Batch{}
 	a.items = a.items[:0]
 	a.queued = 0
@@ -444,14 +484,58 @@ func (a *Applier) rollback() {
 	}
 }
 
-// send runs every queued statement in one round trip.
-func (a *Applier) send(ctx context.Context) error {
+// send hands every queued statement to a sender, to run in one round trip
+// while the applier goes on; the error of a batch in flight is returned by
+// the next send, wait or Run.
+func (a *Applier) send(ctx context.Context) error { return a.sendThen(ctx, nil) }
+
+func (a *Applier) sendThen(ctx context.Context, after func()) error {
 	a.flushRun()
 	if len(a.items) == 0 {
 		return nil
 	}
+	if err := a.wait(); err != nil {
+		return err
+	}
 	b, items := a.batch, a.items
 	a.batch, a.items, a.queued = &pgx.Batch{}, nil, 0
+	f := &inflight{done: make(chan error, 1), after: after}
+	a.inflight = f
+	go func() { f.done <- a.exec(ctx, b, items) }()
+	return nil
+}
+
+// wait waits for the batch in flight, if any.
+func (a *Applier) wait() error {
+	if a.inflight == nil {
+		return nil
+	}
+	return a.finish(<-a.inflight.done)
+}
+
+// finish takes the result of the batch in flight.
+func (a *Applier) finish(err error) error {
+	f := a.inflight
+	a.inflight = nil
+	if err != nil {
+		return err
+	}
+	if f.after != nil {
+		f.after()
+	}
+	return nil
+}
+
+// sent is the channel the batch in flight reports on, nil when none is.
+func (a *Applier) sent() <-chan error {
+	if a.inflight == nil {
+		return nil
+	}
+	return a.inflight.done
+}
+
+// exec runs a batch and reads its results, on the sender's goroutine.
+func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 	br := a.conn.SendBatch(ctx, b)
 	var firstErr error
 	for _, it := range items {
