@@ -65,6 +65,7 @@ func waitCount(b *testing.B, conn *pgx.Conn, n int, timeout time.Duration) {
 // insert backlog that piled up while it was stopped, through an identity
 // mapping and through a JavaScript transform.
 func BenchmarkForwardBacklog(b *testing.B) {
+	bridge.TuneGC() // as `cdcbridge run` does
 	for _, mode := range []string{"identity", "js"} {
 		b.Run(mode, func(b *testing.B) {
 			n := backlogRows()
@@ -153,6 +154,7 @@ func BenchmarkSubscriptionBacklog(b *testing.B) {
 // same rows as the backlog benchmarks), through an identity mapping and
 // through a JavaScript transform.
 func BenchmarkInitialCopy(b *testing.B) {
+	bridge.TuneGC()
 	for _, mode := range []string{"identity", "js"} {
 		b.Run(mode, func(b *testing.B) {
 			n := backlogRows()
