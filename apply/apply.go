@@ -153,10 +153,18 @@ type Applier struct {
 // inflight is a batch sent and read by its own goroutine, so that the
 // applier builds the next batch while the server executes this one. There
 // is never more than one: the next send waits for it.
+//
+// A batch in flight is not cut short when the applier's context ends: on
+// a stop, complete source transactions still commit (stop gives it
+// stopWait); only giving up (rollback) cancels it.
 type inflight struct {
-	done  chan error
-	after func() // run on the applier's goroutine once the batch succeeded
+	done   chan error
+	after  func() // run on the applier's goroutine once the batch succeeded
+	cancel context.CancelFunc
 }
+
+// stopWait bounds how long a stop waits for the batch in flight.
+const stopWait = 30 * time.Second
 
 // item describes a queued statement, for errors and row counts.
 type item struct {
@@ -308,6 +316,11 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 func (a *Applier) stop(cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// What is in flight finishes first: it may be the commit of complete
+	// source transactions.
+	if err := a.waitAtMost(stopWait); err != nil {
+		return err
+	}
 	if a.open {
 		if a.inSrc {
 			a.rollback()
@@ -318,10 +331,19 @@ func (a *Applier) stop(cause error) error {
 	if err := a.idleCheckpoint(ctx, true); err != nil {
 		return err
 	}
-	if err := a.wait(); err != nil {
+	if err := a.waitAtMost(stopWait); err != nil {
 		return err
 	}
 	return cause
+}
+
+// waitAtMost waits for the batch in flight, cancelling it after d.
+func (a *Applier) waitAtMost(d time.Duration) error {
+	if f := a.inflight; f != nil {
+		t := time.AfterFunc(d, f.cancel)
+		defer t.Stop()
+	}
+	return a.wait()
 }
 
 func (a *Applier) handle(ctx context.Context, ev change.Event) error {
@@ -469,6 +491,7 @@ func (a *Applier) commit(ctx context.Context) error {
 
 func (a *Applier) rollback() {
 	if f := a.inflight; f != nil {
+		f.cancel()
 		<-f.done
 		a.inflight = nil
 	}
@@ -499,9 +522,13 @@ func (a *Applier) sendThen(ctx context.Context, after func()) error {
 	}
 	b, items := a.batch, a.items
 	a.batch, a.items, a.queued = &pgx.Batch{}, nil, 0
-	f := &inflight{done: make(chan error, 1), after: after}
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	f := &inflight{done: make(chan error, 1), after: after, cancel: cancel}
 	a.inflight = f
-	go func() { f.done <- a.exec(ctx, b, items) }()
+	go func() {
+		defer cancel()
+		f.done <- a.exec(ictx, b, items)
+	}()
 	return nil
 }
 

@@ -238,6 +238,18 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
+	// Extra runtimes for the transform stage (see transformWorkers).
+	mappers := []*transform.Mapper{s.mapper}
+	if o.Mode == Live {
+		for len(mappers) < transformWorkers(m) {
+			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+			if err != nil {
+				return &FatalError{Err: err}
+			}
+			mappers = append(mappers, mp)
+		}
+	}
 	applier := apply.New(s.write, apply.Config{
 		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
@@ -318,7 +330,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			fail(holdStage(applyCtx, o, events, outs))
 			return
 		}
-		fail(transformStage(applyCtx, o, s.mapper, events, outs))
+		fail(transformStage(applyCtx, o, mappers, events, outs))
 	}()
 	go func() {
 		defer wg.Done()
@@ -359,56 +371,87 @@ func sideName(dir config.Direction) string {
 // transformStage maps every change through the transform. A failure halts
 // (returns it) or, under the skip and deadletter policies, is logged and
 // counted and the change is dropped or recorded.
-func transformStage(ctx context.Context, o Options, mapper *transform.Mapper, in <-chan change.Event, out chan<- change.Event) error {
-	log := o.Logger.With("component", "transform", "direction", o.Direction.String())
-	for ev := range in {
-		if ev.Kind == change.EvChange {
-			outs, err := mapper.Map(ev.Change)
-			if err != nil {
-				table := ""
-				if ev.Change.Rel != nil {
-					table = ev.Change.Rel.Table.String()
-				}
-				if o.Metrics != nil {
-					o.Metrics.TransformErrors.WithLabelValues(o.Direction.String(), table).Inc()
-				}
-				switch o.Mapping.OnError {
-				case config.PolicySkip:
-					log.Error("transform failed; the change is skipped (on_error: skip)", "error", err.Error(), "lsn", ev.Change.LSN.String())
-					if o.Metrics != nil {
-						o.Metrics.Skipped.WithLabelValues(o.Direction.String(), table).Inc()
-					}
-					continue
-				case config.PolicyDeadletter:
-					d, derr := deadletter(o, ev.Change, err)
-					if derr != nil {
-						return &FatalError{Err: derr}
-					}
-					log.Error("transform failed; the change goes to cdcbridge.deadletter (on_error: deadletter)", "error", err.Error(), "lsn", ev.Change.LSN.String())
-					if o.Metrics != nil {
-						o.Metrics.Skipped.WithLabelValues(o.Direction.String(), table).Inc()
-					}
-					outs = []change.Out{d}
-				default:
-					return &FatalError{Err: fmt.Errorf("%w; nothing at or after this change was applied (on_error: halt); fix the transform and restart", err)}
-				}
+func transformStage(ctx context.Context, o Options, mappers []*transform.Mapper, in <-chan change.Event, out chan<- change.Event) error {
+	if len(mappers) == 1 {
+		for ev := range in {
+			var outs []change.Out
+			var err error
+			if ev.Kind == change.EvChange {
+				outs, err = mappers[0].Map(ev.Change)
 			}
-			ev.Change = nil
-			ev.Outs = outs
-			if len(outs) == 0 {
-				continue
+			if done, err := passOn(ctx, o, ev, outs, err, out); done || err != nil {
+				return err
 			}
 		}
-		if ev.Kind == change.EvCommit && o.Applied != nil {
-			o.Applied(ev.Txn.CommitTime)
-		}
+		return nil
+	}
+	// Several runtimes map ahead; what they return passes on in order.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for c := range mapAhead(ctx, mappers, in) {
 		select {
-		case out <- ev:
+		case <-c.done:
 		case <-ctx.Done():
 			return nil
 		}
+		for i, ev := range c.evs {
+			if done, err := passOn(ctx, o, ev, c.outs[i], c.errs[i], out); done || err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// passOn applies the error policy to one mapped event and sends it on. It
+// reports done when the stage is to stop.
+func passOn(ctx context.Context, o Options, ev change.Event, outs []change.Out, err error, out chan<- change.Event) (done bool, _ error) {
+	if ev.Kind == change.EvChange {
+		if err != nil {
+			log := o.Logger.With("component", "transform", "direction", o.Direction.String())
+			table := ""
+			if ev.Change.Rel != nil {
+				table = ev.Change.Rel.Table.String()
+			}
+			if o.Metrics != nil {
+				o.Metrics.TransformErrors.WithLabelValues(o.Direction.String(), table).Inc()
+			}
+			switch o.Mapping.OnError {
+			case config.PolicySkip:
+				log.Error("transform failed; the change is skipped (on_error: skip)", "error", err.Error(), "lsn", ev.Change.LSN.String())
+				if o.Metrics != nil {
+					o.Metrics.Skipped.WithLabelValues(o.Direction.String(), table).Inc()
+				}
+				return false, nil
+			case config.PolicyDeadletter:
+				d, derr := deadletter(o, ev.Change, err)
+				if derr != nil {
+					return true, &FatalError{Err: derr}
+				}
+				log.Error("transform failed; the change goes to cdcbridge.deadletter (on_error: deadletter)", "error", err.Error(), "lsn", ev.Change.LSN.String())
+				if o.Metrics != nil {
+					o.Metrics.Skipped.WithLabelValues(o.Direction.String(), table).Inc()
+				}
+				outs = []change.Out{d}
+			default:
+				return true, &FatalError{Err: fmt.Errorf("%w; nothing at or after this change was applied (on_error: halt); fix the transform and restart", err)}
+			}
+		}
+		ev.Change = nil
+		ev.Outs = outs
+		if len(outs) == 0 {
+			return false, nil
+		}
+	}
+	if ev.Kind == change.EvCommit && o.Applied != nil {
+		o.Applied(ev.Txn.CommitTime)
+	}
+	select {
+	case out <- ev:
+	case <-ctx.Done():
+		return true, nil
+	}
+	return false, nil
 }
 
 // holdStage is the middle stage of an armed pipeline. Positions pass to the
