@@ -30,18 +30,25 @@ END $$`, n)
 
 const doubling = "function forward(r) { if (r.v === 2500 && globalThis.THROW) throw new Error('bad step ' + r.v); return {...r, v: r.v === undefined ? undefined : r.v * 2} }\nfunction backward(r) { return {...r, v: r.v === undefined ? undefined : r.v / 2} }\n"
 
-// TestTransformBacklogInOrder: a backlog of thousands of small transactions
-// through a JavaScript transform, which several runtimes map at once on a
-// machine with more than one CPU, lands in commit order.
-func TestTransformBacklogInOrder(t *testing.T) {
+// backlogEnv copies 7 rows through the doubling transform, stops the
+// daemon and commits a backlog of 3000 transactions behind it.
+func backlogEnv(t *testing.T, name string) (*env, *config.Mapping) {
 	ddl := `CREATE TABLE a (id int PRIMARY KEY, v int, note text); INSERT INTO a SELECT g, 0, 'start' FROM generate_series(0, 6) g`
 	e := newEnv(t, ddl, `CREATE TABLE a (id int PRIMARY KEY, v int, note text)`)
-	m := e.mapping("order", "  - source: a\n    target: a\n    transform: t.js\n", map[string]string{"t.js": doubling})
+	m := e.mapping(name, "  - source: a\n    target: a\n    transform: t.js\n", map[string]string{"t.js": doubling})
 	d := e.start(m, config.Forward)
 	eventually(t, e.Tgt, "SELECT count(*) FROM a", "(7)", d)
 	d.stop(t)
 	pgtest_exec(t, e, backlogSQL(3000))
-	d = e.start(m, config.Forward)
+	return e, m
+}
+
+// TestTransformBacklogInOrder: a backlog of thousands of small transactions
+// through a JavaScript transform, which several runtimes map at once on a
+// machine with more than one CPU, lands in commit order.
+func TestTransformBacklogInOrder(t *testing.T) {
+	e, m := backlogEnv(t, "order")
+	d := e.start(m, config.Forward)
 	eventually(t, e.Tgt, "SELECT id, v, note FROM a", query(t, e.Src, "SELECT id, v * 2, note FROM a"), d)
 }
 
@@ -50,18 +57,12 @@ func TestTransformBacklogInOrder(t *testing.T) {
 // applied, whatever the other runtimes had mapped ahead; with the script
 // fixed, a restart resumes there and ends exact.
 func TestTransformHaltInBacklog(t *testing.T) {
-	ddl := `CREATE TABLE a (id int PRIMARY KEY, v int, note text); INSERT INTO a SELECT g, 0, 'start' FROM generate_series(0, 6) g`
-	e := newEnv(t, ddl, `CREATE TABLE a (id int PRIMARY KEY, v int, note text)`)
-	m := e.mapping("halt", "  - source: a\n    target: a\n    transform: t.js\n", map[string]string{"t.js": doubling})
-	d := e.start(m, config.Forward)
-	eventually(t, e.Tgt, "SELECT count(*) FROM a", "(7)", d)
-	d.stop(t)
-	pgtest_exec(t, e, backlogSQL(3000))
+	e, m := backlogEnv(t, "halt")
 	script := filepath.Join(e.Dir, "t.js")
 	if err := os.WriteFile(script, []byte("globalThis.THROW = true;\n"+doubling), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d = e.start(m, config.Forward)
+	d := e.start(m, config.Forward)
 	select {
 	case err := <-d.done:
 		d.cancel = nil
