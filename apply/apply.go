@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -669,7 +670,7 @@ type run struct {
 	upsert   bool
 	sig      string
 	keys     map[string]struct{}
-	params   []pgtype.FlatArray[pgtype.Text] // update/delete: key columns first
+	params   []pgtype.FlatArray[[]byte] // update/delete: key columns first; nil is NULL
 	n        int
 	entry    string
 	lsn      pglogrepl.LSN
@@ -738,9 +739,14 @@ func (a *Applier) add(o *change.Out) error {
 	if len(keyCols) == 0 && o.Op != change.Insert {
 		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("no key to find the target row by: give the target table a primary key or set key: in the mapping")}
 	}
-	sig := sigOf(o.Op, o.Table, cols, keyCols)
-	k := keyString(key)
 	r := a.cur
+	var sig string
+	if r != nil && r.op == o.Op && r.table == o.Table && slices.Equal(r.cols, cols) && slices.Equal(r.keyCols, keyCols) {
+		sig = r.sig // the common case, a run going on: no need to spell it out
+	} else {
+		sig = sigOf(o.Op, o.Table, cols, keyCols)
+	}
+	k := keyString(key)
 	if r != nil && (r.sig != sig || (k != "" && hasKey(r.keys, k)) || (o.Op == change.Update && hasNewKey(r, keyCols, cols, vals))) {
 		a.flushRun()
 		r = nil
@@ -754,11 +760,11 @@ func (a *Applier) add(o *change.Out) error {
 		}
 		switch o.Op {
 		case change.Insert:
-			r.params = make([]pgtype.FlatArray[pgtype.Text], len(cols))
+			r.params = make([]pgtype.FlatArray[[]byte], len(cols))
 		case change.Update:
-			r.params = make([]pgtype.FlatArray[pgtype.Text], len(keyCols)+len(cols))
+			r.params = make([]pgtype.FlatArray[[]byte], len(keyCols)+len(cols))
 		case change.Delete:
-			r.params = make([]pgtype.FlatArray[pgtype.Text], len(keyCols))
+			r.params = make([]pgtype.FlatArray[[]byte], len(keyCols))
 		}
 		a.cur = r
 	}
@@ -810,11 +816,16 @@ func indexOf(s []string, x string) int {
 	return -1
 }
 
-func text(v change.Value) pgtype.Text {
+func text(v change.Value) []byte {
 	if v.Kind != change.Text {
-		return pgtype.Text{}
+		return nil // NULL; an absent value never reaches a statement
 	}
-	return pgtype.Text{String: string(v.Data), Valid: true}
+	if v.Data == nil {
+		return []byte{} // the empty string, not NULL
+	}
+	// Values are never written to once made, so the bytes travel as they
+	// are, without a copy.
+	return v.Data
 }
 
 func keyString(key []change.Value) string {
