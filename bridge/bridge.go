@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/catalog"
@@ -55,6 +56,8 @@ type Options struct {
 	// upserts: the tables whose inserts met rows already on the target,
 	// kept across restarts of the pipeline (see apply.Config.Upserts).
 	upserts *apply.Upserts
+	// rereads: the failures for which the catalogs were read again.
+	rereads *rereads
 }
 
 // Mode says what a pipeline does with the changes it reads.
@@ -135,6 +138,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	backoff := 500 * time.Millisecond
 	o.upserts = &apply.Upserts{}
+	o.rereads = &rereads{}
 	for {
 		started := time.Now()
 		err := runOnce(ctx, o)
@@ -148,6 +152,12 @@ func Run(ctx context.Context, o Options) error {
 			// replay from the checkpoint applies what was rolled back.
 			log.Info("an insert met a row already on the target; its table's inserts are upserts from now on, applying again from the checkpoint",
 				"table", conflict.Table.String(), "key", conflict.Key, "lsn", conflict.LSN.String())
+			continue
+		}
+		var stale *staleCatalog
+		if errors.As(err, &stale) {
+			log.Info("a change does not fit the tables as they were when the pipeline started (changed since?); reading them again and applying again from the checkpoint",
+				"error", stale.Err.Error())
 			continue
 		}
 		if !Retryable(err) {
@@ -335,6 +345,9 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	go func() {
 		defer wg.Done()
 		err := applier.Run(applyCtx, outs)
+		if err != nil && o.rereads.first(err) {
+			err = &staleCatalog{Err: err}
+		}
 		if err != nil && !errors.Is(err, context.Canceled) {
 			fail(classify(writeDSN.Redact(err)))
 		}
@@ -407,6 +420,9 @@ func transformStage(ctx context.Context, o Options, mappers []*transform.Mapper,
 // reports done when the stage is to stop.
 func passOn(ctx context.Context, o Options, ev change.Event, outs []change.Out, err error, out chan<- change.Event) (done bool, _ error) {
 	if ev.Kind == change.EvChange {
+		if err != nil && o.rereads.first(err) {
+			return true, &staleCatalog{Err: err}
+		}
 		if err != nil {
 			log := o.Logger.With("component", "transform", "direction", o.Direction.String())
 			table := ""
@@ -486,4 +502,53 @@ func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<
 		}
 	}
 	return nil
+}
+
+// staleCatalog: a change failed in a way that tables altered since the
+// pipeline started explain (a column added to the side written, a type
+// changed). The pipeline restarts at once, reading the catalogs again; the
+// same failure a second time is handled as any other.
+type staleCatalog struct{ Err error }
+
+func (e *staleCatalog) Error() string { return e.Err.Error() }
+func (e *staleCatalog) Unwrap() error { return e.Err }
+
+// rereads remembers, for the life of a pipeline, the failures that made it
+// read the catalogs again: one re-read per mapping entry and column (or
+// target table and SQLSTATE), so that a failure that is not about the
+// catalogs costs one restart, not one per change.
+type rereads struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// first reports whether err is about the tables' shape and is the first of
+// its kind: then the caller re-reads the catalogs.
+func (r *rereads) first(err error) bool {
+	if r == nil {
+		return false
+	}
+	var key string
+	var te *transform.Error
+	var ae *apply.Error
+	var pg *pgconn.PgError
+	switch {
+	case errors.As(err, &te) && te.Column != "" && te.Stack == "":
+		key = "transform\x00" + te.Entry + "\x00" + te.Column
+	case errors.As(err, &ae) && errors.As(err, &pg) && (pg.Code == "42703" || pg.Code == "42804" || pg.Code == "42P01"):
+		// undefined column, datatype mismatch, undefined table
+		key = "apply\x00" + ae.Table.String() + "\x00" + pg.Code + "\x00" + pg.ColumnName
+	default:
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen[key] {
+		return false
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[key] = true
+	return true
 }
