@@ -149,6 +149,9 @@ type Applier struct {
 	// of the last commit handed to a sender (Flushed once it succeeds).
 	inflight *inflight
 	handed   pglogrepl.LSN
+	// aborted: a batch failed, which may have been a commit; its
+	// transaction is left open and aborted on the server.
+	aborted bool
 }
 
 // inflight is a batch sent and read by its own goroutine, so that the
@@ -246,9 +249,13 @@ func EnsureOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
 // target transaction is rolled back, and Flushed stays where it was.
 func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 	defer func() {
-		if err != nil {
-			// Also when the failed batch was a commit: its transaction
-			// is left aborted on the server.
+		if err == nil {
+			return
+		}
+		// A commit handed off before the failure is still good; nothing
+		// may outlive Run on the connection either way.
+		a.waitAtMost(stopWait)
+		if a.open || a.aborted {
 			a.rollback()
 		}
 	}()
@@ -546,6 +553,7 @@ func (a *Applier) finish(err error) error {
 	f := a.inflight
 	a.inflight = nil
 	if err != nil {
+		a.aborted = true
 		return err
 	}
 	if f.after != nil {
