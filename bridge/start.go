@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
@@ -148,19 +149,24 @@ func requireEmpty(ctx context.Context, tables []change.Table, conn *pgx.Conn, si
 }
 
 // discardCopy empties the tables an interrupted copy wrote and forgets its
-// checkpoint, in one transaction.
+// checkpoint, in one transaction. The transaction carries the direction's
+// replication origin: emptying those tables is the bridge's own write, and
+// the direction reading this side (armed, or live after a flip) must skip
+// it, never take it for a client's truncate and carry it back.
 func discardCopy(ctx context.Context, m *config.Mapping, dir config.Direction, conn *pgx.Conn) error {
 	tables := m.WriteTables(dir)
-	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		if len(tables) > 0 {
-			names := make([]string, len(tables))
-			for i, t := range tables {
-				names[i] = t.String()
+	return apply.WithOrigin(ctx, conn, m.OriginName(dir), func() error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if len(tables) > 0 {
+				names := make([]string, len(tables))
+				for i, t := range tables {
+					names[i] = t.String()
+				}
+				if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
+					return fmt.Errorf("emptying the tables of the interrupted copy: %w", err)
+				}
 			}
-			if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
-				return fmt.Errorf("emptying the tables of the interrupted copy: %w", err)
-			}
-		}
-		return checkpoint.Delete(ctx, tx, m.Name, dir.String())
+			return checkpoint.Delete(ctx, tx, m.Name, dir.String())
+		})
 	})
 }
