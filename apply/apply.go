@@ -211,7 +211,8 @@ func (a *Applier) Flushed() pglogrepl.LSN { return pglogrepl.LSN(a.flushed.Load(
 func (a *Applier) reached() pglogrepl.LSN { return max(a.handed, a.Flushed()) }
 
 // Prepare sets up the target session: durable commits, the text formats the
-// values travel in, and the replication origin (created when missing).
+// values travel in, writing as a replica (see ReplicaRole), and the
+// replication origin (created when missing).
 func (a *Applier) Prepare(ctx context.Context) error {
 	for _, s := range []string{
 		"SET synchronous_commit = on",
@@ -224,6 +225,9 @@ func (a *Applier) Prepare(ctx context.Context) error {
 		if _, err := a.conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("setting up the target session (%s): %w", s, err)
 		}
+	}
+	if err := ReplicaRole(ctx, a.conn); err != nil {
+		return err
 	}
 	if err := EnsureOrigin(ctx, a.conn, a.cfg.Origin); err != nil {
 		return err
@@ -696,9 +700,15 @@ func (a *Applier) add(o *change.Out) error {
 		for i, t := range o.Truncate {
 			names[i] = t.String()
 		}
+		// Never CASCADE, whatever the source did: the source's truncate
+		// lists every table its cascade reached, and those that are mapped
+		// are all here. A cascade on the target could only reach tables
+		// outside the mapping, which are not the bridge's to empty; a table
+		// there that references one of these makes the truncate fail, as in
+		// PostgreSQL's apply worker.
 		sql := "TRUNCATE " + strings.Join(names, ", ")
-		if o.Cascade {
-			sql += " CASCADE"
+		if o.RestartIdentity {
+			sql += " RESTART IDENTITY"
 		}
 		a.queue(sql, item{kind: "truncate", trunc: o.Truncate})
 		if a.cfg.Observer != nil {

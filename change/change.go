@@ -285,7 +285,9 @@ type Out struct {
 	Key     []Value
 	// Truncate lists the target tables of a truncate.
 	Truncate []Table
-	Cascade  bool
+	// RestartIdentity: the source's truncate restarted the identity
+	// sequences of its tables, and so does the target's.
+	RestartIdentity bool
 	// Provenance, for errors and metrics.
 	Entry  string
 	Source Table

@@ -303,8 +303,8 @@ func render(o *change.Out, cat *catalog.Catalog) string {
 		}
 		sort.Strings(names)
 		b.WriteString(strings.Join(names, ", "))
-		if o.Cascade {
-			b.WriteString(" cascade")
+		if o.RestartIdentity {
+			b.WriteString(" restart identity")
 		}
 		return b.String()
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/transform"
@@ -164,6 +165,10 @@ func newWorker(ctx context.Context, o Options, n int) (*worker, error) {
 			w.close()
 			return nil, fmt.Errorf("setting up the copy session (%s): %w", s, err)
 		}
+	}
+	if err := apply.ReplicaRole(ctx, w.write); err != nil {
+		w.close()
+		return nil, err
 	}
 	if o.Origin != nil {
 		origin := o.Origin(n)

@@ -267,7 +267,7 @@ func (m *Mapper) Map(ch *change.Change) ([]change.Out, error) {
 }
 
 func (m *Mapper) truncate(ch *change.Change) []change.Out {
-	out := change.Out{Op: change.Truncate, Cascade: ch.Cascade, LSN: ch.LSN}
+	out := change.Out{Op: change.Truncate, RestartIdentity: ch.RestartIdentity, LSN: ch.LSN}
 	seen := map[change.Table]bool{}
 	var names []string
 	for _, rel := range ch.Truncated {

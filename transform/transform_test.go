@@ -386,9 +386,9 @@ func TestTruncate(t *testing.T) {
 		{Entry: "2", Read: b.Name, Write: x.Name, Script: path},
 		{Entry: "3", Read: a.Name, Write: y.Name, Script: path},
 	}, newCatalog(a, b, c), newCatalog(x, y))
-	ch := &change.Change{Op: change.Truncate, Truncated: []*change.Relation{relation(a, 1), relation(b, 2), relation(c, 3)}, Cascade: true, LSN: testLSN}
+	ch := &change.Change{Op: change.Truncate, Truncated: []*change.Relation{relation(a, 1), relation(b, 2), relation(c, 3)}, Cascade: true, RestartIdentity: true, LSN: testLSN}
 	outs := mustMap(t, m, ch)
-	if len(outs) != 1 || outs[0].Op != change.Truncate || !outs[0].Cascade || outs[0].LSN != testLSN ||
+	if len(outs) != 1 || outs[0].Op != change.Truncate || !outs[0].RestartIdentity || outs[0].LSN != testLSN ||
 		len(outs[0].Truncate) != 2 || outs[0].Truncate[0] != x.Name || outs[0].Truncate[1] != y.Name {
 		t.Fatalf("truncate gave %+v", outs)
 	}
