@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -660,7 +661,21 @@ func (a *Applier) explain(it item, err error) error {
 		}
 		return &Error{Entry: r.entry, Table: r.table, Op: r.op, Key: key, LSN: r.lsn, Err: err}
 	case "truncate":
-		return &Error{Table: it.trunc[0], Op: change.Truncate, Err: err}
+		e := &Error{Table: it.trunc[0], Op: change.Truncate, Err: err}
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) && pg.Code == pgerrcode.FeatureNotSupported && pg.Detail != "" {
+			// A table outside the mapping references one of these: the
+			// bridge never cascades into it.
+			e.Err = fmt.Errorf("%w: %s; the bridge empties only mapped tables and never cascades into others on the side written: map that table too, or drop its foreign key", err, pg.Detail)
+		}
+		if len(it.trunc) > 1 {
+			names := make([]string, len(it.trunc))
+			for i, t := range it.trunc {
+				names[i] = t.String()
+			}
+			e.Key = "tables " + strings.Join(names, ", ")
+		}
+		return e
 	case "origin":
 		return fmt.Errorf("tagging the transaction with replication origin %s: %w", a.cfg.Origin, err)
 	case "checkpoint":

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
@@ -19,16 +20,22 @@ import (
 // Finding is one result of the up-front checks.
 type Finding struct {
 	// Where names the side, table or file the finding is about.
-	Where   string
-	OK      bool
+	Where string
+	OK    bool
+	// Warn marks an OK finding the operator should know of (a trigger that
+	// will not fire for replicated rows): it does not stop a start.
+	Warn    bool
 	Message string
 	Fix     string
 }
 
 func (f Finding) String() string {
 	mark := "ok  "
-	if !f.OK {
+	switch {
+	case !f.OK:
 		mark = "FAIL"
+	case f.Warn:
+		mark = "WARN"
 	}
 	s := fmt.Sprintf("%s %s: %s", mark, f.Where, f.Message)
 	if f.Fix != "" {
@@ -128,6 +135,7 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *se
 	if s.readCat, err = catalog.Load(ctx, s.read, readTables); err != nil {
 		return append(fs, Finding{Where: readSide, Message: err.Error()})
 	}
+	fs = append(fs, partitionFindings(ctx, m, dir, s)...)
 	extra := writeTables
 	if m.OnError == config.PolicyDeadletter {
 		if err := ensureDeadletter(ctx, s.write); err != nil {
@@ -139,6 +147,7 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *se
 		return append(fs, Finding{Where: writeSide, Message: err.Error()})
 	}
 	missing := false
+	var written []uint32
 	for _, t := range writeTables {
 		info := s.writeCat.Table(t)
 		if info == nil {
@@ -146,8 +155,10 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *se
 			fs = append(fs, Finding{Where: writeSide + " table " + t.String(), Message: "does not exist", Fix: "create it on the " + writeSide + " (the bridge copies rows, not schemas), or correct the mapping"})
 			continue
 		}
+		written = append(written, info.OID)
 		fs = append(fs, writePrivileges(ctx, s, writeSide, t)...)
 	}
+	fs = append(fs, replicaFindings(ctx, s, writeSide, written)...)
 	for _, t := range readTables {
 		if s.readCat.Table(t) == nil {
 			missing = true
@@ -177,6 +188,96 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *se
 	}
 	if len(problems(fs)) == 0 {
 		fs = append(fs, Finding{Where: readSide, OK: true, Message: fmt.Sprintf("logical replication ready for %d tables", len(readTables))})
+	}
+	return fs
+}
+
+// partitionFindings refuses a mapping that reads a partitioned table and one
+// of its partitions: the root is copied with its partitions and publishes
+// their changes under its own name, so the partition's rows would arrive
+// twice.
+func partitionFindings(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup) []Finding {
+	readSide, _ := sideNames(dir)
+	byOID := map[uint32]change.Table{}
+	for _, t := range m.SourceTables(dir) {
+		if info := s.readCat.Table(t); info != nil {
+			byOID[info.OID] = t
+		}
+	}
+	entries := func(t change.Table) string {
+		var names []string
+		for _, e := range m.EntriesFor(dir, t) {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, ", ")
+	}
+	var fs []Finding
+	for _, t := range m.SourceTables(dir) {
+		info := s.readCat.Table(t)
+		if info == nil {
+			continue
+		}
+		var ancestors []uint32
+		if err := s.read.QueryRow(ctx, `SELECT coalesce(array_agg(relid::oid), '{}') FROM pg_partition_ancestors($1::oid::regclass) WHERE relid <> $1::oid::regclass`, info.OID).Scan(&ancestors); err != nil {
+			fs = append(fs, Finding{Where: readSide + " table " + t.String(), Message: "reading its partition ancestors: " + err.Error()})
+			continue
+		}
+		for _, a := range ancestors {
+			root, ok := byOID[a]
+			if !ok {
+				continue
+			}
+			fs = append(fs, Finding{Where: entries(t) + " and " + entries(root),
+				Message: fmt.Sprintf("%s is a partition of %s and both are read: the root is copied with its partitions and publishes their changes under its own name, so the rows of %s would arrive twice", t, root, t),
+				Fix:     fmt.Sprintf("map the partitioned table %s alone (its partitions' changes arrive under its name, whichever partition they are in) or its partitions alone, not both", root)})
+		}
+	}
+	return fs
+}
+
+// replicaFindings checks that the role can write as a replica, and lists
+// the triggers of the tables written that replicated rows will not fire
+// (and those they will), as PostgreSQL's apply worker behaves.
+func replicaFindings(ctx context.Context, s *setup, side string, tables []uint32) []Finding {
+	var fs []Finding
+	if err := apply.ReplicaRole(ctx, s.write); err != nil {
+		f := Finding{Where: side, Message: err.Error()}
+		var pe *apply.PrivilegeError
+		if errors.As(err, &pe) {
+			f.Message, f.Fix = "the role may not set session_replication_role: "+pe.Err.Error(), pe.Fix
+		}
+		return append(fs, f)
+	}
+	if _, err := s.write.Exec(ctx, "RESET session_replication_role"); err != nil {
+		return append(fs, Finding{Where: side, Message: "resetting session_replication_role: " + err.Error()})
+	}
+	fs = append(fs, Finding{Where: side, OK: true, Message: "the role can write as a replica (session_replication_role = replica): triggers and foreign-key checks of the tables written do not fire again for replicated rows"})
+	if len(tables) == 0 {
+		return fs
+	}
+	rows, err := s.write.Query(ctx, `
+		SELECT t.tgrelid::regclass::text, quote_ident(t.tgname), t.tgenabled::text
+		FROM pg_trigger t
+		WHERE t.tgrelid = ANY($1::oid[]) AND NOT t.tgisinternal AND t.tgenabled <> 'D'
+		ORDER BY 1, 2`, tables)
+	if err != nil {
+		return append(fs, Finding{Where: side, Message: "listing the triggers of the tables written: " + err.Error()})
+	}
+	type trig struct{ Table, Name, Enabled string }
+	trigs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[trig])
+	if err != nil {
+		return append(fs, Finding{Where: side, Message: "listing the triggers of the tables written: " + err.Error()})
+	}
+	for _, t := range trigs {
+		where := side + " table " + t.Table
+		if t.Enabled == "O" {
+			fs = append(fs, Finding{Where: where, OK: true, Warn: true,
+				Message: fmt.Sprintf("trigger %s does not fire for the rows the bridge writes (it fires for client writes only, as with PostgreSQL's own replication)", t.Name),
+				Fix:     fmt.Sprintf("if it must also act on replicated rows: ALTER TABLE %s ENABLE ALWAYS TRIGGER %s", t.Table, t.Name)})
+			continue
+		}
+		fs = append(fs, Finding{Where: where, OK: true,
+			Message: fmt.Sprintf("trigger %s fires for the rows the bridge writes too (ENABLE %s)", t.Name, map[string]string{"A": "ALWAYS", "R": "REPLICA"}[t.Enabled])})
 	}
 	return fs
 }
