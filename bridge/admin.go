@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/replication"
@@ -257,5 +259,56 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(w, "deleted the bridge state on the target")
+	for _, side := range []struct {
+		name string
+		dsn  config.DSN
+	}{{"source", m.Source.DSN}, {"target", m.Target.DSN}} {
+		conn, err := Connect(ctx, side.dsn, side.name)
+		if err != nil {
+			return err
+		}
+		err = dropSchemaIfUnused(ctx, conn, side.name, w)
+		conn.Close(context.Background())
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropSchemaIfUnused drops the bridge's schema once none of its tables
+// holds a row: no other mapping keeps state there, and no dead letter waits
+// to be read.
+func dropSchemaIfUnused(ctx context.Context, conn *pgx.Conn, side string, w io.Writer) error {
+	rows, err := conn.Query(ctx, `SELECT c.oid::regclass::text FROM pg_class c WHERE c.relnamespace = to_regnamespace($1) AND c.relkind IN ('r', 'p') ORDER BY 1`, checkpoint.Schema)
+	if err != nil {
+		return fmt.Errorf("listing the tables of schema %s on the %s: %w", checkpoint.Schema, side, err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("listing the tables of schema %s on the %s: %w", checkpoint.Schema, side, err)
+	}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL`, checkpoint.Schema).Scan(&exists); err != nil || !exists {
+		return err
+	}
+	var used []string
+	for _, t := range tables {
+		var any bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t+")").Scan(&any); err != nil {
+			return fmt.Errorf("reading %s on the %s: %w", t, side, err)
+		}
+		if any {
+			used = append(used, t)
+		}
+	}
+	if len(used) > 0 {
+		fmt.Fprintf(w, "kept the schema %s on the %s: %s still hold rows (other mappings, or dead letters to read)\n", checkpoint.Schema, side, strings.Join(used, ", "))
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "DROP SCHEMA "+checkpoint.Schema+" CASCADE"); err != nil {
+		return fmt.Errorf("dropping the schema %s on the %s: %w", checkpoint.Schema, side, err)
+	}
+	fmt.Fprintf(w, "dropped the schema %s on the %s, which held nothing more\n", checkpoint.Schema, side)
 	return nil
 }

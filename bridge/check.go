@@ -27,6 +27,37 @@ type Finding struct {
 	Warn    bool
 	Message string
 	Fix     string
+	// table is the table a finding of the side read is about, if any.
+	table change.Table
+}
+
+// spellingHint looks for a table whose name differs from t only in case:
+// a mapping that writes public.Order Items means "order items", since
+// unquoted names fold to lower case, and the table is "Order Items".
+func spellingHint(ctx context.Context, conn *pgx.Conn, t change.Table) string {
+	rows, err := conn.Query(ctx, `
+		SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE c.relkind IN ('r', 'p') AND lower(n.nspname) = lower($1) AND lower(c.relname) = lower($2)
+		ORDER BY 1, 2 LIMIT 3`, t.Schema, t.Name)
+	if err != nil {
+		return ""
+	}
+	names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var c change.Table
+		err := r.Scan(&c.Schema, &c.Name)
+		return config.DisplayTable(c), err
+	})
+	if err != nil || len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("did you mean %s? Names in the mapping fold to lower case unless quoted, as in SQL: write it with its double quotes", strings.Join(names, " or "))
+}
+
+func joinFix(fix, hint string) string {
+	if hint == "" {
+		return fix
+	}
+	return hint + "; otherwise " + fix
 }
 
 func (f Finding) String() string {
@@ -129,11 +160,21 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *se
 		if p.Table != (change.Table{}) {
 			where += " table " + p.Table.String()
 		}
-		fs = append(fs, Finding{Where: where, Message: p.Message, Fix: p.Fix})
+		fs = append(fs, Finding{Where: where, Message: p.Message, Fix: p.Fix, table: p.Table})
 	}
 	var err error
 	if s.readCat, err = catalog.Load(ctx, s.read, readTables); err != nil {
 		return append(fs, Finding{Where: readSide, Message: err.Error()})
+	}
+	for i := range fs {
+		if t := fs[i].table; t != (change.Table{}) && s.readCat.Table(t) == nil {
+			fs[i].Fix = joinFix(fs[i].Fix, spellingHint(ctx, s.read, t))
+		}
+	}
+	for _, t := range readTables {
+		if t.Schema == checkpoint.Schema {
+			fs = append(fs, Finding{Where: readSide + " table " + t.String(), Message: "is in the bridge's own schema " + checkpoint.Schema + ", whose tables hold the bridge's state and are never replicated", Fix: "map the application's tables only"})
+		}
 	}
 	fs = append(fs, partitionFindings(ctx, m, dir, s)...)
 	extra := writeTables
@@ -152,7 +193,8 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *se
 		info := s.writeCat.Table(t)
 		if info == nil {
 			missing = true
-			fs = append(fs, Finding{Where: writeSide + " table " + t.String(), Message: "does not exist", Fix: "create it on the " + writeSide + " (the bridge copies rows, not schemas), or correct the mapping"})
+			fs = append(fs, Finding{Where: writeSide + " table " + t.String(), Message: "does not exist",
+				Fix: joinFix("create it on the "+writeSide+" (the bridge copies rows, not schemas), or correct the mapping", spellingHint(ctx, s.write, t))})
 			continue
 		}
 		written = append(written, info.OID)

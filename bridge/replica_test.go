@@ -192,3 +192,26 @@ func TestPartitions(t *testing.T) {
 	pgtest.MustExec(t, e.Tgt, `INSERT INTO m VALUES (7000, 'eu', 7), (7001, 'asia', 8); UPDATE m SET region = 'eu' WHERE id = 1; DELETE FROM m WHERE id = 6`)
 	eventually(t, e.Src, `SELECT id, region, v FROM m WHERE id <> 5000`, query(t, e.Tgt, `SELECT id, region, v FROM m WHERE id <> 5000`), nil)
 }
+
+// TestMissingTableHint: a table with capitals or spaces written unquoted in
+// the mapping folds to lower case and is not found; check says how to
+// write it.
+func TestMissingTableHint(t *testing.T) {
+	e := newEnv(t, `CREATE TABLE "Order Items" (id int PRIMARY KEY)`, `CREATE TABLE "Order Items" (id int PRIMARY KEY)`)
+	m := e.mapping("hint", "  - source: public.Order Items\n    target: public.Order Items\n", nil)
+	var got []string
+	for _, f := range bridge.Check(context.Background(), m, config.Forward) {
+		if !f.OK && strings.Contains(f.Fix, `did you mean public."Order Items"?`) {
+			got = append(got, f.Where)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("want the hint for the side read and the side written, got it for %q", got)
+	}
+	m = e.mapping("hint", "  - source: public.\"Order Items\"\n    target: public.\"Order Items\"\n", nil)
+	for _, f := range bridge.Check(context.Background(), m, config.Forward) {
+		if !f.OK {
+			t.Errorf("quoted as the hint says, check still fails: %s", f)
+		}
+	}
+}

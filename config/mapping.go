@@ -270,8 +270,10 @@ func (m *Mapping) secrets() []string {
 	return sortSecrets(append(m.Source.DSN.secrets(), m.Target.DSN.secrets()...))
 }
 
-// displayTable writes a table name the way a user would type it in the
+// DisplayTable writes a table name the way a user would type it in the
 // mapping file: parts are quoted only when they need to be.
+func DisplayTable(t change.Table) string { return displayTable(t) }
+
 func displayTable(t change.Table) string {
 	return displayIdent(t.Schema) + "." + displayIdent(t.Name)
 }
