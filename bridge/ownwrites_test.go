@@ -68,3 +68,40 @@ func TestRetriedCopyIsNoForeignWrite(t *testing.T) {
 	pgtest.MustExec(t, e.Tgt, `UPDATE t2 SET v = 'fine' WHERE id = 2`)
 	eventually(t, e.Src, `SELECT (SELECT count(*) FROM t1), (SELECT string_agg(v, ',' ORDER BY id) FROM t2)`, "(1000,\"ok,fine\")", nil)
 }
+
+// TestNoBridgeWriteIsForeign: everything the bridge writes on either side
+// (the initial copy, checkpoints, the state and flip requests, dead letters,
+// sequences) is known as its own by the direction reading that side: a flip
+// and a flip back find no foreign write to refuse on.
+func TestNoBridgeWriteIsForeign(t *testing.T) {
+	const js = `
+function check(r) { if (r.note === 'poison') throw new Error('poisoned row ' + JSON.stringify(r)) }
+function forward(r) { check(r); return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100), state: 1, note: r.note } }
+function backward(r) { check(r); return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: 'paid', note: r.note } }`
+	e := newEnv(t, flipGreen+`INSERT INTO orders (amount, status, note) SELECT g, 'paid', 'g' || g FROM generate_series(1, 500) g;`, flipBlue)
+	m := e.mapping("own", "  - source: orders\n    target: orders_v2\n    transform: orders.js\non_error: deadletter\n", map[string]string{"orders.js": js})
+	d := e.daemon(m, false)
+	d.waitModes(t, "forward live", "reverse armed")
+	rows := `SELECT order_id, amount_cents, note FROM orders_v2`
+	greenRows := `SELECT id, round(amount * 100)::bigint, note FROM orders`
+	eventually(t, e.Tgt, rows, query(t, e.Src, greenRows), nil)
+
+	pgtest.MustExec(t, e.Src, `INSERT INTO orders (amount, status, note) VALUES (1, 'paid', 'poison'), (2, 'paid', 'fine')`)
+	eventually(t, e.Tgt, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'forward'`, "(1)", nil)
+	flip := func(to string) {
+		t.Helper()
+		res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+		if err != nil || !res.OK || res.To.String() != to {
+			t.Fatalf("flip to %s found the bridge's own writes foreign: %+v %v\n%s", to, res, err, d.logs.String())
+		}
+	}
+	flip("reverse")
+
+	pgtest.MustExec(t, e.Tgt, `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (300, 1, 'poison'), (400, 1, 'blue')`)
+	eventually(t, e.Src, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'reverse'`, "(1)", nil)
+	eventually(t, e.Src, `SELECT count(*) FROM orders WHERE note = 'blue'`, "(1)", nil)
+	flip("forward")
+	if st, err := bridge.GetStatus(context.Background(), m); err != nil || st.Foreign != nil {
+		t.Fatalf("status after flipping back: %+v %v", st, err)
+	}
+}
