@@ -33,6 +33,15 @@ func keyFindings(m *config.Mapping, dir config.Direction, s *setup) []Finding {
 		if info == nil {
 			continue
 		}
+		if rinfo != nil && (sendsKey(rinfo) || rinfo.ReplicaIdentity == 'f') {
+			// The other direction publishes the table written: without a
+			// replica identity its server rejects the updates and deletes
+			// applied to it.
+			if p := replication.ReplicaIdentityWarning(wt, info.ReplicaIdentity, len(info.Key) > 0, len(info.IdentityIndexKey) > 0); p != nil {
+				fs = append(fs, Finding{Where: e.Name(), Message: fmt.Sprintf("%s has no replica identity, and the other direction publishes it, so the %s rejects the updates and deletes of %s applied to it", wt, writeSide, rt),
+					Fix: fmt.Sprintf("ALTER TABLE %s REPLICA IDENTITY FULL, or give it a primary key (or REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns)", wt)})
+			}
+		}
 		switch {
 		case len(key) > 0:
 			bad := false
