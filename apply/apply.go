@@ -689,12 +689,15 @@ func (a *Applier) explain(it item, err error) error {
 
 // run is a growing statement: rows of one op, table and column set.
 type run struct {
-	op       change.Op
-	table    change.Table
-	info     *catalog.Table
-	cols     []string // columns written (insert, update)
-	keyCols  []string // key columns (update, delete; insert when upserting)
-	upsert   bool
+	op      change.Op
+	table   change.Table
+	info    *catalog.Table
+	cols    []string // columns written (insert, update)
+	keyCols []string // key columns (update, delete; insert when upserting)
+	upsert  bool
+	// fullRow: one update or delete of a table without a key, keyCols
+	// being every column of the old row (see addFullRow).
+	fullRow  bool
 	sig      string
 	keys     map[string]struct{}
 	params   []pgtype.FlatArray[[]byte] // update/delete: key columns first; nil is NULL
@@ -737,6 +740,9 @@ func (a *Applier) add(o *change.Out) error {
 	if info == nil {
 		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("the table is not in the target catalog")}
 	}
+	if o.FullRow && o.Op != change.Insert {
+		return a.addFullRow(o, info)
+	}
 	cols, vals := o.Cols, o.Vals
 	keyCols, key := o.KeyCols, o.Key
 	if o.Op == change.Insert {
@@ -770,7 +776,7 @@ func (a *Applier) add(o *change.Out) error {
 		}
 	}
 	if len(keyCols) == 0 && o.Op != change.Insert {
-		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("no key to find the target row by: give the target table a primary key or set key: in the mapping")}
+		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("no key to find the target row by: give the target table a primary key or a unique index on NOT NULL columns, set key: in the mapping, or set REPLICA IDENTITY FULL on the table read")}
 	}
 	r := a.cur
 	var sig string
@@ -818,6 +824,47 @@ func (a *Applier) add(o *change.Out) error {
 		}
 	}
 	r.n++
+	a.queued++
+	return nil
+}
+
+// addFullRow queues an update or delete of a table without a key as a
+// statement of its own that changes one row whose columns all match the
+// old row: runs over unnest() cannot do that, since a join reaches every
+// copy of a duplicated row, and each change must reach exactly one.
+func (a *Applier) addFullRow(o *change.Out, info *catalog.Table) error {
+	var cols []string
+	var vals []change.Value
+	if o.Op == change.Update {
+		// Columns that keep their value are not SET: GENERATED ALWAYS
+		// identity columns refuse any update but DEFAULT.
+		for i, c := range o.Cols {
+			if j := indexOf(o.KeyCols, c); j >= 0 && o.Vals[i].Equal(o.Key[j]) {
+				continue
+			}
+			cols = append(cols, c)
+			vals = append(vals, o.Vals[i])
+		}
+		if len(cols) == 0 {
+			return nil // nothing changes
+		}
+	}
+	a.flushRun()
+	r := &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: o.KeyCols, fullRow: true, n: 1,
+		sig: "\x00full" + sigOf(o.Op, o.Table, cols, o.KeyCols), entry: o.Entry, lsn: o.LSN, firstKey: describeKey(o.KeyCols, o.Key)}
+	sql := a.sqlCache[r.sig]
+	if sql == "" {
+		sql = buildFullRowSQL(r, a.cfg.Catalog)
+		a.sqlCache[r.sig] = sql
+	}
+	args := make([]any, 0, len(vals)+len(o.Key))
+	for _, v := range vals {
+		args = append(args, text(v))
+	}
+	for _, v := range o.Key {
+		args = append(args, text(v))
+	}
+	a.queue(sql, item{kind: "rows", run: r}, args...)
 	a.queued++
 	return nil
 }

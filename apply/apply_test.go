@@ -30,6 +30,10 @@ CREATE TABLE "Shop Schema"."Order" (
 	big text
 );
 CREATE TABLE items (a int, b text NOT NULL, PRIMARY KEY (a, b));
+CREATE TABLE bag (n int, j json, p point, c char(3), id int GENERATED ALWAYS AS IDENTITY);
+CREATE TABLE parted (a int, b text) PARTITION BY LIST (a);
+CREATE TABLE parted1 PARTITION OF parted FOR VALUES IN (1);
+CREATE TABLE parted2 PARTITION OF parted FOR VALUES IN (2);
 `
 
 type harness struct {
@@ -43,6 +47,8 @@ type harness struct {
 
 var order = change.Table{Schema: "Shop Schema", Name: "Order"}
 var items = change.Table{Schema: "public", Name: "items"}
+var bag = change.Table{Schema: "public", Name: "bag"}
+var parted = change.Table{Schema: "public", Name: "parted"}
 
 func newHarness(t *testing.T, start pglogrepl.LSN) *harness {
 	dsn := pgtest.Target(t).NewDB(t)
@@ -53,7 +59,7 @@ func newHarness(t *testing.T, start pglogrepl.LSN) *harness {
 	if err := checkpoint.Create(ctx, q, checkpoint.State{Name: "t", Direction: "forward", LSN: start, SystemID: "1", Slot: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.Load(ctx, q, []change.Table{order, items})
+	cat, err := catalog.Load(ctx, q, []change.Table{order, items, bag, parted})
 	if err != nil {
 		t.Fatal(err)
 	}

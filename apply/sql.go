@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
 )
 
@@ -87,4 +88,39 @@ func buildSQL(r *run) string {
 			strings.Join(unn, ", "), strings.Join(alias, ", "), strings.Join(where, " AND "))
 	}
 	return b.String()
+}
+
+// buildFullRowSQL renders the statement of one update or delete of a table
+// without a key: it changes the first row, locked, whose columns all match
+// the old row, NULL matching NULL, as PostgreSQL's apply worker does. The
+// new values come first as parameters, then the old row. A column whose
+// type has no equality operator (json, xml, point, ...) is compared by its
+// text form; the others by their type's equality. The row is named by its
+// ctid, with its partition's tableoid for a partitioned table; a plain
+// table is changed without its inheritance children, whose ctids overlap.
+func buildFullRowSQL(r *run, cat *catalog.Catalog) string {
+	tbl := r.table.String()
+	only, id, sel := "ONLY ", "ctid", "ctid"
+	if r.info.Kind == 'p' {
+		only, id, sel = "", "(tableoid, ctid)", "tableoid, ctid"
+	}
+	n := 0
+	param := func() string { n++; return fmt.Sprintf("$%d::text", n) }
+	sets := make([]string, len(r.cols))
+	for i, c := range r.cols {
+		sets[i] = fmt.Sprintf("%s = %s::%s", ident(c), param(), r.castType(c))
+	}
+	where := make([]string, len(r.keyCols))
+	for i, k := range r.keyCols {
+		if c := r.info.Column(k); c != nil && cat.HasEquality(c.TypeOID) {
+			where[i] = fmt.Sprintf("%s IS NOT DISTINCT FROM %s::%s", ident(k), param(), c.CastName)
+		} else {
+			where[i] = fmt.Sprintf("%s::text IS NOT DISTINCT FROM %s", ident(k), param())
+		}
+	}
+	find := fmt.Sprintf("%s = (SELECT %s FROM %s%s WHERE %s LIMIT 1 FOR UPDATE)", id, sel, only, tbl, strings.Join(where, " AND "))
+	if r.op == change.Delete {
+		return fmt.Sprintf("DELETE FROM %s%s WHERE %s", only, tbl, find)
+	}
+	return fmt.Sprintf("UPDATE %s%s SET %s WHERE %s", only, tbl, strings.Join(sets, ", "), find)
 }

@@ -49,8 +49,10 @@ type Table struct {
 	ReplicaIdentity byte
 	// IdentityIndexKey holds the columns of the REPLICA IDENTITY USING INDEX index.
 	IdentityIndexKey []string
-	// UniqueKeys lists the column sets of valid, non-partial unique indexes
-	// (the primary key included) that an ON CONFLICT clause can name.
+	// UniqueKeys lists the column sets of valid, non-partial, immediate
+	// unique indexes on plain columns (the primary key included), the
+	// primary key first and the others in index OID order: what an ON
+	// CONFLICT clause can name.
 	UniqueKeys [][]string
 	// IsPartition and HasSubclass matter for publications.
 	Kind byte // relkind
@@ -87,6 +89,35 @@ func (t *Table) IsUniqueKey(cols []string) bool {
 	return false
 }
 
+// RowKey returns the columns that identify a row of the table when it is
+// written, nil when none do: the primary key; else the columns of a unique
+// index whose columns are all NOT NULL (the REPLICA IDENTITY USING INDEX
+// index when it is one, else the first by index OID). A unique index on a
+// nullable column is no key: it lets several rows hold NULL there.
+func (t *Table) RowKey() []string {
+	if len(t.Key) > 0 {
+		return t.Key
+	}
+	if len(t.IdentityIndexKey) > 0 && t.IsUniqueKey(t.IdentityIndexKey) && t.notNull(t.IdentityIndexKey) {
+		return t.IdentityIndexKey
+	}
+	for _, k := range t.UniqueKeys {
+		if len(k) > 0 && t.notNull(k) {
+			return k
+		}
+	}
+	return nil
+}
+
+func (t *Table) notNull(cols []string) bool {
+	for _, name := range cols {
+		if c := t.Column(name); c == nil || !c.NotNull {
+			return false
+		}
+	}
+	return true
+}
+
 func sameSet(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
@@ -112,6 +143,10 @@ type Type struct {
 	Elem     uint32 // element type of an array type (typcategory 'A'), else 0
 	Base     uint32 // base type of a domain, else 0
 	Delim    byte   // array delimiter of the element type
+	// NoEquality: the type itself has no default btree or hash operator
+	// class (json, xml, point, ...; also arrays, enums, ranges and
+	// composites, whose classes are generic). See HasEquality.
+	NoEquality bool
 }
 
 // Catalog is a snapshot of tables and types.
@@ -149,6 +184,31 @@ func (c *Catalog) Resolve(oid uint32) uint32 {
 	return oid
 }
 
+// HasEquality reports whether values of the type can be compared with its
+// own equality operator, as PostgreSQL's apply worker compares the columns
+// of a row found by all its columns: domains through their base type,
+// arrays through their element type. Without one (json, xml, point, an
+// unknown type) values are compared by their text form.
+func (c *Catalog) HasEquality(oid uint32) bool {
+	for i := 0; i < 16; i++ {
+		t := c.Type(oid)
+		switch {
+		case t == nil:
+			return false
+		case t.Typtype == 'd' && t.Base != 0:
+			oid = t.Base
+		case t.Category == 'A' && t.Elem != 0:
+			oid = t.Elem
+		case t.Typtype == 'e' || t.Typtype == 'r' || t.Typtype == 'm':
+			// Enums order by their labels; a range's subtype has a btree class.
+			return true
+		default:
+			return !t.NoEquality
+		}
+	}
+	return false
+}
+
 // Querier is what Load needs of a connection.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -180,7 +240,11 @@ func (c *Catalog) loadTypes(ctx context.Context, q Querier) error {
 	rows, err := q.Query(ctx, `
 		SELECT t.oid, format_type(t.oid, NULL), t.typtype, t.typcategory,
 		       CASE WHEN t.typcategory = 'A' OR t.typsubscript = 'array_subscript_handler'::regproc THEN t.typelem ELSE 0 END,
-		       t.typbasetype, coalesce(e.typdelim, t.typdelim)
+		       t.typbasetype, coalesce(e.typdelim, t.typdelim),
+		       NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+		                   WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
+		                     AND (oc.opcintype = t.oid OR EXISTS (SELECT 1 FROM pg_cast k
+		                          WHERE k.castsource = t.oid AND k.casttarget = oc.opcintype AND k.castmethod = 'b' AND k.castcontext = 'i')))
 		FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem`)
 	if err != nil {
 		return err
@@ -192,7 +256,7 @@ func (c *Catalog) loadTypes(ctx context.Context, q Querier) error {
 			typtype, cat, delim string
 			oid, elem, base     uint32
 		)
-		if err := rows.Scan(&oid, &ty.Name, &typtype, &cat, &elem, &base, &delim); err != nil {
+		if err := rows.Scan(&oid, &ty.Name, &typtype, &cat, &elem, &base, &delim, &ty.NoEquality); err != nil {
 			return err
 		}
 		ty.OID, ty.Elem, ty.Base = oid, elem, base
@@ -270,7 +334,7 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	}
 
 	rows, err = q.Query(ctx, `
-		SELECT i.indisprimary, i.indisreplident,
+		SELECT i.indisprimary, i.indisreplident, i.indimmediate,
 		       array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
 		             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 		             ORDER BY k.ord)
@@ -282,9 +346,9 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 		return nil, err
 	}
 	for rows.Next() {
-		var primary, replident bool
+		var primary, replident, immediate bool
 		var cols []string
-		if err := rows.Scan(&primary, &replident, &cols); err != nil {
+		if err := rows.Scan(&primary, &replident, &immediate, &cols); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -294,7 +358,11 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 		if replident {
 			info.IdentityIndexKey = cols
 		}
-		info.UniqueKeys = append(info.UniqueKeys, cols)
+		// A deferrable unique index can be neither an ON CONFLICT arbiter
+		// nor a replica identity.
+		if immediate {
+			info.UniqueKeys = append(info.UniqueKeys, cols)
+		}
 	}
 	rows.Close()
 	return info, rows.Err()

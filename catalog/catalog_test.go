@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -74,5 +75,44 @@ func TestLoad(t *testing.T) {
 	}
 	if !n.IsUniqueKey([]string{"b"}) || n.IsUniqueKey([]string{"a"}) {
 		t.Fatalf("unique keys = %v; the partial index must not count", n.UniqueKeys)
+	}
+}
+
+func TestRowKeyAndEquality(t *testing.T) {
+	dsn := pgtest.Target(t).NewDB(t)
+	conn := pgtest.Connect(t, dsn)
+	pgtest.MustExec(t, conn, `
+		CREATE TYPE mood AS ENUM ('sad', 'ok');
+		CREATE DOMAIN doc AS json;
+		CREATE TABLE pk (id int PRIMARY KEY, code text NOT NULL UNIQUE);
+		CREATE TABLE uniq (a int, b text NOT NULL, c int NOT NULL, d int NOT NULL);
+		CREATE UNIQUE INDEX uniq_a ON uniq (a);           -- nullable: no key
+		CREATE UNIQUE INDEX uniq_d ON uniq (d) WHERE d > 0; -- partial: no key
+		CREATE UNIQUE INDEX uniq_bc ON uniq (b, c);
+		CREATE TABLE ident (a int NOT NULL, b int NOT NULL);
+		CREATE UNIQUE INDEX ident_a ON ident (a);
+		CREATE UNIQUE INDEX ident_b ON ident (b);
+		ALTER TABLE ident REPLICA IDENTITY USING INDEX ident_b;
+		CREATE TABLE deferred (a int NOT NULL, CONSTRAINT d_a UNIQUE (a) DEFERRABLE);
+		CREATE TABLE bag (j json, x xml, p point, js jsonb, v varchar(3), m mood, d doc, ja json[], ia int[], r int4range);`)
+	names := []string{"pk", "uniq", "ident", "deferred", "bag"}
+	var tables []change.Table
+	for _, n := range names {
+		tables = append(tables, change.Table{Schema: "public", Name: n})
+	}
+	cat, err := Load(context.Background(), conn, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"pk": "[id]", "uniq": "[b c]", "ident": "[b]", "deferred": "[]", "bag": "[]"} {
+		if got := fmt.Sprint(cat.Table(change.Table{Schema: "public", Name: name}).RowKey()); got != want {
+			t.Errorf("%s: RowKey() = %s, want %s", name, got, want)
+		}
+	}
+	bag := cat.Table(change.Table{Schema: "public", Name: "bag"})
+	for col, want := range map[string]bool{"j": false, "x": false, "p": false, "js": true, "v": true, "m": true, "d": false, "ja": false, "ia": true, "r": true} {
+		if got := cat.HasEquality(bag.Column(col).TypeOID); got != want {
+			t.Errorf("HasEquality(%s %s) = %v, want %v", col, bag.Column(col).TypeName, got, want)
+		}
 	}
 }

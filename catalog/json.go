@@ -66,6 +66,9 @@ type jsonType struct {
 	Elem     uint32 `json:"elem,omitempty"`
 	Base     uint32 `json:"base,omitempty"`
 	Delim    code   `json:"delim,omitempty"`
+	// NoEquality is left out when false, so catalogs recorded before it
+	// existed read as types with an equality operator.
+	NoEquality bool `json:"no_equality,omitempty"`
 }
 
 // code is a single-byte catalog code ("char" columns such as relkind).
@@ -133,7 +136,7 @@ func (c *Catalog) MarshalJSON() ([]byte, error) {
 				return nil, fmt.Errorf("encoding the catalog: type %d is stored under %d", t.OID, oid)
 			}
 			out.Types = append(out.Types, jsonType{OID: t.OID, Name: t.Name, Typtype: code(t.Typtype),
-				Category: code(t.Category), Elem: t.Elem, Base: t.Base, Delim: code(t.Delim)})
+				Category: code(t.Category), Elem: t.Elem, Base: t.Base, Delim: code(t.Delim), NoEquality: t.NoEquality})
 		}
 		slices.SortFunc(out.Types, func(a, b jsonType) int { return cmp.Compare(a.OID, b.OID) })
 	}
@@ -211,7 +214,7 @@ func (c *Catalog) UnmarshalJSON(b []byte) error {
 				return fmt.Errorf("decoding a catalog: type %d is listed twice", jt.OID)
 			}
 			out.Types[jt.OID] = &Type{OID: jt.OID, Name: jt.Name, Typtype: byte(jt.Typtype), Category: byte(jt.Category),
-				Elem: jt.Elem, Base: jt.Base, Delim: byte(jt.Delim)}
+				Elem: jt.Elem, Base: jt.Base, Delim: byte(jt.Delim), NoEquality: jt.NoEquality}
 		}
 	}
 	*c = out

@@ -283,6 +283,10 @@ type Out struct {
 	// old key; the new one is in Vals.
 	KeyCols []string
 	Key     []Value
+	// FullRow says the table written has no key: KeyCols and Key then hold
+	// every column of the old row image that has a value (NULLs included),
+	// and the row to change is one row whose columns all match them.
+	FullRow bool
 	// Truncate lists the target tables of a truncate.
 	Truncate []Table
 	// RestartIdentity: the source's truncate restarted the identity

@@ -118,6 +118,11 @@ func TestParseValid(t *testing.T) {
 			name: "every setting",
 			yaml: head + `tables:
   - {source: a, target: b, key: [tenant_id, id]}
+  - {source: a, target: c, key: {source: [id], target: [order_id]}}
+  - source: a
+    target: d
+    key:
+      source: [code]
 on_error: skip
 transform_timeout: 1m30s
 batch: {max_rows: 10, max_delay: 0}
@@ -128,8 +133,15 @@ metrics: {listen: "[::1]:9187"}
 					m.Batch != (Batch{MaxRows: 10}) || m.Metrics.Listen != "[::1]:9187" {
 					t.Errorf("settings: %+v", m)
 				}
-				if !slices.Equal(m.Tables[0].Key, []string{"tenant_id", "id"}) {
-					t.Errorf("key: %q", m.Tables[0].Key)
+				if e := m.Tables[0]; !slices.Equal(e.Key, []string{"tenant_id", "id"}) || !slices.Equal(e.SourceKey, e.Key) ||
+					!slices.Equal(e.WriteKey(Forward), e.Key) || !slices.Equal(e.WriteKey(Reverse), e.SourceKey) {
+					t.Errorf("key: target %q source %q", e.Key, e.SourceKey)
+				}
+				if e := m.Tables[1]; !slices.Equal(e.Key, []string{"order_id"}) || !slices.Equal(e.SourceKey, []string{"id"}) {
+					t.Errorf("key by table: target %q source %q", e.Key, e.SourceKey)
+				}
+				if e := m.Tables[2]; e.Key != nil || !slices.Equal(e.SourceKey, []string{"code"}) || e.WriteKey(Forward) != nil {
+					t.Errorf("source key only: target %q source %q", e.Key, e.SourceKey)
 				}
 			},
 		},
@@ -452,11 +464,22 @@ func TestParseErrors(t *testing.T) {
 			name: "keys",
 			yaml: head + "tables:\n  - {source: a, target: b, key: []}\n  - {source: a, target: c, key: id}\n  - {source: a, target: d, key: [id, '', id, {x: y}]}\n",
 			want: []string{
-				"7:33: tables[0].key: expected a list of column names, got an empty list; list the target's key columns, e.g. key: [id]",
+				"7:33: tables[0].key: expected a list of column names, got an empty list; write key: [id] (or [tenant_id, id]) for columns that both tables have, or key: {source: [id], target: [order_id]}",
 				"8:33: tables[1].key: expected a list of column names, got a string;",
 				"9:38: tables[2].key[1]: empty column name;",
 				"9:42: tables[2].key[2]: column id is listed twice; list each key column once",
 				"9:46: tables[2].key[3]: expected a single value, got a mapping;",
+			},
+		},
+		{
+			name: "keys by table",
+			yaml: head + "tables:\n  - {source: a, target: b, key: {}}\n  - {source: a, target: c, key: {source: [id], targte: [id]}}\n  - {source: a, target: d, key: {target: id, source: [x, x]}}\n  - {source: a, target: e, key: {source: null}}\n",
+			want: []string{
+				"7:33: tables[0].key: empty; write key: [id] (or [tenant_id, id]) for columns that both tables have, or key: {source: [id], target: [order_id]} for each table's own (either may be left out)",
+				"8:48: tables[1].key.targte: unknown key; did you mean target? (keys here: source, target)",
+				"9:42: tables[2].key.target: expected a list of column names, got a string;",
+				"9:58: tables[2].key.source[1]: column x is listed twice; list each key column once",
+				"10:42: tables[3].key.source: expected a list of column names, got nothing;",
 			},
 		},
 		{

@@ -90,6 +90,7 @@ var (
 	topKeys    = []string{"name", "source", "target", "tables", "on_error", "transform_timeout", "batch", "metrics"}
 	sideKeys   = []string{"dsn"}
 	entryKeys  = []string{"source", "target", "transform", "key"}
+	keySides   = []string{"source", "target"}
 	batchKeys  = []string{"max_rows", "max_delay"}
 	metricKeys = []string{"listen"}
 )
@@ -358,7 +359,7 @@ func (p *parser) tables(root *yaml.Node, f map[string]field) []Entry {
 		pair := [2]change.Table{e.Source, e.Target}
 		if prev, dup := seen[pair]; dup {
 			path := fmt.Sprintf("tables[%d]", i)
-			if prev.Transform == e.Transform && slices.Equal(prev.Key, e.Key) {
+			if prev.Transform == e.Transform && slices.Equal(prev.Key, e.Key) && slices.Equal(prev.SourceKey, e.SourceKey) {
 				p.report(item, path, "repeats %s from line %d; remove one of them", prev.Name(), prev.Line)
 			} else {
 				p.report(item, path, "writes %s from %s, like %s on line %d; one source table writes a target table through one entry, so merge the two (a transform may return several rows)",
@@ -392,7 +393,7 @@ func (p *parser) entry(n *yaml.Node, i int) (Entry, bool) {
 	}
 	if k, present := f["key"]; present {
 		var okK bool
-		e.Key, okK = p.key(k.val, path+".key")
+		e.SourceKey, e.Key, okK = p.keys(k.val, path+".key")
 		ok = ok && okK
 	}
 	return e, ok
@@ -464,8 +465,38 @@ func pathErr(err error) error {
 	return err
 }
 
+// keyForms says how key: is written.
+const keyForms = "key: [id] (or [tenant_id, id]) for columns that both tables have, " +
+	"or key: {source: [id], target: [order_id]} for each table's own (either may be left out); remove key to use each table's primary key"
+
+// keys parses an entry's key: a list of columns that both tables have, or a
+// mapping with a list for each table.
+func (p *parser) keys(n *yaml.Node, path string) (source, target []string, ok bool) {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		cols, ok := p.key(n, path)
+		return cols, cols, ok
+	}
+	f := p.fields(n, path, "key: {source: [id], target: [order_id]}", keySides)
+	if f == nil {
+		return nil, nil, false
+	}
+	if len(f) == 0 {
+		p.report(n, path, "empty; write %s", keyForms)
+		return nil, nil, false
+	}
+	okS, okT := true, true
+	if v, present := f["source"]; present {
+		source, okS = p.key(v.val, path+".source")
+	}
+	if v, present := f["target"]; present {
+		target, okT = p.key(v.val, path+".target")
+	}
+	return source, target, okS && okT
+}
+
 func (p *parser) key(n *yaml.Node, path string) ([]string, bool) {
-	const fix = "list the target's key columns, e.g. key: [id] or key: [tenant_id, id], or remove key to use the primary key"
+	const fix = "write " + keyForms
 	n = resolve(n)
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
 		got := "an empty list"

@@ -57,9 +57,15 @@ type Entry struct {
 	// forward() and backward(), or "" for an identity mapping (same column
 	// names, values passed through untouched).
 	Transform string
-	// Key names the target key columns, exactly as the catalog spells them,
-	// for a target without a primary key. Empty means use the catalog's key.
-	Key []string
+	// Key names the key columns of the target table and SourceKey those of
+	// the source table, exactly as the catalog spells them: the columns the
+	// rows of that table are found by when it is written (the target going
+	// forward, the source in reverse). Empty means the table's own key: its
+	// primary key, or a unique index on NOT NULL columns. The file's
+	// key: [a, b] sets both (the columns have these names on both tables);
+	// key: {source: [...], target: [...]} sets each, or one of them.
+	Key       []string
+	SourceKey []string
 	// Line is the line of the entry in the mapping file, for messages.
 	Line int
 }
@@ -85,6 +91,16 @@ func (e Entry) Writes(dir Direction) change.Table {
 		return e.Source
 	}
 	return e.Target
+}
+
+// WriteKey returns the key columns the entry names for the table it writes
+// in direction dir (Key going forward, SourceKey in reverse); nil means the
+// table's own key.
+func (e Entry) WriteKey(dir Direction) []string {
+	if dir == Reverse {
+		return e.SourceKey
+	}
+	return e.Key
 }
 
 // Policy says what to do with a change that fails to transform or apply.

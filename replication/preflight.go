@@ -58,10 +58,12 @@ type preflight struct {
 //   - a replication slot and a WAL sender are free (unless the slot exists);
 //   - the role may create the publication (CREATE on the database, ownership
 //     of the tables) when it does not exist or lacks a table;
-//   - each table exists, is a table, is readable (SELECT, for the initial
-//     copy), and has a primary key or REPLICA IDENTITY FULL or USING INDEX:
-//     without one, its updates and deletes carry no old key, and once it is
-//     published the source even rejects them.
+//   - each table exists, is a table, and is readable (SELECT, for the
+//     initial copy).
+//
+// A table without a replica identity is no problem for reading: its inserts
+// are replicated, and the source itself rejects its updates and deletes
+// while it is published (see ReplicaIdentityWarning).
 func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts ...PreflightOption) []Problem {
 	var cfg preflight
 	for _, o := range opts {
@@ -175,17 +177,14 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 
 	for _, t := range uniqueTables(tables) {
 		var (
-			kind, replident       string
-			canSelect, owner      bool
-			hasPK, hasIdentityIdx bool
+			kind             string
+			canSelect, owner bool
 		)
-		err := conn.QueryRow(ctx, `SELECT c.relkind::text, c.relreplident::text,
-				has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE'),
-				EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),
-				EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)
+		err := conn.QueryRow(ctx, `SELECT c.relkind::text,
+				has_table_privilege(c.oid, 'SELECT'), pg_has_role(c.relowner, 'USAGE')
 			FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 			WHERE n.nspname = $1 AND c.relname = $2`, t.Schema, t.Name).
-			Scan(&kind, &replident, &canSelect, &owner, &hasPK, &hasIdentityIdx)
+			Scan(&kind, &canSelect, &owner)
 		if errors.Is(err, pgx.ErrNoRows) {
 			add(t, "create the table, or correct its name in the mapping", "table %s does not exist", t)
 			continue
@@ -206,9 +205,6 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+", or add the table to the publication as its owner",
 				"role %s does not own table %s and so cannot add it to a publication", ident(role), t)
 		}
-		if p := replicaIdentityProblem(t, replident, hasPK, hasIdentityIdx); p != nil {
-			probs = append(probs, *p)
-		}
 	}
 	return probs
 }
@@ -224,22 +220,29 @@ func walLevelProblem(level string) *Problem {
 	}
 }
 
-// replicaIdentityProblem classifies a table's replica identity (relreplident)
-// given whether it has a primary key and a valid replica identity index.
-func replicaIdentityProblem(t change.Table, relreplident string, hasPK, hasIdentityIndex bool) *Problem {
-	fix := "ALTER TABLE " + t.String() + " REPLICA IDENTITY FULL, or add a primary key"
-	const consequence = "its updates and deletes would carry no old key, and once it is published the source rejects them"
+// ReplicaIdentityWarning says what the source does with the updates and
+// deletes of a table without a replica identity (relreplident, given
+// whether it has a primary key and a valid replica identity index): while
+// the table is published, it rejects them ("cannot update table ...
+// because it does not have a replica identity and publishes updates"), so
+// only its inserts are replicated. That is all an insert-only table (an
+// audit log, pgbench_history) needs, so it is a warning, not a problem. nil
+// when the table has a replica identity.
+func ReplicaIdentityWarning(t change.Table, relreplident byte, hasPK, hasIdentityIndex bool) *Problem {
+	fix := "if it takes updates or deletes: ALTER TABLE " + t.String() + " REPLICA IDENTITY FULL, or give it a primary key " +
+		"(or REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns)"
+	const consequence = "while it is published, the source rejects its updates and deletes, and only its inserts are replicated"
 	switch relreplident {
-	case "d":
+	case 'd':
 		if hasPK {
 			return nil
 		}
 		return &Problem{Table: t, Fix: fix,
 			Message: fmt.Sprintf("table %s has no primary key and REPLICA IDENTITY DEFAULT: %s", t, consequence)}
-	case "n":
+	case 'n':
 		return &Problem{Table: t, Fix: fix,
 			Message: fmt.Sprintf("table %s has REPLICA IDENTITY NOTHING: %s", t, consequence)}
-	case "i":
+	case 'i':
 		if hasIdentityIndex {
 			return nil
 		}

@@ -49,27 +49,16 @@ func TestPreflightTables(t *testing.T) {
 
 	tables := []change.Table{ok, nopk, full, nothing, byIndex, missing, view}
 	ps := Preflight(ctx, db.conn, tables, WithPublication("pub_x"), WithSlot(db.slot("x")))
-	if len(ps) != 4 {
-		t.Fatalf("want 4 problems (no pk, nothing, missing, view), got %d:%s", len(ps), problemsText(ps))
-	}
-	if p := findProblem(ps, nopk, `"public"."no pk" has no primary key`); len(p) != 1 || p[0].Fix != `ALTER TABLE "public"."no pk" REPLICA IDENTITY FULL, or add a primary key` {
-		t.Errorf("no problem or fix for the table without a key:%s", problemsText(ps))
-	}
-	if len(findProblem(ps, nothing, `"public"."nothing" has REPLICA IDENTITY NOTHING`)) != 1 {
-		t.Errorf("no problem for REPLICA IDENTITY NOTHING:%s", problemsText(ps))
+	// Tables without a replica identity are readable: their inserts are
+	// replicated (see ReplicaIdentityWarning).
+	if len(ps) != 2 {
+		t.Fatalf("want 2 problems (missing, view), got %d:%s", len(ps), problemsText(ps))
 	}
 	if len(findProblem(ps, missing, `table "public"."missing" does not exist`)) != 1 {
 		t.Errorf("no problem for the missing table:%s", problemsText(ps))
 	}
 	if len(findProblem(ps, view, `"public"."a_view" is not a table`)) != 1 {
 		t.Errorf("no problem for the view:%s", problemsText(ps))
-	}
-
-	// The index behind REPLICA IDENTITY USING INDEX goes away.
-	db.exec(t, `DROP INDEX by_index_id`)
-	ps = Preflight(ctx, db.conn, []change.Table{byIndex})
-	if len(ps) != 1 || len(findProblem(ps, byIndex, "index is gone")) != 1 {
-		t.Errorf("after dropping the identity index:%s", problemsText(ps))
 	}
 
 	// An existing slot of another database is reported.
@@ -143,25 +132,26 @@ func TestWALLevelProblem(t *testing.T) {
 	}
 }
 
-func TestReplicaIdentityProblem(t *testing.T) {
+func TestReplicaIdentityWarning(t *testing.T) {
 	tb := tbl("s", "T")
 	for _, tt := range []struct {
-		ident        string
-		pk, idx, bad bool
+		ident         byte
+		pk, idx, warn bool
 	}{
-		{"d", true, false, false},
-		{"d", false, false, true},
-		{"f", false, false, false},
-		{"n", true, false, true},
-		{"i", false, true, false},
-		{"i", true, false, true},
+		{'d', true, false, false},
+		{'d', false, false, true},
+		{'f', false, false, false},
+		{'n', true, false, true},
+		{'i', false, true, false},
+		{'i', true, false, true},
 	} {
-		p := replicaIdentityProblem(tb, tt.ident, tt.pk, tt.idx)
-		if (p != nil) != tt.bad {
-			t.Errorf("identity %s pk %v index %v: %+v, want problem %v", tt.ident, tt.pk, tt.idx, p, tt.bad)
+		p := ReplicaIdentityWarning(tb, tt.ident, tt.pk, tt.idx)
+		if (p != nil) != tt.warn {
+			t.Errorf("identity %c pk %v index %v: %+v, want a warning %v", tt.ident, tt.pk, tt.idx, p, tt.warn)
 		}
-		if p != nil && (!strings.Contains(p.Message, `"s"."T"`) || p.Table != tb) {
-			t.Errorf("problem does not name the quoted table: %+v", p)
+		if p != nil && (!strings.Contains(p.Message, `"s"."T"`) || !strings.Contains(p.Message, "the source rejects its updates and deletes") ||
+			!strings.Contains(p.Fix, `ALTER TABLE "s"."T" REPLICA IDENTITY FULL`) || p.Table != tb) {
+			t.Errorf("warning does not name the quoted table, the consequence and the fix: %+v", p)
 		}
 	}
 }

@@ -34,6 +34,9 @@ type pending struct {
 	t      *target
 	vals   []change.Value // by target column; Absent is not written
 	oldKey []change.Value // from an explicit old row
+	// oldRow is an explicit old row by target column, for a target
+	// without a key.
+	oldRow []change.Value
 }
 
 // script maps a change through the entry's function.
@@ -108,7 +111,7 @@ func (m *Mapper) callScript(e *entry, ri *relInfo, ch *change.Change, src change
 
 func needsOldKey(pend []pending) bool {
 	for _, p := range pend {
-		if p.op == change.Update && p.oldKey == nil {
+		if p.op == change.Update && p.oldKey == nil && p.oldRow == nil {
 			return true
 		}
 	}
@@ -117,7 +120,8 @@ func needsOldKey(pend []pending) bool {
 
 // oldKeys transforms the old row image as if it were deleted, which yields
 // the target keys the update's rows had before it: when they differ from
-// the new ones, the update changes the key.
+// the new ones, the update changes the key. For a target without a key the
+// value is the whole old row, by target column.
 func (m *Mapper) oldKeys(e *entry, ri *relInfo, ch *change.Change) (map[*target][]change.Value, error) {
 	row, g, err := m.buildRow(ri, ch.Old, ch.OldIsKey)
 	if err != nil {
@@ -134,6 +138,10 @@ func (m *Mapper) oldKeys(e *entry, ri *relInfo, ch *change.Change) (map[*target]
 	keys := map[*target][]change.Value{}
 	for _, p := range pend {
 		if _, ok := keys[p.t]; ok {
+			continue
+		}
+		if len(p.t.key) == 0 {
+			keys[p.t] = p.vals
 			continue
 		}
 		if k, err := p.t.keyFrom(p.vals, change.Update); err == nil {
@@ -188,7 +196,8 @@ func (m *Mapper) changeObject(ch *change.Change, op change.Op, old goja.Value) g
 const returnWant = "want a row object, null, or {op, table, row} (or an array of them)"
 
 // collect reads what a script returned. keysOnly reads only the target key
-// columns of every row, which is all a delete needs.
+// columns of every row, which is all a delete needs (all columns of a
+// target without a key, which finds its row by all of them).
 func (m *Mapper) collect(e *entry, op change.Op, res goja.Value, g, og *rowGivens, keysOnly bool) ([]pending, error) {
 	if res == nil || goja.IsUndefined(res) || goja.IsNull(res) {
 		return nil, nil
@@ -303,7 +312,9 @@ func (m *Mapper) fullControl(e *entry, op change.Op, o *goja.Object, g, og *rowG
 		if err != nil {
 			return p, err
 		}
-		if p.oldKey, err = p.t.keyFrom(vals, p.op); err != nil {
+		if len(p.t.key) == 0 {
+			p.oldRow = vals
+		} else if p.oldKey, err = p.t.keyFrom(vals, p.op); err != nil {
 			var me *mapErr
 			if errors.As(err, &me) {
 				me.msg = "in old: " + me.msg
@@ -328,7 +339,7 @@ func (m *Mapper) rowVals(o *goja.Object, keys []string, t *target, g *rowGivens,
 		vals[p] = ev
 		return nil
 	}
-	if keysOnly {
+	if keysOnly && len(t.key) > 0 {
 		for _, p := range t.keyPos {
 			v := o.Get(t.cols[p].name)
 			if v == nil || goja.IsUndefined(v) {
@@ -373,9 +384,6 @@ func (t *target) isKey(p int) bool {
 
 // keyFrom takes the target key out of a row's values.
 func (t *target) keyFrom(vals []change.Value, op change.Op) ([]change.Value, error) {
-	if len(t.key) == 0 {
-		return nil, noKeyErr(t.name)
-	}
 	key := make([]change.Value, len(t.keyPos))
 	for j, p := range t.keyPos {
 		switch vals[p].Kind {
@@ -396,7 +404,11 @@ func (m *Mapper) outs(e *entry, ch *change.Change, pend []pending, oldKeys map[*
 		if p.op != change.Delete {
 			out.Cols, out.Vals = p.t.compact(p.vals)
 		}
-		if p.op == change.Update || p.op == change.Delete {
+		if (p.op == change.Update || p.op == change.Delete) && len(p.t.key) == 0 {
+			if err := fullRow(&out, e, ch, p, oldKeys); err != nil {
+				return nil, err
+			}
+		} else if p.op == change.Update || p.op == change.Delete {
 			switch {
 			case p.oldKey != nil:
 				out.Key = p.oldKey
@@ -413,6 +425,31 @@ func (m *Mapper) outs(e *entry, ch *change.Change, pend []pending, oldKeys map[*
 		outs = append(outs, out)
 	}
 	return outs, nil
+}
+
+// fullRow sets the old row that an update or delete of a target without a
+// key finds its row by: the explicit old row, or the change's full old row
+// image as the entry maps it (a delete's row is that image).
+func fullRow(out *change.Out, e *entry, ch *change.Change, p pending, oldKeys map[*target][]change.Value) error {
+	if ch.Old == nil || ch.OldIsKey {
+		return noKeyErr(p.t.name, e.Read)
+	}
+	row := p.oldRow
+	switch {
+	case row != nil:
+	case p.op == change.Delete:
+		row = p.vals
+	default:
+		if row = oldKeys[p.t]; row == nil {
+			return &mapErr{msg: fmt.Sprintf("%s has no key, and the old row image, transformed as a delete, gives no row of it to find the row to %s by: return one, or give the update an explicit old row", p.t.name, p.op)}
+		}
+	}
+	cols, vals, err := p.t.oldRow(row)
+	if err != nil {
+		return err
+	}
+	out.KeyCols, out.Key, out.FullRow = cols, vals, true
+	return nil
 }
 
 // lookup finds a table a script named: "schema.name" as change.table

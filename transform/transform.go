@@ -20,7 +20,7 @@ type Spec struct {
 	Read   change.Table // the table the changes come from
 	Write  change.Table // the entry's target table
 	Script string       // absolute path of the transform; "" maps columns by name
-	Key    []string     // target key columns; nil means the Write table's primary key
+	Key    []string     // key columns of the Write table; nil means its own (catalog.Table.RowKey)
 }
 
 // Options configure a Mapper.
@@ -50,7 +50,7 @@ type Mapper struct {
 
 	entries []*entry
 	byRead  map[change.Table][]*entry
-	targets map[change.Table]*target // by catalog primary key
+	targets map[change.Table]*target // tables scripts name, by their own key
 	names   map[string]change.Table  // table names returned by scripts, resolved
 	rels    map[uint32]*relInfo
 
@@ -70,7 +70,8 @@ type entry struct {
 	write *target
 }
 
-// target is a table written to, with the key that identifies its rows.
+// target is a table written to, with the key that identifies its rows (nil
+// without one: updates and deletes then find a row by the whole old row).
 type target struct {
 	name   change.Table
 	cols   []tcol
@@ -149,6 +150,10 @@ func New(specs []Spec, opts Options) (*Mapper, error) {
 
 	loaded := map[string]map[string]goja.Callable{}
 	var errs []error
+	writeSide := "target"
+	if opts.Func == "backward" {
+		writeSide = "source"
+	}
 	for _, s := range specs {
 		e := &entry{Spec: s}
 		fail := func(format string, args ...any) {
@@ -165,7 +170,8 @@ func New(specs []Spec, opts Options) (*Mapper, error) {
 			e.write = m.newTarget(wt, s.Key)
 			for _, k := range s.Key {
 				if wt.Column(k) == nil {
-					fail("key column %s is not a column of %s", k, s.Write)
+					fail("key column %s is not a column of %s, the %s table: key: [...] names columns that both tables have; "+
+						"write key: {source: [...], target: [...]} to name each table's own", k, s.Write, writeSide)
 				}
 			}
 		}
@@ -205,7 +211,7 @@ func New(specs []Spec, opts Options) (*Mapper, error) {
 }
 
 func (m *Mapper) newTarget(t *catalog.Table, key []string) *target {
-	tg := &target{name: t.Name, byName: make(map[string]int, len(t.Columns)), key: t.Key}
+	tg := &target{name: t.Name, byName: make(map[string]int, len(t.Columns)), key: t.RowKey()}
 	if len(key) > 0 {
 		tg.key = key
 	}
@@ -371,6 +377,14 @@ func (m *Mapper) identity(e *entry, ri *relInfo, ch *change.Change) ([]change.Ou
 		out.Cols, out.Vals = e.write.compact(vals)
 	}
 	if ch.Op == change.Update || ch.Op == change.Delete {
+		if len(e.write.key) == 0 {
+			cols, vals, err := m.identityOldRow(e, ri, im, ch)
+			if err != nil {
+				return nil, err
+			}
+			out.KeyCols, out.Key, out.FullRow = cols, vals, true
+			return []change.Out{out}, nil
+		}
 		key, err := m.identityKey(e, ri, im, ch)
 		if err != nil {
 			return nil, err
@@ -380,12 +394,48 @@ func (m *Mapper) identity(e *entry, ri *relInfo, ch *change.Change) ([]change.Ou
 	return []change.Out{out}, nil
 }
 
+// identityOldRow maps the full old row image of an update or delete to the
+// columns of a target without a key, which finds its row by all of them.
+func (m *Mapper) identityOldRow(e *entry, ri *relInfo, im *idmap, ch *change.Change) ([]string, []change.Value, error) {
+	if ch.Old == nil || ch.OldIsKey {
+		return nil, nil, noKeyErr(e.write.name, e.Read)
+	}
+	if len(ch.Old) != len(ri.rel.Columns) {
+		return nil, nil, &mapErr{msg: fmt.Sprintf("the old row has %d values for %d columns", len(ch.Old), len(ri.rel.Columns))}
+	}
+	vals := make([]change.Value, len(e.write.cols))
+	for i, v := range ch.Old {
+		if v.Kind == change.Absent {
+			continue
+		}
+		switch p := im.pos[i]; p {
+		case skip:
+		case missing:
+			return nil, nil, &mapErr{column: ri.rel.Columns[i].Name,
+				msg: fmt.Sprintf("has no column of that name in %s: add it there, or map the entry with a transform", e.write.name)}
+		default:
+			vals[p] = v
+		}
+	}
+	return e.write.oldRow(vals)
+}
+
+// oldRow lists the columns of an old row image, by target column, that
+// find a row of a target without a key.
+func (t *target) oldRow(vals []change.Value) ([]string, []change.Value, error) {
+	cols, out := t.compact(vals)
+	if len(cols) == 0 {
+		return nil, nil, &mapErr{msg: fmt.Sprintf("the old row gives no column of %s to find the row by, which has no key", t.name)}
+	}
+	return cols, out, nil
+}
+
 // identityKey finds the values of the target key in the source row: in the
 // old image when there is one, else in the new row, where only replica
 // identity columns are sure to hold the value the target row has now.
 func (m *Mapper) identityKey(e *entry, ri *relInfo, im *idmap, ch *change.Change) ([]change.Value, error) {
 	if len(e.write.key) == 0 {
-		return nil, noKeyErr(e.write.name)
+		return nil, noKeyErr(e.write.name, e.Read)
 	}
 	fix := fmt.Sprintf("set REPLICA IDENTITY FULL on %s, or map the entry with a transform", e.Read)
 	key := make([]change.Value, len(e.write.key))
@@ -438,8 +488,11 @@ func (t *target) compact(vals []change.Value) ([]string, []change.Value) {
 	return cols, out
 }
 
-func noKeyErr(t change.Table) *mapErr {
-	return &mapErr{msg: fmt.Sprintf("%s has no primary key to find rows by: add one, or set the entry's key columns", t)}
+// noKeyErr: the table written has no key, and the change carries no full
+// old row to find its row by.
+func noKeyErr(t, read change.Table) *mapErr {
+	return &mapErr{msg: fmt.Sprintf("%s has no key to find the row to change by, and the change carries only the key of the row of %s, not the whole old row: "+
+		"give %s a primary key or a unique index on NOT NULL columns, name its key columns with key: in the mapping, or ALTER TABLE %s REPLICA IDENTITY FULL", t, read, t, read)}
 }
 
 // mapErr is an Error before the change's context is added.

@@ -24,7 +24,18 @@
 //     come from (table and primary key); a row whose source does not exist
 //     is extra. A row already found different is not counted again.
 //
-// Memory does not grow with the tables: rows stream in batches, and only
+// A table written without a key (no primary key, no unique index on NOT
+// NULL columns, no key: in the mapping) has no row to look a transformed
+// row up by: it is compared as a multiset. The transformed rows are printed
+// as the side written prints its columns and sorted, the rows of the side
+// written stream in the same order, and a merge names each row held more
+// often on one side than on the other, duplicates counted: a row the side
+// written lacks is missing, one it holds too often is extra (a changed row
+// is both). Its differences are checked again by comparing everything
+// again. The transformed rows of such a table are held in memory while it
+// is compared.
+//
+// Memory does not otherwise grow with the tables: rows stream in batches, and only
 // counts, a few examples per table and the keys that differ (up to a bound)
 // are kept. Transforms may change keys and split or merge tables: nothing
 // relies on the two sides sorting alike.
@@ -59,8 +70,7 @@
 // # Errors
 //
 // An error means the comparison could not be made: a side that cannot be
-// reached, a mapped table that does not exist, a table without a key to
-// match rows by. Errors name the side and table and never hold a password.
+// reached, a mapped table that does not exist. Errors name the side and table and never hold a password.
 // A transform that fails on a row returns its *transform.Error, which names
 // the entry, table and row. Differences are not errors: they are in the
 // report.

@@ -16,6 +16,7 @@ import (
 // looked for.
 func (c *checker) compareAll(ctx context.Context) (*tally, error) {
 	tal := c.newTally()
+	bags := map[change.Table]*bag{}
 	for _, rt := range c.m.SourceTables(c.dir) {
 		err := c.read.scan(ctx, rt, c.readKeys[rt], c.o.BatchSize, func(rows []change.Row) error {
 			b, err := c.transformRows(rt, rows)
@@ -29,7 +30,11 @@ func (c *checker) compareAll(ctx context.Context) (*tally, error) {
 			if err != nil {
 				return err
 			}
-			for _, d := range diffs {
+			more, err := c.addBag(ctx, bags, b.bags)
+			if err != nil {
+				return err
+			}
+			for _, d := range append(diffs, more...) {
 				tal.record(d)
 			}
 			return nil
@@ -41,6 +46,14 @@ func (c *checker) compareAll(ctx context.Context) (*tally, error) {
 	for _, wt := range c.m.WriteTables(c.dir) {
 		started := time.Now()
 		tr := tal.table(wt)
+		if c.keyless[wt] {
+			if err := c.compareBag(ctx, c.bagOf(bags, wt), tr, tal.record); err != nil {
+				return nil, err
+			}
+			c.log.Info("compared as a multiset", "table", wt.String(), "compared", tr.Compared, "rows", tr.Rows,
+				"missing", tr.Missing, "extra", tr.Extra, "elapsed", time.Since(started).String())
+			continue
+		}
 		err := c.write.scan(ctx, wt, c.writeKeys[wt], c.o.BatchSize, func(rows []change.Row) error {
 			tr.Rows += int64(len(rows))
 			bb, err := c.mapBack(wt, rows, tal.different, tr)
@@ -78,6 +91,8 @@ type fwdBatch struct {
 	rt      change.Table
 	srcCols []string // the columns that name a row of rt in reports
 	groups  []*group
+	// bags are the rows written to tables without a key.
+	bags []bagOut
 }
 
 type group struct {
@@ -106,6 +121,10 @@ func (c *checker) transformRows(rt change.Table, rows []change.Row) (*fwdBatch, 
 		for i := range outs {
 			o := &outs[i]
 			if o.Op != change.Insert && o.Op != change.Update {
+				continue
+			}
+			if c.keyless[o.Table] {
+				b.bags = append(b.bags, bagOut{table: o.Table, out: o, from: rt.String() + " " + keyString(srcCols, srcKey)})
 				continue
 			}
 			keyCols, key, err := outKey(o)

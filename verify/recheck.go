@@ -324,6 +324,9 @@ type finding struct {
 	// and different rows); srcKey is nil when src has no primary key.
 	src    change.Table
 	srcKey []*string
+	// bag: the row is of a table without a key, compared as a multiset,
+	// which only a full comparison checks again.
+	bag bool
 }
 
 // tally collects the findings of one comparison.
@@ -416,7 +419,7 @@ func (t *tally) keep(d diff) {
 	if d.f.kind == Different {
 		t.different[d.f.table.String()+" "+d.d.Key] = true
 	}
-	if d.f.kind != Extra && d.f.srcKey == nil {
+	if d.f.bag || d.f.kind != Extra && d.f.srcKey == nil {
 		t.unkeyed = true
 	}
 }

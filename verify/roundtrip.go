@@ -90,7 +90,7 @@ func RoundTrip(ctx context.Context, o Options) (RoundTripReport, error) {
 		return RoundTripReport{}, err
 	}
 	rep := RoundTripReport{Mapping: o.Mapping.Name, Direction: o.Direction}
-	c, err := newChecker(ctx, o, false)
+	c, err := newChecker(ctx, o)
 	if err != nil {
 		return rep, o.Mapping.Redact(err)
 	}
@@ -118,6 +118,9 @@ func (c *checker) roundTrip(ctx context.Context, rep *RoundTripReport) error {
 		}
 		for _, t := range leg.tables {
 			rel := leg.s.relation(t)
+			// A row that no key names is named by its key of a unique index,
+			// or by all its values.
+			nameCols, namePos := rowKey(rel, leg.keys[t])
 			res := RoundTripTable{Side: leg.s.name, Table: t, Via: leg.via}
 			err := leg.s.scan(ctx, t, leg.keys[t], c.o.BatchSize, func(rows []change.Row) error {
 				for _, row := range rows {
@@ -131,6 +134,11 @@ func (c *checker) roundTrip(ctx context.Context, rep *RoundTripReport) error {
 						return err
 					}
 					res.Rows++
+					for i := range mm {
+						if mm[i].Key == "()" {
+							mm[i].Key = keyString(nameCols, pick(row, namePos))
+						}
+					}
 					if len(mm) > 0 {
 						res.Failed++
 						if len(res.Examples) < MaxExamples {

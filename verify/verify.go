@@ -60,11 +60,14 @@ type checker struct {
 	log         *slog.Logger
 	read, write *side
 	fwd, bwd    *transform.Mapper
-	// readKeys holds the primary key of each table read (nil without one).
+	// readKeys holds the key of each table read (nil without one).
 	readKeys map[change.Table][]string
 	// writeKeys holds the key of each table written: the entry's key: or
-	// the primary key.
+	// the table's own key.
 	writeKeys map[change.Table][]string
+	// keyless holds the tables written without a key: they are compared
+	// as multisets.
+	keyless map[change.Table]bool
 }
 
 func sideNames(dir config.Direction) (read, write string) {
@@ -91,11 +94,11 @@ func (o *Options) defaults() error {
 }
 
 // newChecker connects to both sides, loads their catalogs and builds both
-// transforms. needKeys requires a key on every table written.
-func newChecker(ctx context.Context, o Options, needKeys bool) (*checker, error) {
+// transforms.
+func newChecker(ctx context.Context, o Options) (*checker, error) {
 	m, dir := o.Mapping, o.Direction
 	c := &checker{o: o, m: m, dir: dir, log: o.Logger.With("component", "verify", "direction", dir.String()),
-		readKeys: map[change.Table][]string{}, writeKeys: map[change.Table][]string{}}
+		readKeys: map[change.Table][]string{}, writeKeys: map[change.Table][]string{}, keyless: map[change.Table]bool{}}
 	readName, writeName := sideNames(dir)
 	var err error
 	if c.read, err = open(ctx, readName, m.ReadSide(dir).DSN, m.SourceTables(dir)); err != nil {
@@ -117,22 +120,19 @@ func newChecker(ctx context.Context, o Options, needKeys bool) (*checker, error)
 		return nil, fmt.Errorf("preparing %s(), which maps rows of the %s back to find extra ones: %w", transform.FuncName(back), writeName, err)
 	}
 	for _, t := range m.SourceTables(dir) {
-		c.readKeys[t] = c.read.cat.Table(t).Key
+		c.readKeys[t] = c.read.cat.Table(t).RowKey()
 	}
 	for _, e := range m.Tables {
 		wt := e.Writes(dir)
 		if _, ok := c.writeKeys[wt]; ok {
 			continue
 		}
-		key := c.write.cat.Table(wt).Key
-		if dir == config.Forward && len(e.Key) > 0 {
-			key = e.Key
-		}
-		if len(key) == 0 && needKeys {
-			c.close()
-			return nil, fmt.Errorf("%s: %s %s has no primary key, and verify matches rows by key: add one, or name its key columns with key: in the mapping", e.Name(), writeName, wt)
+		key := e.WriteKey(dir)
+		if len(key) == 0 {
+			key = c.write.cat.Table(wt).RowKey()
 		}
 		c.writeKeys[wt] = key
+		c.keyless[wt] = len(key) == 0
 	}
 	return c, nil
 }
@@ -152,7 +152,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	readName, writeName := sideNames(o.Direction)
 	rep := Report{Mapping: o.Mapping.Name, Direction: o.Direction, ReadSide: readName, WriteSide: writeName}
-	c, err := newChecker(ctx, o, true)
+	c, err := newChecker(ctx, o)
 	if err != nil {
 		return rep, o.Mapping.Redact(err)
 	}

@@ -83,7 +83,7 @@ func TestHelpAndUsage(t *testing.T) {
 func TestCheck(t *testing.T) {
 	e := newEnv(t, `
 		CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text);
-		CREATE TABLE nokey (a int, b text);
+		CREATE TABLE nokey (a int PRIMARY KEY, b text);
 		CREATE TABLE extra (id int PRIMARY KEY, only_here text);`, `
 		CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint);
 		CREATE TABLE nokey (a int, b text);
