@@ -46,11 +46,11 @@ type Config struct {
 	// changes (an idle stream, or one carrying only the bridge's own
 	// transactions or unmapped tables) is written to the checkpoint, which
 	// lets the slot advance. A position that passed none of the bridge's
-	// own transactions is written within a second. One that did waits
-	// until it has moved IdleBytes or IdleCheckpoint has passed: writing
-	// those at once would make the two directions wake each other for ever,
-	// since each checkpoint write is one of the bridge's transactions on
-	// the other side.
+	// own transactions is written within IdleCheckpoint (default 1s). One
+	// that did waits until it has moved IdleBytes or the server asks for
+	// it (an Urgent position): writing it on a timer would make the two
+	// directions wake each other for ever, since each checkpoint write is
+	// one of the bridge's transactions on the other side.
 	IdleCheckpoint time.Duration
 	IdleBytes      uint64
 	// Catalog describes the tables written.
@@ -188,7 +188,7 @@ func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 		cfg.MaxDelay = 0
 	}
 	if cfg.IdleCheckpoint <= 0 {
-		cfg.IdleCheckpoint = 30 * time.Second
+		cfg.IdleCheckpoint = time.Second
 	}
 	if cfg.IdleBytes == 0 {
 		cfg.IdleBytes = 64 << 10
@@ -417,10 +417,11 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 		}
 		// Written by the idle ticker, which gives the other direction's
 		// applier time to record its own idle writes first (see
-		// OwnIdleWrites), or at once when it is a large advance.
+		// OwnIdleWrites), or at once when it is a large advance or the
+		// server waits for it.
 		a.position = ev.LSN
-		if uint64(a.position-a.reached()) >= a.cfg.IdleBytes {
-			return a.idleCheckpoint(ctx, false)
+		if ev.Urgent || uint64(a.position-a.reached()) >= a.cfg.IdleBytes {
+			return a.idleCheckpoint(ctx, ev.Urgent)
 		}
 		return nil
 	}
@@ -446,11 +447,14 @@ func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
 	if a.open || a.inSrc || a.position <= a.reached() {
 		return nil
 	}
-	wait := time.Second
-	if a.ownSeen || (a.cfg.OwnIdleWrites != nil && a.position <= a.cfg.OwnIdleWrites()+ownSlack) {
-		wait = a.cfg.IdleCheckpoint
-	}
-	if !force && time.Since(a.lastCkpt) < wait && uint64(a.position-a.reached()) < a.cfg.IdleBytes {
+	// A position that passed only the bridge's own transactions (the other
+	// direction's writes, or its checkpoints) is not written for its own
+	// sake: each write would be one more of the bridge's transactions on
+	// the other side, which would write one back, for ever. It waits for
+	// real activity, IdleBytes of echo, or the server asking.
+	own := a.ownSeen || (a.cfg.OwnIdleWrites != nil && a.position <= a.cfg.OwnIdleWrites()+ownSlack)
+	moved := uint64(a.position - a.reached())
+	if !force && moved < a.cfg.IdleBytes && (own || time.Since(a.lastCkpt) < a.cfg.IdleCheckpoint) {
 		return nil
 	}
 	a.begin()

@@ -77,7 +77,14 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 		}
 		st.Draining = bs.Draining
 		if bs.RequestID > bs.AnsweredID {
-			st.Pending = fmt.Sprintf("to %s (%s)", bs.Request, policyName(bs.RequestPolicy))
+			switch {
+			case bs.ClaimedID >= bs.RequestID:
+				st.Pending = fmt.Sprintf("to %s (%s), being carried out", bs.Request, policyName(bs.RequestPolicy))
+			case !bs.RequestExpires.IsZero() && time.Now().After(bs.RequestExpires):
+				st.Pending = fmt.Sprintf("to %s (%s), expired at %s: it will not be carried out", bs.Request, policyName(bs.RequestPolicy), bs.RequestExpires.UTC().Format(time.RFC3339))
+			default:
+				st.Pending = fmt.Sprintf("to %s (%s)", bs.Request, policyName(bs.RequestPolicy))
+			}
 		}
 		st.LastAnswer = bs.Answer
 		if bs.ForeignTxns > 0 {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
@@ -86,19 +88,12 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		}
 	}
 	log := o.Logger.With("component", "daemon")
-	conn, err := Connect(ctx, m.Target.DSN, "target")
-	if err != nil {
+	link := &stateLink{m: m, wait: o.LockWait}
+	defer link.close()
+	if err := link.open(ctx); err != nil {
 		return err
 	}
-	defer func() { conn.Close(context.Background()) }()
-	// One daemon per mapping: the lock also keeps a flip or cleanup command
-	// from acting behind a daemon's back while it starts.
-	if err := checkpoint.Lock(ctx, conn, m.Name, "daemon", o.LockWait); err != nil {
-		if errors.Is(err, checkpoint.ErrLocked) {
-			return &FatalError{Err: fmt.Errorf("another cdcbridge daemon runs mapping %s: %w", m.Name, err)}
-		}
-		return m.Redact(err)
-	}
+	conn := link.conn
 	want := config.Forward
 	if o.Reverse {
 		want = config.Reverse
@@ -210,6 +205,25 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			return stopAll()
 		case <-tick.C:
 		}
+		// The state connection comes back after the target restarts, and
+		// with it the daemon lock; if another daemon took the lock
+		// meanwhile, this one stands down.
+		if link.broken() {
+			if !link.due() {
+				continue
+			}
+			if err := link.open(ctx); err != nil {
+				var fe *FatalError
+				if errors.As(err, &fe) {
+					stopAll()
+					return err
+				}
+				log.Warn("the connection to the target's state is lost; retrying", "error", err.Error(), "retry_in", link.backoff.String())
+				continue
+			}
+			log.Info("reconnected to the target's state; the daemon lock is held again")
+		}
+		conn = link.conn
 		// A pipeline that ended by itself hit a fatal error.
 		mu.Lock()
 		for d, p := range pipes {
@@ -285,6 +299,18 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				checkpoint.Answer(ctx, conn, m.Name, st.RequestID, true, fmt.Sprintf("%s is already the live direction", to))
 				continue
 			}
+			claimed, expired, err := checkpoint.Claim(ctx, conn, m.Name, st.RequestID)
+			if err != nil {
+				log.Warn("reading the flip request", "error", m.Redact(err).Error())
+				continue
+			}
+			if !claimed {
+				if expired {
+					log.Warn("a flip request expired before it could be carried out; it is not carried out: ask again", "to", to.String(), "request", st.RequestID)
+					checkpoint.Answer(ctx, conn, m.Name, st.RequestID, false, "expired: the flip command had given up before the daemon could take it up; ask again")
+				}
+				continue
+			}
 			log.Info("flip requested", "to", to.String(), "policy", st.RequestPolicy)
 			failpoint("flip-requested")
 			if err := stop(to); err != nil && !errors.Is(err, context.Canceled) {
@@ -317,6 +343,61 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			syncSequences(to.Opposite())
 		}
 	}
+}
+
+// stateLink is the daemon's connection to the target, where the state row
+// and the daemon lock live. It is opened again, with backoff and jitter,
+// when the target restarts.
+type stateLink struct {
+	m       *config.Mapping
+	wait    time.Duration
+	conn    *pgx.Conn
+	backoff time.Duration
+	next    time.Time
+}
+
+// open connects and takes the daemon lock. Another daemon holding the lock
+// is a FatalError; other errors are worth a retry.
+func (l *stateLink) open(ctx context.Context) error {
+	l.close()
+	l.next = time.Now().Add(jitter(l.backoff))
+	l.backoff = min(max(2*l.backoff, 250*time.Millisecond), 5*time.Second)
+	conn, err := Connect(ctx, l.m.Target.DSN, "target")
+	if err != nil {
+		return err
+	}
+	// One daemon per mapping: the lock also keeps a flip or cleanup command
+	// from acting behind a daemon's back while it starts.
+	if err := checkpoint.Lock(ctx, conn, l.m.Name, "daemon", l.wait); err != nil {
+		conn.Close(context.Background())
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return &FatalError{Err: fmt.Errorf("another cdcbridge daemon runs mapping %s: %w", l.m.Name, err)}
+		}
+		return l.m.Redact(err)
+	}
+	l.conn, l.backoff = conn, 0
+	return nil
+}
+
+// broken reports whether the connection is gone.
+func (l *stateLink) broken() bool { return l.conn == nil || l.conn.IsClosed() }
+
+// due reports whether the backoff since the last attempt has passed.
+func (l *stateLink) due() bool { return !time.Now().Before(l.next) }
+
+func (l *stateLink) close() {
+	if l.conn != nil {
+		l.conn.Close(context.Background())
+		l.conn = nil
+	}
+}
+
+// jitter spreads d over [d/2, d) so that restarts do not march in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
 type foreignReport struct {

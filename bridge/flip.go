@@ -220,7 +220,7 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 		return FlipResult{}, err
 	}
 	to := dirOf(st.Live).Opposite()
-	id, err := checkpoint.RequestFlip(ctx, state, m.Name, to.String(), string(policy))
+	id, err := checkpoint.RequestFlip(ctx, state, m.Name, to.String(), string(policy), timeout)
 	if err != nil {
 		return FlipResult{}, err
 	}
@@ -239,6 +239,10 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 	if !errors.Is(err, checkpoint.ErrLocked) {
 		return FlipResult{}, err
 	}
+	// The request is the daemon's to carry out until the deadline. Past
+	// it, a request the daemon has not begun is withdrawn (and would have
+	// expired anyway): a flip the operator gave up on must never happen
+	// later by surprise. One the daemon has begun is waited for.
 	deadline := time.Now().Add(timeout)
 	for {
 		st, err := checkpoint.LoadState(ctx, state, m.Name)
@@ -248,8 +252,19 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 		if st.AnsweredID >= id {
 			return FlipResult{OK: st.AnswerOK, To: to, Point: st.FlipLSN, Message: st.Answer}, nil
 		}
-		if time.Now().After(deadline) {
-			return FlipResult{}, fmt.Errorf("the daemon did not answer the flip request within %s; it stays recorded and the daemon carries it out when it can (check `cdcbridge status`)", timeout)
+		if time.Now().After(deadline) && st.ClaimedID < id {
+			msg := fmt.Sprintf("withdrawn: the daemon did not take the flip request up within %s", timeout)
+			withdrawn, err := checkpoint.Withdraw(context.WithoutCancel(ctx), state, m.Name, id, msg)
+			if err != nil {
+				return FlipResult{}, err
+			}
+			if withdrawn {
+				return FlipResult{}, &RetryableError{Err: fmt.Errorf("the daemon did not take the flip request up within %s (is it running and connected to the target?); the request is withdrawn and will not be carried out later: ask again with `cdcbridge flip`", timeout)}
+			}
+			continue // claimed or answered meanwhile
+		}
+		if time.Now().After(deadline.Add(flipClaimedWait)) {
+			return FlipResult{}, fmt.Errorf("the daemon began the flip but has not finished it within %s; `cdcbridge status` shows its outcome", timeout+flipClaimedWait)
 		}
 		select {
 		case <-ctx.Done():
@@ -258,6 +273,10 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 		}
 	}
 }
+
+// flipClaimedWait is how much longer than its timeout the flip command
+// waits for a flip that the daemon has begun.
+const flipClaimedWait = 2 * time.Minute
 
 // lockAll takes the daemon locks of both directions, each on the side it
 // writes, and returns their release.

@@ -268,6 +268,9 @@ type Event struct {
 	// Own marks an EvPosition that stands for a skipped transaction made
 	// under one of the bridge's own origins.
 	Own bool
+	// Urgent marks an EvPosition the server is waiting to see confirmed
+	// (it asked for a reply): it is to be made durable at once.
+	Urgent bool
 }
 
 // Out is a change ready to be written to a target table.

@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS cdcbridge.state (
 ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS foreign_dir text;
 ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS foreign_txns bigint NOT NULL DEFAULT 0;
 ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS first_foreign_lsn pg_lsn;
-ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS first_foreign_at timestamptz;`
+ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS first_foreign_at timestamptz;
+ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS request_expires timestamptz;
+ALTER TABLE cdcbridge.state ADD COLUMN IF NOT EXISTS claimed_id bigint NOT NULL DEFAULT 0;`
 
 // BridgeState is the state row of a mapping.
 type BridgeState struct {
@@ -52,6 +54,11 @@ type BridgeState struct {
 	AnsweredID    int64
 	Answer        string
 	AnswerOK      bool
+	// RequestExpires is when an unclaimed request stops being valid: the
+	// command that made it has given up by then. ClaimedID is the last
+	// request a daemon began to carry out.
+	RequestExpires time.Time
+	ClaimedID      int64
 	// Foreign writes held by the armed direction ForeignDir, as last
 	// reported by the daemon.
 	ForeignDir      string
@@ -91,12 +98,15 @@ func LoadState(ctx context.Context, db Execer, name string) (BridgeState, error)
 		draining, request, answer *string
 		answerOK                  *bool
 		foreignDir, firstForeign  *string
-		firstForeignAt            *time.Time
+		firstForeignAt, expires   *time.Time
 	)
 	err := db.QueryRow(ctx, `SELECT live, flip_lsn::text, flipped_at, generation, draining, request, request_policy, request_id, answered_id, answer, answer_ok,
-		foreign_dir, foreign_txns, first_foreign_lsn::text, first_foreign_at
+		foreign_dir, foreign_txns, first_foreign_lsn::text, first_foreign_at, request_expires, claimed_id
 		FROM cdcbridge.state WHERE name = $1`, name).Scan(&s.Live, &flip, &flippedAt, &s.Generation, &draining, &request,
-		&s.RequestPolicy, &s.RequestID, &s.AnsweredID, &answer, &answerOK, &foreignDir, &s.ForeignTxns, &firstForeign, &firstForeignAt)
+		&s.RequestPolicy, &s.RequestID, &s.AnsweredID, &answer, &answerOK, &foreignDir, &s.ForeignTxns, &firstForeign, &firstForeignAt, &expires, &s.ClaimedID)
+	if expires != nil {
+		s.RequestExpires = *expires
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return BridgeState{}, ErrNoState
 	}
@@ -131,15 +141,47 @@ func deref(p *string) string {
 }
 
 // RequestFlip asks the daemon to make `to` the live direction and returns
-// the request's id.
-func RequestFlip(ctx context.Context, db Execer, name, to, policy string) (int64, error) {
+// the request's id. A daemon that has not claimed the request within ttl
+// (by the database's clock) answers it as expired instead of carrying it
+// out: the command that asked has given up by then.
+func RequestFlip(ctx context.Context, db Execer, name, to, policy string, ttl time.Duration) (int64, error) {
 	var id int64
-	err := db.QueryRow(ctx, `UPDATE cdcbridge.state SET request = $2, request_policy = $3, request_id = request_id + 1, updated_at = now()
-		WHERE name = $1 RETURNING request_id`, name, to, policy).Scan(&id)
+	err := db.QueryRow(ctx, `UPDATE cdcbridge.state SET request = $2, request_policy = $3, request_id = request_id + 1,
+		request_expires = now() + $4 * interval '1 microsecond', updated_at = now()
+		WHERE name = $1 RETURNING request_id`, name, to, policy, ttl.Microseconds()).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("recording the flip request: %w", err)
 	}
 	return id, nil
+}
+
+// Claim marks request id as being carried out, unless it is answered,
+// claimed already, or expired. It reports whether this caller claimed it
+// and, if not, whether it had expired (the caller then answers it so).
+func Claim(ctx context.Context, db Execer, name string, id int64) (claimed, expired bool, err error) {
+	err = db.QueryRow(ctx, `WITH c AS (
+			UPDATE cdcbridge.state SET claimed_id = $2, updated_at = now()
+			WHERE name = $1 AND request_id = $2 AND answered_id < $2 AND claimed_id < $2
+			  AND (request_expires IS NULL OR request_expires > now())
+			RETURNING 1)
+		SELECT EXISTS (SELECT 1 FROM c),
+		       EXISTS (SELECT 1 FROM cdcbridge.state WHERE name = $1 AND request_id = $2 AND request_expires <= now())`,
+		name, id).Scan(&claimed, &expired)
+	if err != nil {
+		return false, false, fmt.Errorf("claiming flip request %d: %w", id, err)
+	}
+	return claimed, expired && !claimed, nil
+}
+
+// Withdraw answers request id as withdrawn, unless a daemon has claimed it
+// (it is being carried out) or it is answered. It reports whether it did.
+func Withdraw(ctx context.Context, db Execer, name string, id int64, answer string) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE cdcbridge.state SET answered_id = $2, answer = $3, answer_ok = false, updated_at = now()
+		WHERE name = $1 AND request_id = $2 AND answered_id < $2 AND claimed_id < $2`, name, id, answer)
+	if err != nil {
+		return false, fmt.Errorf("withdrawing flip request %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // Answer records the outcome of a flip request.

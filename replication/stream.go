@@ -278,13 +278,14 @@ func (r *run) copyData(ctx context.Context, data []byte) error {
 		if r.cfg.OnKeepalive != nil {
 			r.cfg.OnKeepalive(ka.ServerWALEnd, ka.ServerTime)
 		}
+		if ka.ServerWALEnd > r.walEnd {
+			r.walEnd = ka.ServerWALEnd
+		}
 		if ka.ReplyRequested {
 			if err := r.sendStatus(); err != nil {
 				return err
 			}
-		}
-		if ka.ServerWALEnd > r.walEnd {
-			r.walEnd = ka.ServerWALEnd
+			return r.urgent(ctx)
 		}
 		return r.position(ctx)
 
@@ -322,6 +323,26 @@ func (r *run) position(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
+	r.walEnd = 0
+	r.lastPosition = time.Now()
+	return r.send(ctx, ev)
+}
+
+// urgent answers a keepalive that asked for a reply: the server waits for
+// the slot to confirm everything it sent (a walsender shutting down does,
+// and holds up the server's shutdown until then), so the position goes
+// downstream at once, marked Urgent, even when it did not move: a consumer
+// that writes idle positions lazily writes it now, and the next status
+// update confirms it.
+func (r *run) urgent(ctx context.Context) error {
+	ev, ok := r.dec.Keepalive(r.walEnd)
+	if !ok {
+		if r.dec.InTxn() || r.dec.pos == 0 {
+			return nil
+		}
+		ev = change.Event{Kind: change.EvPosition, LSN: r.dec.pos}
+	}
+	ev.Urgent = true
 	r.walEnd = 0
 	r.lastPosition = time.Now()
 	return r.send(ctx, ev)

@@ -46,13 +46,15 @@ func BinDir() string {
 
 // Cluster is one running PostgreSQL server.
 type Cluster struct {
-	Name string
-	Dir  string
-	Port int
-	cmd  *exec.Cmd
-	log  string
-	mu   sync.Mutex
-	dbs  int
+	Name   string
+	Dir    string
+	Port   int
+	cmd    *exec.Cmd
+	exited chan error
+	cred   *syscall.Credential
+	log    string
+	mu     sync.Mutex
+	dbs    int
 }
 
 var (
@@ -214,20 +216,37 @@ log_line_prefix = '%%m [%%p] '
 	if err != nil {
 		return nil, err
 	}
+	logf.Close()
 	if cred != nil {
 		os.Chown(logPath, uid, gid)
 	}
-	cmd := run(filepath.Join(bin, "postgres"), "-D", data)
+	c := &Cluster{Name: name, Dir: dir, Port: port, log: logPath, cred: cred}
+	if err := c.launch(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// launch starts the server on the cluster's data directory and waits until
+// it accepts connections.
+func (c *Cluster) launch() error {
+	logf, err := os.OpenFile(c.log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(BinDir(), "postgres"), "-D", filepath.Join(c.Dir, "data"))
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("starting postgres: %w", err)
+		return fmt.Errorf("starting postgres: %w", err)
 	}
 	logf.Close()
-	c := &Cluster{Name: name, Dir: dir, Port: port, cmd: cmd, log: logPath}
+	c.cmd = cmd
 	exited := make(chan error, 1)
+	c.exited = exited
 	go func() { exited <- cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -236,35 +255,55 @@ log_line_prefix = '%%m [%%p] '
 		cancel()
 		if err == nil {
 			conn.Close(context.Background())
-			return c, nil
+			return nil
 		}
 		select {
 		case werr := <-exited:
-			return nil, fmt.Errorf("postgres exited during start-up: %v\n%s", werr, c.LogTail(40))
+			return fmt.Errorf("postgres exited during start-up: %v\n%s", werr, c.LogTail(40))
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			c.stop()
-			return nil, fmt.Errorf("postgres did not accept connections within 30s: %v\n%s", err, c.LogTail(40))
+			return fmt.Errorf("postgres did not accept connections within 30s: %v\n%s", err, c.LogTail(40))
 		}
 	}
 }
 
-func (c *Cluster) stop() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		c.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-		done := make(chan struct{})
-		go func() {
-			for i := 0; i < 100; i++ {
-				if err := c.cmd.Process.Signal(syscall.Signal(0)); err != nil {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			close(done)
-		}()
-		<-done
-		c.cmd.Process.Kill()
+// stop shuts the server down fast (SIGINT), killing it after 5s, and
+// returns how long the fast shutdown took and whether it had to be killed.
+func (c *Cluster) stop() (took time.Duration, killed bool) {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0, false
+	}
+	began := time.Now()
+	c.cmd.Process.Signal(syscall.SIGINT) // fast shutdown
+	select {
+	case <-c.exited:
+	case <-time.After(5 * time.Second):
+		killed = true
+		// The whole process group: a postmaster killed alone leaves its
+		// backends holding the shared memory, and no new server starts.
+		syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		<-c.exited
+	}
+	c.cmd = nil
+	return time.Since(began), killed
+}
+
+// Stop shuts the server down as pg_ctl stop -m fast would and returns how
+// long that took, and whether the server had not finished within 5s and
+// was killed. Start brings it back on the same port and data. For fault
+// tests: use a cluster of their own.
+func (c *Cluster) Stop(tb testing.TB) (took time.Duration, killed bool) {
+	tb.Helper()
+	return c.stop()
+}
+
+// Start starts a stopped server again.
+func (c *Cluster) Start(tb testing.TB) {
+	tb.Helper()
+	if err := c.launch(); err != nil {
+		tb.Fatalf("restarting cluster %s: %v", c.Name, err)
 	}
 }
 
