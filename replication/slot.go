@@ -123,6 +123,10 @@ func (s *CreatedSlot) Close(ctx context.Context) error {
 // A slot that already exists is an error for which IsSlotExists is true. The
 // role needs the REPLICATION attribute (or superuser).
 func CreateSlot(ctx context.Context, replConnString string, name string, exportSnapshot bool) (CreatedSlot, error) {
+	return createSlot(ctx, replConnString, name, exportSnapshot, false)
+}
+
+func createSlot(ctx context.Context, replConnString string, name string, exportSnapshot, temporary bool) (CreatedSlot, error) {
 	if err := ValidName("slot", name); err != nil {
 		return CreatedSlot{}, err
 	}
@@ -135,7 +139,7 @@ func CreateSlot(ctx context.Context, replConnString string, name string, exportS
 		action = "EXPORT_SNAPSHOT"
 	}
 	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
+		pglogrepl.CreateReplicationSlotOptions{Temporary: temporary, Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
 	if err != nil {
 		conn.Close(context.Background())
 		return CreatedSlot{}, fmt.Errorf("creating slot %s: %w", name, err)
