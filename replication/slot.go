@@ -126,6 +126,30 @@ func CreateSlot(ctx context.Context, replConnString string, name string, exportS
 	return createSlot(ctx, replConnString, name, exportSnapshot, false)
 }
 
+// CreateTemporarySlot creates a TEMPORARY logical slot for pgoutput that
+// exports a snapshot, for a copy that must meet a stream read from another
+// slot: the rows of a transaction committed before ConsistentPoint are in
+// the snapshot, those of one committed at or after it are not.
+//
+// The slot is never streamed from; it lives only as long as the snapshot,
+// and the server drops it when the connection ends (Close, or a crash of
+// this process), so it needs no cleanup and holds no WAL for long. A slot
+// of that name left by a connection that is going away is waited for.
+func CreateTemporarySlot(ctx context.Context, replConnString string, name string) (CreatedSlot, error) {
+	deadline := time.Now().Add(slotBusyWait)
+	for {
+		s, err := createSlot(ctx, replConnString, name, true, true)
+		if err == nil || !IsSlotExists(err) || time.Now().After(deadline) {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return CreatedSlot{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func createSlot(ctx context.Context, replConnString string, name string, exportSnapshot, temporary bool) (CreatedSlot, error) {
 	if err := ValidName("slot", name); err != nil {
 		return CreatedSlot{}, err
