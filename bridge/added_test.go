@@ -275,3 +275,30 @@ func TestStatusShowsEntryStates(t *testing.T) {
 		}
 	}
 }
+
+// TestBackfillFailureStops: a copy of an added entry that the side written
+// rejects (a CHECK constraint) stops the pipeline with an error naming the
+// entry; nothing of the copy is kept, and the entry is copied again at the
+// next start.
+func TestBackfillFailureStops(t *testing.T) {
+	e := newEnv(t, addedSrc, addedTgt+`ALTER TABLE b2 ADD CHECK (n_times_ten < 100000);`)
+	files := map[string]string{"b.js": addedJS}
+	d := e.start(e.mapping("failing", entryA, files), 0)
+	d.stop(t)
+
+	m := e.mapping("failing", entryA+entryB, files)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var logs logSink
+	err := bridge.Run(ctx, bridge.Options{Mapping: m, Logger: slogText(&logs), MaxBackoff: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "tables[1] (public.b -> public.b2)") || !strings.Contains(err.Error(), "b2_n_times_ten_check") {
+		t.Fatalf("Run = %v; want an error naming the entry and the constraint\n%s", err, logs.String())
+	}
+	t.Logf("the error: %v", err)
+	if got := query(t, e.Tgt, `SELECT count(*) FROM b2`); got != "(0)" {
+		t.Fatalf("the failed copy left %s rows in b2", got)
+	}
+	if got := entryState(t, e.Tgt, "forward", idOfB); got != "copying" {
+		t.Fatalf("b's entry is %q after its copy failed, want copying (copied again at the next start)", got)
+	}
+}
