@@ -132,9 +132,11 @@ type backfill struct {
 	entries []int // indexes into the mapping
 	ids     []string
 	slot    replication.CreatedSlot
-	// copied is closed once every new entry's copy has committed.
-	copied chan struct{}
-	log    *slog.Logger
+	// done is closed when run returns; err is then its error (nil: every
+	// new entry's copy has committed).
+	done chan struct{}
+	err  error
+	log  *slog.Logger
 }
 
 // prepareBackfill checks that the tables the new entries write are empty,
@@ -144,7 +146,7 @@ type backfill struct {
 func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, log *slog.Logger) (*backfill, error) {
 	m, dir := o.Mapping, o.Direction
 	all := entryIDs(m, dir)
-	b := &backfill{o: o, s: s, entries: plan.add, copied: make(chan struct{}), log: log.With("component", "backfill")}
+	b := &backfill{o: o, s: s, entries: plan.add, done: make(chan struct{}), log: log.With("component", "backfill")}
 	var written []change.Table
 	for _, i := range plan.add {
 		b.ids = append(b.ids, all[i])
@@ -184,9 +186,17 @@ func (b *backfill) close() { b.slot.Close(context.Background()) }
 
 // run copies the new entries' read tables through those entries alone and
 // records each entry as synced at S in the transaction that writes its
-// rows. It closes copied once all are committed, and returns the first
-// error otherwise (nothing of an uncommitted table remains).
-func (b *backfill) run(ctx context.Context) error {
+// rows. It returns nil once all are committed, or the first error (nothing
+// of an uncommitted table remains); ctx ending abandons the copy, which the
+// next start does again. done is closed when it returns.
+func (b *backfill) run(ctx context.Context) (err error) {
+	defer func() {
+		b.err = err
+		if err == nil && ctx.Err() != nil {
+			b.err = ctx.Err()
+		}
+		close(b.done)
+	}()
 	o, s := b.o, b.s
 	m, dir := o.Mapping, o.Direction
 	all := transform.Specs(m, dir)
@@ -242,7 +252,6 @@ func (b *backfill) run(ctx context.Context) error {
 	failpoint("backfill-copied")
 	b.log.Info("copied the entries new to the mapping; their changes from the snapshot on are applied", "rows", st.Rows, "written", st.Written,
 		"seconds", st.Took.Seconds(), "lsn", b.at().String())
-	close(b.copied)
 	return nil
 }
 
@@ -254,43 +263,44 @@ func (b *backfill) run(ctx context.Context) error {
 //     transaction commits before from[entry]: the entry's copy, taken at
 //     that LSN, holds them. A truncate keeps only the tables written by
 //     entries that apply at that point.
-//   - While a copy runs (copied not yet closed), the Begin of the first
-//     transaction that commits at or after at waits until the copy has
-//     committed, so that nothing the copy does not hold is applied before
-//     it. Until then the other entries stream up to at, which was "now"
-//     when the copy started. The wait ends early only when ctx does (the
-//     pipeline is stopping, or the copy failed and stopped it).
+//   - While a copy runs, the Begin of the first transaction that commits
+//     at or after the copy's snapshot waits until the copy has committed,
+//     so that nothing the copy does not hold is applied before it. Until
+//     then the other entries stream up to that point, which was "now" when
+//     the copy started. When the copy fails or is abandoned (the pipeline
+//     stops), or ctx ends, nothing more passes: begin returns false and the
+//     stage stops, leaving the applier to commit what came before.
 //
 // A gate with nothing in from and no copy running passes every event as it
 // is. It is used from one goroutine.
 type entryGate struct {
-	from   map[string]pglogrepl.LSN
-	specs  []transform.Spec
-	at     pglogrepl.LSN
-	copied <-chan struct{}
+	from  map[string]pglogrepl.LSN
+	specs []transform.Spec
+	// copy is the copy running, nil once it has committed or when none was
+	// started.
+	copy *backfill
 }
 
 func newEntryGate(plan *entryPlan, specs []transform.Spec, b *backfill) *entryGate {
 	if plan == nil || (len(plan.from) == 0 && b == nil) {
 		return nil
 	}
-	g := &entryGate{from: plan.from, specs: specs}
-	if b != nil {
-		g.at, g.copied = b.at(), b.copied
-	}
-	return g
+	return &entryGate{from: plan.from, specs: specs, copy: b}
 }
 
 // begin waits, if a copy is running and the transaction commits at or
-// after its snapshot, for the copy to commit. It returns false when ctx
-// ended first.
+// after its snapshot, for the copy to commit. It returns false when the
+// copy did not commit, or ctx ended first.
 func (g *entryGate) begin(ctx context.Context, txn *change.Txn) bool {
-	if g == nil || g.copied == nil || txn.FinalLSN < g.at {
+	if g == nil || g.copy == nil || txn.FinalLSN < g.copy.at() {
 		return true
 	}
 	select {
-	case <-g.copied:
-		g.copied = nil
+	case <-g.copy.done:
+		if g.copy.err != nil {
+			return false
+		}
+		g.copy = nil
 		return true
 	case <-ctx.Done():
 		return false

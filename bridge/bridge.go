@@ -350,7 +350,9 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := bf.run(applyCtx); err != nil {
+			// A stop abandons the copy (run then returns ctx.Err()): the
+			// next start does it again.
+			if err := bf.run(streamCtx); err != nil {
 				if !errors.Is(err, context.Canceled) {
 					fail(classify(err))
 				}
