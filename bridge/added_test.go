@@ -248,6 +248,19 @@ func TestTableRemovedFromMapping(t *testing.T) {
 	if !strings.Contains(text.String(), idOfA+": streaming") {
 		t.Fatalf("status does not show a streaming:\n%s", text.String())
 	}
+
+	// A direction set up before entry states were kept (a checkpoint, no
+	// entry rows) records every entry as streaming, and copies nothing.
+	d.stop(t)
+	pgtest.MustExec(t, e.Tgt, `DELETE FROM cdcbridge.tables`)
+	d = e.daemon(m, false)
+	d.waitModes(t, "forward live", "reverse armed")
+	if got := entryState(t, e.Tgt, "forward", idOfA); got != "streaming" {
+		t.Fatalf("a's entry is %q after a start without entry rows, want streaming", got)
+	}
+	if strings.Contains(d.logs.String(), "copying the entries new to the mapping") {
+		t.Fatalf("a start without entry rows copied:\n%s", d.logs.String())
+	}
 }
 
 // TestStatusShowsEntryStates renders every state an entry can be in.
@@ -294,7 +307,6 @@ func TestBackfillFailureStops(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "tables[1] (public.b -> public.b2)") || !strings.Contains(err.Error(), "b2_n_times_ten_check") {
 		t.Fatalf("Run = %v; want an error naming the entry and the constraint\n%s", err, logs.String())
 	}
-	t.Logf("the error: %v", err)
 	if got := query(t, e.Tgt, `SELECT count(*) FROM b2`); got != "(0)" {
 		t.Fatalf("the failed copy left %s rows in b2", got)
 	}
