@@ -194,6 +194,10 @@ func entryStatuses(m *config.Mapping, dir config.Direction, ck checkpoint.State,
 		switch {
 		case ck.Copying:
 			es.State = "copying" // the initial copy, of every entry
+		case len(rows) == 0:
+			// Set up before entry states were kept: the next start records
+			// every entry as streaming, as it has been.
+			es.State = string(checkpoint.Streaming)
 		case !ok:
 			es.State = "new"
 		case r.Phase == checkpoint.Synced && ck.LSN >= r.LSN:

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
@@ -166,8 +165,8 @@ func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, 
 	for _, i := range plan.add {
 		plan.from[m.Tables[i].Name()] = b.slot.ConsistentPoint
 	}
-	err = apply.WithOrigin(ctx, s.write, m.OriginName(dir), func() error {
-		return checkpoint.SetEntries(ctx, s.write, m.Name, dir.String(), checkpoint.Copying, b.slot.ConsistentPoint, b.ids...)
+	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
+		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Copying, b.slot.ConsistentPoint, b.ids...)
 	})
 	if err != nil {
 		b.close()
