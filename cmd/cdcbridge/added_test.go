@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -108,7 +110,15 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			if after := logs.String()[before:]; strings.Contains(after, "an insert met a row already on the target") {
 				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, tail(after, 40))
 			}
-			noCanary(t, logs.String())
+			code, out, _ := run("status", "-c", p, "--json")
+			var st bridge.Status
+			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+				t.Fatalf("status --json: %d %v\n%s", code, err, out)
+			}
+			if es := st.Directions[0].Entries; len(es) != 2 || es[1].Entry != `"public"."b" -> "public"."b"` || (es[1].State != "synced" && es[1].State != "streaming") {
+				t.Fatalf("status --json does not show b's entry synced or streaming:\n%s", out)
+			}
+			noCanary(t, logs.String(), out)
 		})
 	}
 }
