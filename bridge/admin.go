@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +53,27 @@ type DirectionStatus struct {
 	CheckpointUpdated  string `json:"checkpoint_updated_at,omitempty"`
 	LagBytes           int64  `json:"lag_bytes"`
 	LagSinceCheckpoint string `json:"lag_since_checkpoint,omitempty"`
-	Error              string `json:"error,omitempty"`
+	// Entries are the mapping's entries in this direction, in file order,
+	// then those recorded but no longer in the mapping.
+	Entries []EntryStatus `json:"entries,omitempty"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// EntryStatus is where one mapping entry stands in a direction.
+type EntryStatus struct {
+	// Entry names it by the tables it reads and writes in the direction.
+	Entry string `json:"entry"`
+	// State is one of
+	//   - new: in the mapping, not yet started (the next start of the live
+	//     direction copies it; the other direction streams it);
+	//   - copying: its rows are being copied under a snapshot taken at LSN;
+	//   - synced: copied as of LSN; its changes from LSN on are applied,
+	//     and it is streaming once the checkpoint passes LSN;
+	//   - streaming: every change is applied as it arrives;
+	//   - removed: no longer in the mapping; its changes are not applied,
+	//     and the next start forgets it.
+	State string `json:"state"`
+	LSN   string `json:"lsn,omitempty"`
 }
 
 // GetStatus reads the state, slots and checkpoints of both directions.
@@ -161,7 +182,54 @@ func directionStatus(ctx context.Context, m *config.Mapping, dir config.Directio
 		ds.LagBytes = int64(cur - ck.LSN)
 		ds.LagSinceCheckpoint = time.Since(ck.UpdatedAt).Round(time.Second).String()
 	}
+	rows, err := checkpoint.LoadEntries(ctx, write, m.Name, dir.String())
+	if err != nil {
+		ds.Error = m.Redact(err).Error()
+		return ds
+	}
+	ds.Entries = entryStatuses(m, dir, ck, rows)
 	return ds
+}
+
+// entryStatuses says where each entry stands, from its row and the
+// checkpoint: a synced entry that the checkpoint has passed is streaming,
+// though its row says so only from the next start.
+func entryStatuses(m *config.Mapping, dir config.Direction, ck checkpoint.State, rows map[string]checkpoint.Entry) []EntryStatus {
+	ids := entryIDs(m, dir)
+	var out []EntryStatus
+	for _, id := range ids {
+		r, ok := rows[id]
+		es := EntryStatus{Entry: id}
+		switch {
+		case ck.Copying:
+			es.State = "copying" // the initial copy, of every entry
+		case len(rows) == 0:
+			// Set up before entry states were kept: the next start records
+			// every entry as streaming, as it has been.
+			es.State = string(checkpoint.Streaming)
+		case !ok:
+			es.State = "new"
+		case r.Phase == checkpoint.Synced && ck.LSN >= r.LSN:
+			es.State = string(checkpoint.Streaming)
+		default:
+			es.State, es.LSN = string(r.Phase), r.LSN.String()
+		}
+		if es.State == string(checkpoint.Streaming) {
+			es.LSN = ""
+		}
+		out = append(out, es)
+	}
+	var removed []string
+	for id := range rows {
+		if !slices.Contains(ids, id) {
+			removed = append(removed, id)
+		}
+	}
+	slices.Sort(removed)
+	for _, id := range removed {
+		out = append(out, EntryStatus{Entry: id, State: "removed"})
+	}
+	return out
 }
 
 // WriteStatus renders a Status for people.
@@ -200,7 +268,27 @@ func WriteStatus(w io.Writer, st Status) {
 			fmt.Fprintf(w, "; checkpoint %s (%s), lag %d bytes", d.Checkpoint, d.CheckpointState, d.LagBytes)
 		}
 		fmt.Fprintln(w)
+		for _, e := range d.Entries {
+			fmt.Fprintf(w, "    %s: %s\n", e.Entry, describeEntry(e))
+		}
 	}
+}
+
+func describeEntry(e EntryStatus) string {
+	switch e.State {
+	case "new":
+		return "new (copied at the next start of the live direction)"
+	case "copying":
+		if e.LSN == "" {
+			return "copying"
+		}
+		return "copying (snapshot at " + e.LSN + ")"
+	case "synced":
+		return "synced at " + e.LSN + " (streaming once the checkpoint passes it)"
+	case "removed":
+		return "removed from the mapping (no longer applied; forgotten at the next start)"
+	}
+	return e.State
 }
 
 // Cleanup drops what the bridge made for a mapping: both slots and

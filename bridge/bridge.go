@@ -46,6 +46,12 @@ type Options struct {
 	// Mode is Live (apply every change) or Armed (apply nothing; keep the
 	// slot and checkpoint just behind the first foreign write).
 	Mode Mode
+	// Draining marks a Live direction that is not the live one in the
+	// bridge state: the side it reads was live before the last flip and
+	// may still take late writes. It copies no entry added to the mapping
+	// (the live direction's copy fills its side written); it records such
+	// an entry as streaming from its checkpoint.
+	Draining bool
 	// Foreign, if set, is called in Armed mode when the stream holds foreign
 	// writes, with what is known so far.
 	Foreign func(ForeignWrites)
@@ -201,6 +207,9 @@ type setup struct {
 	readCat, writeCat *catalog.Catalog
 	mapper            *transform.Mapper
 	start             pglogrepl.LSN
+	// plan is what the start decided about the mapping's entries (nil on
+	// a first start: every entry starts with the pipeline).
+	plan *entryPlan
 }
 
 func runOnce(ctx context.Context, o Options) (err error) {
@@ -247,6 +256,16 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	if s.start, err = resume(ctx, o, s, readDSN, writeDSN, slot, log); err != nil {
 		return err
 	}
+	// Entries new to the mapping are copied while the others stream (see
+	// entryGate for how the two meet).
+	var bf *backfill
+	if s.plan != nil && len(s.plan.add) > 0 {
+		if bf, err = prepareBackfill(ctx, o, s, s.plan, log); err != nil {
+			return err
+		}
+		defer bf.close()
+	}
+	gate := newEntryGate(s.plan, transform.Specs(m, dir), bf)
 
 	// Extra runtimes for the transform stage (see transformWorkers).
 	mappers := []*transform.Mapper{s.mapper}
@@ -295,7 +314,10 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		defer o.Metrics.Streaming.WithLabelValues(dir.String()).Set(0)
 	}
 	if o.Health != nil && o.Mode == Live {
-		o.Health.SetReady(true)
+		// Not ready while entries are being copied, as during an initial copy.
+		if bf == nil {
+			o.Health.SetReady(true)
+		}
 		defer o.Health.SetReady(false)
 	}
 
@@ -324,6 +346,23 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		cancelStream()
 		cancelApply()
 	}
+	if bf != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A stop abandons the copy (run then returns ctx.Err()): the
+			// next start does it again.
+			if err := bf.run(streamCtx); err != nil {
+				if !errors.Is(err, context.Canceled) {
+					fail(classify(err))
+				}
+				return
+			}
+			if o.Health != nil {
+				o.Health.SetReady(true)
+			}
+		}()
+	}
 	wg.Add(4)
 	go func() {
 		defer wg.Done()
@@ -340,7 +379,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			fail(holdStage(applyCtx, o, events, outs))
 			return
 		}
-		fail(transformStage(applyCtx, o, mappers, events, outs))
+		fail(transformStage(applyCtx, o, mappers, gate, events, outs))
 	}()
 	go func() {
 		defer wg.Done()
@@ -383,8 +422,10 @@ func sideName(dir config.Direction) string {
 
 // transformStage maps every change through the transform. A failure halts
 // (returns it) or, under the skip and deadletter policies, is logged and
-// counted and the change is dropped or recorded.
-func transformStage(ctx context.Context, o Options, mappers []*transform.Mapper, in <-chan change.Event, out chan<- change.Event) error {
+// counted and the change is dropped or recorded. The gate (nil when no entry
+// is being or was lately copied) drops what an entry's copy holds and holds
+// back what must wait for a copy in progress; see entryGate.
+func transformStage(ctx context.Context, o Options, mappers []*transform.Mapper, gate *entryGate, in <-chan change.Event, out chan<- change.Event) error {
 	if len(mappers) == 1 {
 		for ev := range in {
 			var outs []change.Out
@@ -392,7 +433,7 @@ func transformStage(ctx context.Context, o Options, mappers []*transform.Mapper,
 			if ev.Kind == change.EvChange {
 				outs, err = mappers[0].Map(ev.Change)
 			}
-			if done, err := passOn(ctx, o, ev, outs, err, out); done || err != nil {
+			if done, err := passOn(ctx, o, gate, ev, outs, err, out); done || err != nil {
 				return err
 			}
 		}
@@ -408,7 +449,7 @@ func transformStage(ctx context.Context, o Options, mappers []*transform.Mapper,
 			return nil
 		}
 		for i, ev := range c.evs {
-			if done, err := passOn(ctx, o, ev, c.outs[i], c.errs[i], out); done || err != nil {
+			if done, err := passOn(ctx, o, gate, ev, c.outs[i], c.errs[i], out); done || err != nil {
 				return err
 			}
 		}
@@ -416,9 +457,12 @@ func transformStage(ctx context.Context, o Options, mappers []*transform.Mapper,
 	return nil
 }
 
-// passOn applies the error policy to one mapped event and sends it on. It
-// reports done when the stage is to stop.
-func passOn(ctx context.Context, o Options, ev change.Event, outs []change.Out, err error, out chan<- change.Event) (done bool, _ error) {
+// passOn applies the error policy and the gate to one mapped event and
+// sends it on. It reports done when the stage is to stop.
+func passOn(ctx context.Context, o Options, gate *entryGate, ev change.Event, outs []change.Out, err error, out chan<- change.Event) (done bool, _ error) {
+	if ev.Kind == change.EvBegin && !gate.begin(ctx, ev.Txn) {
+		return true, nil
+	}
 	if ev.Kind == change.EvChange {
 		if err != nil && o.rereads.first(err) {
 			return true, &staleCatalog{Err: err}
@@ -453,6 +497,7 @@ func passOn(ctx context.Context, o Options, ev change.Event, outs []change.Out, 
 				return true, &FatalError{Err: fmt.Errorf("%w; nothing at or after this change was applied (on_error: halt); fix the transform and restart", err)}
 			}
 		}
+		outs = gate.filter(ev.Change, outs)
 		ev.Change = nil
 		ev.Outs = outs
 		if len(outs) == 0 {

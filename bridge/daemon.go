@@ -118,6 +118,8 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	}
 
 	var (
+		// live is the direction live in the state, as this daemon follows it.
+		live      = dirOf(st.Live)
 		mu        sync.Mutex
 		pipes     = map[config.Direction]*pipeline{}
 		foreignMu sync.Mutex
@@ -129,6 +131,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		p.lastApplied.Store(time.Now().UnixNano())
 		po := o.Options
 		po.Direction, po.Mode = dir, mode
+		po.Draining = mode == Live && dir != live
 		po.Applied = func(time.Time) { p.lastApplied.Store(time.Now().UnixNano()) }
 		if mode == Armed {
 			po.Foreign = func(fw ForeignWrites) {
@@ -188,7 +191,6 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		p.syncing = true
 		go runSequences(p.ctx, m, dir, o.SequenceEvery, o.Logger)
 	}
-	live := dirOf(st.Live)
 	start(live, Live)
 	if st.Draining == live.Opposite().String() {
 		start(live.Opposite(), Live)

@@ -57,6 +57,13 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 		return 0, &FatalError{Err: err}
 	}
 	log.Info("resuming after the checkpoint", "lsn", start.String(), "slot_confirmed", info.ConfirmedFlushLSN.String())
+	// Only the live direction copies the entries added to the mapping: the
+	// other one's side written is the live side, which the live direction
+	// fills (under a copy origin that this direction's stream skips).
+	backfill := o.Mode == Live && !o.Draining && !o.SkipCopy
+	if s.plan, err = planEntries(ctx, o, s, start, backfill, log); err != nil {
+		return 0, err
+	}
 	return start, nil
 }
 
@@ -82,8 +89,19 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	}
 	// The exported snapshot lives as long as the slot's connection.
 	defer created.Close(context.WithoutCancel(ctx))
-	if err := checkpoint.Create(ctx, s.write, checkpoint.State{Name: m.Name, Direction: dir.String(), LSN: created.ConsistentPoint,
-		SystemID: sysid, Slot: slot, Copying: copying}); err != nil {
+	// Without a copy every entry streams from the consistent point; with
+	// one, the entries are recorded when it is done.
+	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
+		if err := checkpoint.Create(ctx, tx, checkpoint.State{Name: m.Name, Direction: dir.String(), LSN: created.ConsistentPoint,
+			SystemID: sysid, Slot: slot, Copying: copying}); err != nil {
+			return err
+		}
+		if copying {
+			return nil
+		}
+		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, created.ConsistentPoint, entryIDs(m, dir)...)
+	})
+	if err != nil {
 		return 0, classify(err)
 	}
 	log.Info("created the replication slot", "slot", slot, "lsn", created.ConsistentPoint.String(), "initial_copy", copying)
@@ -114,13 +132,27 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	if err != nil {
 		return 0, classify(m.Redact(err))
 	}
-	if err := checkpoint.FinishCopy(ctx, s.write, m.Name, dirName); err != nil {
+	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
+		if err := checkpoint.FinishCopy(ctx, tx, m.Name, dirName); err != nil {
+			return err
+		}
+		return checkpoint.SetEntries(ctx, tx, m.Name, dirName, checkpoint.Synced, created.ConsistentPoint, entryIDs(m, dir)...)
+	})
+	if err != nil {
 		return 0, classify(err)
 	}
 	rate := float64(st.Rows) / max(st.Took.Seconds(), 1e-9)
 	log.Info("initial copy done; streaming from the slot's consistent point", "rows", st.Rows, "written", st.Written,
 		"seconds", st.Took.Seconds(), "rows_per_second", int64(rate), "lsn", created.ConsistentPoint.String())
 	return created.ConsistentPoint, nil
+}
+
+// inTx runs fn in one transaction on conn tagged with the replication
+// origin, as every transaction of the bridge is.
+func inTx(ctx context.Context, conn *pgx.Conn, origin string, fn func(pgx.Tx) error) error {
+	return apply.WithOrigin(ctx, conn, origin, func() error {
+		return pgx.BeginFunc(ctx, conn, fn)
+	})
 }
 
 func writeSideName(dir config.Direction) string {

@@ -15,7 +15,8 @@ import (
 // Schema holds the bridge's own tables on the side it writes to.
 const Schema = "cdcbridge"
 
-// DDL creates the bridge's schema and checkpoint table; it is idempotent.
+// DDL creates the bridge's schema, checkpoint table and table of entry
+// states; it is idempotent.
 const DDL = `
 CREATE SCHEMA IF NOT EXISTS cdcbridge;
 CREATE TABLE IF NOT EXISTS cdcbridge.checkpoint (
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS cdcbridge.checkpoint (
 	updated_at  timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (name, direction)
 );
-ALTER TABLE cdcbridge.checkpoint ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'streaming';`
+ALTER TABLE cdcbridge.checkpoint ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'streaming';` + EntriesDDL
 
 // Statement advances a checkpoint; the applier runs it inside the
 // transaction that carries the changes up to the LSN. Arguments: name,
@@ -133,9 +134,19 @@ func FinishCopy(ctx context.Context, db Execer, name, direction string) error {
 	return nil
 }
 
-// Delete removes a checkpoint (cleanup).
+// Delete removes a checkpoint and the entry states that go with it
+// (cleanup, or an interrupted initial copy): without the checkpoint they
+// mean nothing, and a new first start records them afresh.
 func Delete(ctx context.Context, db Execer, name, direction string) error {
 	var exists bool
+	if err := db.QueryRow(ctx, `SELECT to_regclass('cdcbridge.tables') IS NOT NULL`).Scan(&exists); err != nil {
+		return err
+	}
+	if exists {
+		if _, err := db.Exec(ctx, `DELETE FROM cdcbridge.tables WHERE name = $1 AND direction = $2`, name, direction); err != nil {
+			return fmt.Errorf("deleting the entry states of %s %s: %w", name, direction, err)
+		}
+	}
 	if err := db.QueryRow(ctx, `SELECT to_regclass('cdcbridge.checkpoint') IS NOT NULL`).Scan(&exists); err != nil || !exists {
 		return err
 	}

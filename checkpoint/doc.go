@@ -11,4 +11,10 @@
 //
 // The row also records the replication slot and the system identifier of
 // the source it follows.
+//
+// Beside it, cdcbridge.tables keeps one row per mapping entry and direction
+// (Entry): the LSN from which that entry's changes are applied, and whether
+// its rows are being copied, are copied, or stream. An entry added to a
+// running mapping is copied under a snapshot of its own; its row, written
+// with the copy, tells a restart which of its changes the copy holds.
 package checkpoint

@@ -123,6 +123,34 @@ func (s *CreatedSlot) Close(ctx context.Context) error {
 // A slot that already exists is an error for which IsSlotExists is true. The
 // role needs the REPLICATION attribute (or superuser).
 func CreateSlot(ctx context.Context, replConnString string, name string, exportSnapshot bool) (CreatedSlot, error) {
+	return createSlot(ctx, replConnString, name, exportSnapshot, false)
+}
+
+// CreateTemporarySlot creates a TEMPORARY logical slot for pgoutput that
+// exports a snapshot, for a copy that must meet a stream read from another
+// slot: the rows of a transaction committed before ConsistentPoint are in
+// the snapshot, those of one committed at or after it are not.
+//
+// The slot is never streamed from; it lives only as long as the snapshot,
+// and the server drops it when the connection ends (Close, or a crash of
+// this process), so it needs no cleanup and holds no WAL for long. A slot
+// of that name left by a connection that is going away is waited for.
+func CreateTemporarySlot(ctx context.Context, replConnString string, name string) (CreatedSlot, error) {
+	deadline := time.Now().Add(slotBusyWait)
+	for {
+		s, err := createSlot(ctx, replConnString, name, true, true)
+		if err == nil || !IsSlotExists(err) || time.Now().After(deadline) {
+			return s, err
+		}
+		select {
+		case <-ctx.Done():
+			return CreatedSlot{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func createSlot(ctx context.Context, replConnString string, name string, exportSnapshot, temporary bool) (CreatedSlot, error) {
 	if err := ValidName("slot", name); err != nil {
 		return CreatedSlot{}, err
 	}
@@ -135,7 +163,7 @@ func CreateSlot(ctx context.Context, replConnString string, name string, exportS
 		action = "EXPORT_SNAPSHOT"
 	}
 	res, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
+		pglogrepl.CreateReplicationSlotOptions{Temporary: temporary, Mode: pglogrepl.LogicalReplication, SnapshotAction: action})
 	if err != nil {
 		conn.Close(context.Background())
 		return CreatedSlot{}, fmt.Errorf("creating slot %s: %w", name, err)

@@ -132,3 +132,50 @@ func TestConnectErrorsHidePassword(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTemporarySlotSnapshot: a temporary slot exports a snapshot that holds
+// what committed before its consistent point, and it is gone once Closed.
+func TestTemporarySlotSnapshot(t *testing.T) {
+	t.Parallel()
+	db := newTestDB(t)
+	ctx := ctxT(t)
+	db.exec(t, `CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a SELECT generate_series(1, 10)`)
+	s, err := CreateTemporarySlot(ctx, db.dsn, db.slot("sync"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	if s.SnapshotName == "" || s.ConsistentPoint == 0 {
+		t.Fatalf("CreateTemporarySlot: %+v", s)
+	}
+	var temporary bool
+	if err := db.conn.QueryRow(ctx, `SELECT temporary FROM pg_replication_slots WHERE slot_name = $1`, db.slot("sync")).Scan(&temporary); err != nil || !temporary {
+		t.Fatalf("slot %s: temporary = %v, %v", db.slot("sync"), temporary, err)
+	}
+	db.exec(t, `INSERT INTO a VALUES (11)`)
+	tx, err := db.conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+s.SnapshotName+`'`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM a`).Scan(&n); err != nil || n != 10 {
+		t.Fatalf("rows under the snapshot: %d, %v; want 10", n, err)
+	}
+	tx.Rollback(ctx)
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the temporary slot to go with its connection", 5*time.Second, func() bool {
+		info, err := InspectSlot(ctx, db.conn, db.slot("sync"))
+		return err == nil && !info.Exists
+	})
+	// The name is free again at once for the next one.
+	again, err := CreateTemporarySlot(ctx, db.dsn, db.slot("sync"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Close(ctx)
+}

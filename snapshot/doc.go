@@ -10,4 +10,9 @@
 // transaction per table. Copy does not resume: a copy interrupted part-way
 // is started over by its caller, after emptying the tables it wrote (they
 // were empty when it began).
+//
+// The same copy fills the entries added to a running mapping: the caller
+// gives the tables those entries read, a Mapper of those entries alone, and
+// a Commit hook that records each entry's state in the transaction that
+// writes its rows.
 package snapshot

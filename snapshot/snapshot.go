@@ -40,6 +40,11 @@ type Options struct {
 	// ChunkRows bounds the rows buffered per target table and column set
 	// before they are sent with COPY (default 10000).
 	ChunkRows int
+	// Commit, if set, runs in the transaction that writes a table's rows
+	// (read is the table read), after them and before the commit: what it
+	// writes commits with the rows or not at all. It is called from the
+	// copying goroutines.
+	Commit func(ctx context.Context, tx pgx.Tx, read change.Table) error
 	// Progress, if set, is called now and then and when a table is done,
 	// from the copying goroutines.
 	Progress func(table change.Table, copied, estimated int64)
@@ -267,6 +272,11 @@ func (w *worker) copyTable(ctx context.Context, t change.Table, log *slog.Logger
 	}
 	if err := out.flushAll(ctx); err != nil {
 		return read, written, fmt.Errorf("initial copy of %s: %w", t, err)
+	}
+	if w.o.Commit != nil {
+		if err := w.o.Commit(ctx, wtx, t); err != nil {
+			return read, written, fmt.Errorf("initial copy of %s: %w", t, err)
+		}
 	}
 	if err := wtx.Commit(ctx); err != nil {
 		return read, written, fmt.Errorf("initial copy of %s: committing: %w", t, err)

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+)
+
+// TestKillNineDuringBackfill adds an entry to the mapping of a bridge that
+// has been running, while a writer keeps changing both tables, and kills the
+// daemon with SIGKILL during the new entry's copy: before the copy commits,
+// and after it commits but before the stream has passed the copy's
+// snapshot. After a restart the target equals the source exactly, with
+// nothing missed and nothing applied twice.
+func TestKillNineDuringBackfill(t *testing.T) {
+	bin := buildBinary(t)
+	for _, fp := range []string{"backfill-before-commit", "backfill-copied"} {
+		t.Run(fp, func(t *testing.T) {
+			e := newEnv(t, `
+				CREATE TABLE a (id int PRIMARY KEY, v text);
+				CREATE TABLE b (id int PRIMARY KEY, n int, note text);
+				INSERT INTO b SELECT g, g, 'b' || g FROM generate_series(1, 20000) g;`, `
+				CREATE TABLE a (id int PRIMARY KEY, v text);
+				CREATE TABLE b (id int PRIMARY KEY, n int, note text);`)
+			p := e.mapping(t, "bf", "tables:\n  - source: a\n    target: a\n")
+			var logs pgtest.Buffer
+			d := startDaemon(t, bin, p, &logs)
+			waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=bridge") >= 2 }, &logs)
+
+			conn := pgtest.Connect(t, e.SrcDSN)
+			var stop atomic.Bool
+			var txns atomic.Int64
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; !stop.Load(); i++ {
+					b := &pgx.Batch{}
+					b.Queue("BEGIN")
+					b.Queue(`INSERT INTO a VALUES ($1, 'x')`, i)
+					b.Queue(`INSERT INTO b VALUES ($1, $2, 'during')`, 1000000+i, i)
+					b.Queue(`UPDATE b SET n = n + 1, note = 'moved' WHERE id = $1`, 1+(i*7)%20000)
+					b.Queue(`DELETE FROM b WHERE id = $1`, 2+(i*13)%20000)
+					b.Queue("COMMIT")
+					if err := conn.SendBatch(context.Background(), b).Close(); err != nil {
+						t.Errorf("workload: %v", err)
+						return
+					}
+					txns.Add(1)
+				}
+			}()
+			defer func() { stop.Store(true); wg.Wait() }()
+			waitFor(t, 30*time.Second, func() bool { return txns.Load() > 50 }, &logs)
+			d.stop()
+			// A backlog for the restart: a large transaction, then more of
+			// the writer's. The copy of b commits while the stream is still
+			// behind its snapshot, with changes of b in between that the
+			// copy holds.
+			pgtest.MustExec(t, e.Src, `INSERT INTO a SELECT g, 'backlog' FROM generate_series(10000000, 10300000) g`)
+			n := txns.Load()
+			waitFor(t, 30*time.Second, func() bool { return txns.Load() > n+100 }, &logs)
+
+			p = e.mapping(t, "bf", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
+			d = startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT="+fp)
+			if !d.exited(60 * time.Second) {
+				t.Fatalf("the daemon did not die at %s\n%s", fp, tail(logs.String(), 30))
+			}
+			// What the kill left behind is the case under test.
+			var state, entryLSN, ckpt string
+			e.Tgt.QueryRow(context.Background(), `SELECT state, lsn::text FROM cdcbridge.tables WHERE direction = 'forward' AND entry = '"public"."b" -> "public"."b"'`).Scan(&state, &entryLSN)
+			e.Tgt.QueryRow(context.Background(), `SELECT lsn::text FROM cdcbridge.checkpoint WHERE direction = 'forward'`).Scan(&ckpt)
+			rows := dump(t, e.Tgt, `SELECT count(*) FROM b`)
+			switch fp {
+			case "backfill-before-commit":
+				if state != "copying" || rows != "0\n" {
+					t.Fatalf("killed before the copy committed: entry %q, %s rows in b on the target; want copying and none", state, rows)
+				}
+			case "backfill-copied":
+				s, _ := pglogrepl.ParseLSN(entryLSN)
+				c, _ := pglogrepl.ParseLSN(ckpt)
+				if state != "synced" || rows == "0\n" || c >= s {
+					t.Fatalf("killed after the copy committed: entry %q at %s, checkpoint %s, %s rows in b on the target; want synced, rows, and the checkpoint before the copy's LSN", state, entryLSN, ckpt, rows)
+				}
+			}
+
+			before := len(logs.String())
+			d = startDaemon(t, bin, p, &logs)
+			defer d.stop()
+			n = txns.Load()
+			waitFor(t, 30*time.Second, func() bool { return txns.Load() > n+100 }, &logs)
+			stop.Store(true)
+			wg.Wait()
+			const src, tgt = `SELECT id, n, note FROM b ORDER BY id`, `SELECT id, n, note FROM b ORDER BY id`
+			if !waitForResult(60*time.Second, func() bool {
+				return dump(t, e.Tgt, tgt) == dump(t, e.Src, src) && dump(t, e.Tgt, `SELECT * FROM a ORDER BY id`) == dump(t, e.Src, `SELECT * FROM a ORDER BY id`)
+			}) {
+				t.Fatalf("after a kill -9 at %s the target differs: b %d rows, want %d\n%s", fp,
+					strings.Count(dump(t, e.Tgt, tgt), "\n"), strings.Count(dump(t, e.Src, src), "\n"), tail(logs.String(), 40))
+			}
+			if after := logs.String()[before:]; strings.Contains(after, "an insert met a row already on the target") {
+				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, tail(after, 40))
+			}
+			code, out, _ := run("status", "-c", p, "--json")
+			var st bridge.Status
+			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
+				t.Fatalf("status --json: %d %v\n%s", code, err, out)
+			}
+			if es := st.Directions[0].Entries; len(es) != 2 || es[1].Entry != `"public"."b" -> "public"."b"` || (es[1].State != "synced" && es[1].State != "streaming") {
+				t.Fatalf("status --json does not show b's entry synced or streaming:\n%s", out)
+			}
+			noCanary(t, logs.String(), out)
+		})
+	}
+}
