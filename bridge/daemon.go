@@ -102,6 +102,18 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	if err != nil {
 		return m.Redact(err)
 	}
+	// A flip request that a daemon had begun and not answered belongs to a
+	// daemon that died doing it (this one holds the lock now). The flip is
+	// crash-safe at each step, and one that was recorded is answered; this
+	// one is not, so it did not take effect, and it is not carried out now:
+	// the operator asks again.
+	if st.RequestID > st.AnsweredID && st.ClaimedID >= st.RequestID {
+		log.Warn("a flip request was interrupted by the daemon's stop and is not carried out: ask again", "request", st.RequestID)
+		if err := checkpoint.Answer(ctx, conn, m.Name, st.RequestID, false, interruptedAnswer); err != nil {
+			return m.Redact(err)
+		}
+		st.AnsweredID = st.RequestID
+	}
 	// Without --reverse the daemon follows the recorded direction; with it,
 	// the recorded direction must be reverse, or become it on a mapping that
 	// has never flipped.

@@ -263,6 +263,15 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 			}
 			continue // claimed or answered meanwhile
 		}
+		if time.Now().After(deadline) && st.ClaimedID >= id {
+			// Begun: is the daemon that began it still there?
+			if err := checkpoint.Lock(ctx, state, m.Name, "daemon", 0); err == nil {
+				checkpoint.Answer(context.WithoutCancel(ctx), state, m.Name, id, false, interruptedAnswer)
+				return FlipResult{}, &RetryableError{Err: errors.New("the daemon stopped while carrying out the flip; `cdcbridge status` shows the live direction: ask again once a daemon runs")}
+			} else if !errors.Is(err, checkpoint.ErrLocked) {
+				return FlipResult{}, err
+			}
+		}
 		if time.Now().After(deadline.Add(flipClaimedWait)) {
 			return FlipResult{}, fmt.Errorf("the daemon began the flip but has not finished it within %s; `cdcbridge status` shows its outcome", timeout+flipClaimedWait)
 		}
@@ -273,6 +282,10 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 		}
 	}
 }
+
+// interruptedAnswer answers a flip request whose daemon stopped while
+// carrying it out.
+const interruptedAnswer = "interrupted: the daemon stopped while carrying out this flip, which did not take effect; ask again"
 
 // flipClaimedWait is how much longer than its timeout the flip command
 // waits for a flip that the daemon has begun.

@@ -121,6 +121,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 			return transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
 		},
+		Copied: func(change.Table) { failpoint("initial-copy-table-committed") },
 		Progress: func(t change.Table, copied, estimated int64) {
 			if o.Metrics != nil {
 				o.Metrics.SnapshotRows.WithLabelValues(t.String()).Set(float64(copied))

@@ -45,6 +45,9 @@ type Options struct {
 	// writes commits with the rows or not at all. It is called from the
 	// copying goroutines.
 	Commit func(ctx context.Context, tx pgx.Tx, read change.Table) error
+	// Copied, if set, is called once a table's copy has committed, from
+	// the copying goroutine.
+	Copied func(table change.Table)
 	// Progress, if set, is called now and then and when a table is done,
 	// from the copying goroutines.
 	Progress func(table change.Table, copied, estimated int64)
@@ -283,6 +286,9 @@ func (w *worker) copyTable(ctx context.Context, t change.Table, log *slog.Logger
 	}
 	if w.o.Progress != nil {
 		w.o.Progress(t, read, read)
+	}
+	if w.o.Copied != nil {
+		w.o.Copied(t)
 	}
 	log.Info("copied", "table", t.String(), "rows", read, "written", written)
 	return read, written, nil

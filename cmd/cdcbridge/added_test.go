@@ -122,3 +122,41 @@ func TestKillNineDuringBackfill(t *testing.T) {
 		})
 	}
 }
+
+// TestKillNineDuringInitialCopy kills the daemon after the first table of
+// its initial copy has committed. The restart empties what that attempt
+// wrote (the bridge's own write, under its origin) and copies again; a flip
+// then finds no foreign write on the target, and green keeps every row.
+func TestKillNineDuringInitialCopy(t *testing.T) {
+	bin := buildBinary(t)
+	e := newEnv(t, `
+		CREATE TABLE t1 (id int PRIMARY KEY, v text);
+		CREATE TABLE t2 (id int PRIMARY KEY, v text);
+		INSERT INTO t1 SELECT g, 'a' || g FROM generate_series(1, 5000) g;
+		INSERT INTO t2 SELECT g, 'b' || g FROM generate_series(1, 5000) g;`, `
+		CREATE TABLE t1 (id int PRIMARY KEY, v text);
+		CREATE TABLE t2 (id int PRIMARY KEY, v text);`)
+	p := e.mapping(t, "killcopy", "tables:\n  - source: t1\n    target: t1\n  - source: t2\n    target: t2\n")
+	var logs pgtest.Buffer
+	d := startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT=initial-copy-table-committed")
+	if !d.exited(60 * time.Second) {
+		t.Fatalf("the daemon did not die after a table's copy committed\n%s", tail(logs.String(), 20))
+	}
+	if got := dump(t, e.Tgt, `SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)`); got == "0\n" {
+		t.Fatalf("no table's copy had committed when the daemon died: the test proves nothing\n%s", tail(logs.String(), 20))
+	}
+	d = startDaemon(t, bin, p, &logs)
+	defer d.stop()
+	rows := `SELECT 1, id, v FROM t1 UNION ALL SELECT 2, id, v FROM t2 ORDER BY 1, 2`
+	waitFor(t, 60*time.Second, func() bool { return dump(t, e.Tgt, rows) == dump(t, e.Src, rows) }, &logs)
+
+	code, out, errs := run("flip", "-c", p, "--timeout", "30s")
+	if code != 0 {
+		t.Fatalf("flip after a copy killed and redone: exit %d\n%s%s\n%s", code, out, errs, tail(logs.String(), 30))
+	}
+	if got := dump(t, e.Src, `SELECT count(*) FROM t1`); got != "5000\n" {
+		t.Fatalf("green's t1 holds %s rows after the flip", got)
+	}
+	pgtest.MustExec(t, e.Tgt, `UPDATE t2 SET v = 'blue' WHERE id = 1`)
+	waitFor(t, 30*time.Second, func() bool { return dump(t, e.Src, rows) == dump(t, e.Tgt, rows) }, &logs)
+}
