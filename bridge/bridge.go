@@ -31,7 +31,9 @@ type Options struct {
 	// Metrics and Health may be nil.
 	Metrics *metrics.Metrics
 	Health  *metrics.Health
-	// MaxBackoff caps the wait between restarts after retryable errors.
+	// MaxBackoff caps the wait between restarts after retryable errors
+	// (default 5s: a database that comes back is streamed from within
+	// seconds, and a connection attempt every few seconds costs it nothing).
 	MaxBackoff time.Duration
 	// SkipCopy starts a first run from the new slot's position without the
 	// initial copy: for a target that already holds the rows.
@@ -64,6 +66,8 @@ type Options struct {
 	upserts *apply.Upserts
 	// rereads: the failures for which the catalogs were read again.
 	rereads *rereads
+	// report is filled in by a run for Run (see backoff).
+	report *runReport
 }
 
 // Mode says what a pipeline does with the changes it reads.
@@ -129,7 +133,7 @@ func Run(ctx context.Context, o Options) error {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 30 * time.Second
+		o.MaxBackoff = 5 * time.Second
 	}
 	if o.LockWait == 0 {
 		o.LockWait = 15 * time.Second
@@ -142,11 +146,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		o.Metrics.Direction.WithLabelValues(o.Direction.String()).Set(live)
 	}
-	backoff := 500 * time.Millisecond
 	o.upserts = &apply.Upserts{}
 	o.rereads = &rereads{}
+	var wait backoff
 	for {
-		started := time.Now()
+		o.report = &runReport{}
 		err := runOnce(ctx, o)
 		if ctx.Err() != nil {
 			return nil
@@ -169,20 +173,59 @@ func Run(ctx context.Context, o Options) error {
 		if !Retryable(err) {
 			return err
 		}
-		if time.Since(started) > time.Minute {
-			backoff = 500 * time.Millisecond
-		}
-		log.Warn("pipeline stopped; restarting from the checkpoint", "error", err.Error(), "retry_in", backoff.String())
+		wait.ran(o.report)
+		d := wait.next(o.MaxBackoff)
+		log.Warn("pipeline stopped; restarting from the checkpoint", "error", err.Error(), "retry_in", d.Round(time.Millisecond).String())
 		if o.Metrics != nil {
 			o.Metrics.Restarts.WithLabelValues(o.Direction.String()).Inc()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(d):
 		}
-		backoff = min(backoff*2, o.MaxBackoff)
 	}
+}
+
+// runReport is what Run learns from one run of the pipeline.
+type runReport struct {
+	streamed atomic.Int64 // when the stream came up (unix ns), 0 if it never did
+	applied  atomic.Bool  // the checkpoint moved: changes were applied
+}
+
+// backoff spaces the restarts of a pipeline. The wait doubles from
+// firstRetry up to the cap while the pipeline fails before streaming (a
+// database that is down), and starts again from firstRetry once a run has
+// streamed and either applied changes or streamed for stableStream: a fault
+// after any stretch of healthy streaming costs a fraction of a second plus
+// the time the database needs, whatever came before it. A run that fails
+// soon after it came up without applying anything (an error that recurs at
+// every start) does not reset it, so such a loop is not let spin. Each wait
+// is jittered, so that the two directions and several daemons do not retry
+// in step.
+type backoff struct{ d time.Duration }
+
+const (
+	firstRetry   = 500 * time.Millisecond
+	stableStream = 2 * time.Second
+)
+
+// ran takes in how the last run went.
+func (b *backoff) ran(r *runReport) {
+	at := r.streamed.Load()
+	if at != 0 && (r.applied.Load() || time.Since(time.Unix(0, at)) >= stableStream) {
+		b.d = 0
+	}
+}
+
+// next returns the wait before the next start.
+func (b *backoff) next(limit time.Duration) time.Duration {
+	if b.d == 0 {
+		b.d = firstRetry
+	} else {
+		b.d = min(2*b.d, limit)
+	}
+	return jitter(b.d)
 }
 
 // Connect opens a normal connection to a side, with errors that name the
@@ -302,6 +345,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Slot:        slot,
 		Publication: pub,
 		SkipOrigin:  m.OwnsOrigin,
+		OnStart:     func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
 		Logger:      o.Logger,
 	})
 
@@ -399,6 +443,9 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		monitor(streamCtx, o, s.read, slot, applier)
 	}()
 	wg.Wait()
+	if applier.Flushed() > s.start {
+		o.report.applied.Store(true)
+	}
 	if firstErr == nil && ctx.Err() == nil {
 		return errors.New("the pipeline stopped without an error")
 	}

@@ -50,6 +50,10 @@ type StreamConfig struct {
 	// checkpoints. Changes committed before Run has created the slot are not
 	// streamed. A slot of that name must not exist (IsSlotExists).
 	TemporarySlot bool
+	// OnStart, when set, is called once the server has accepted
+	// START_REPLICATION, from Run's goroutine, with the position streamed
+	// from: the moment the stream is up again after a fault.
+	OnStart func(start pglogrepl.LSN)
 	// Logger receives the stream's logs (with component=replication); nil
 	// discards them.
 	Logger *slog.Logger
@@ -167,6 +171,9 @@ func (s *Stream) Run(ctx context.Context, start pglogrepl.LSN, events chan<- cha
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.cfg.Slot, start, err)
 	}
 	s.log.Info("streaming", "lsn", start, "publication", s.cfg.Publication)
+	if s.cfg.OnStart != nil {
+		s.cfg.OnStart(start)
+	}
 
 	dec := NewDecoder(s.cfg.SkipOrigin)
 	dec.pos = start
