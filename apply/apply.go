@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -582,8 +581,8 @@ func (a *Applier) sent() <-chan error {
 // exec runs a batch and reads its results, on the sender's goroutine.
 func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 	br := a.conn.SendBatch(ctx, b)
-	var firstErr error
-	for _, it := range items {
+	failed, failErr := -1, error(nil)
+	for i, it := range items {
 		if it.kind == "walend" {
 			var text string
 			if err := br.QueryRow().Scan(&text); err == nil {
@@ -593,12 +592,8 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 		}
 		tag, err := br.Exec()
 		if err != nil {
-			if firstErr == nil {
-				firstErr = a.explain(it, err)
-				if r := it.run; it.kind == "rows" && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
-					a.cfg.Upserts.Add(r.table)
-					firstErr = &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Err: err}
-				}
+			if failed < 0 {
+				failed, failErr = i, err
 			}
 			continue
 		}
@@ -618,77 +613,34 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 			}
 		}
 	}
-	if err := br.Close(); err != nil && firstErr == nil {
-		firstErr = fmt.Errorf("applying to the target: %w", err)
+	closeErr := br.Close()
+	if failed >= 0 {
+		return a.failure(ctx, b, items, failed, failErr)
 	}
-	if firstErr != nil {
-		return firstErr
+	if closeErr != nil {
+		return fmt.Errorf("applying to the target: %w", closeErr)
 	}
 	return nil
 }
 
-// Error is an apply failure with where it happened.
-type Error struct {
-	Entry string
-	Table change.Table
-	Op    change.Op
-	Key   string
-	LSN   pglogrepl.LSN
-	Err   error
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "applying %s to %s", e.Op, e.Table)
-	if e.Entry != "" {
-		fmt.Fprintf(&b, " (mapping %s)", e.Entry)
+// failure explains the first statement of a batch that failed, once the
+// batch is closed and the connection free again. The target transaction
+// is aborted by then: nothing of it can commit.
+func (a *Applier) failure(ctx context.Context, b *pgx.Batch, items []item, failed int, err error) error {
+	it := items[failed]
+	row := -1
+	if it.kind == "rows" {
+		row = a.findRow(ctx, b, items, failed, err)
 	}
-	if e.Key != "" {
-		fmt.Fprintf(&b, " key %s", e.Key)
+	if r := it.run; it.kind == "rows" && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
+		a.cfg.Upserts.Add(r.table)
+		c := &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Err: err}
+		if row >= 0 {
+			c.Key, c.LSN = r.rowKey(row), r.lsns[row]
+		}
+		return c
 	}
-	if e.LSN != 0 {
-		fmt.Fprintf(&b, " at source LSN %s", e.LSN)
-	}
-	fmt.Fprintf(&b, ": %v", e.Err)
-	return b.String()
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-func (a *Applier) explain(it item, err error) error {
-	switch it.kind {
-	case "rows":
-		r := it.run
-		key := r.firstKey
-		if r.n > 1 {
-			key += fmt.Sprintf(" (first of %d rows in the statement)", r.n)
-		}
-		return &Error{Entry: r.entry, Table: r.table, Op: r.op, Key: key, LSN: r.lsn, Err: err}
-	case "truncate":
-		e := &Error{Table: it.trunc[0], Op: change.Truncate, Err: err}
-		var pg *pgconn.PgError
-		if errors.As(err, &pg) && pg.Code == pgerrcode.FeatureNotSupported && pg.Detail != "" {
-			// A table outside the mapping references one of these: the
-			// bridge never cascades into it.
-			e.Err = fmt.Errorf("%w: %s; the bridge empties only mapped tables and never cascades into others on the side written: map that table too, or drop its foreign key", err, pg.Detail)
-		}
-		if len(it.trunc) > 1 {
-			names := make([]string, len(it.trunc))
-			for i, t := range it.trunc {
-				names[i] = t.String()
-			}
-			e.Key = "tables " + strings.Join(names, ", ")
-		}
-		return e
-	case "origin":
-		return fmt.Errorf("tagging the transaction with replication origin %s: %w", a.cfg.Origin, err)
-	case "checkpoint":
-		if strings.Contains(err.Error(), "checkpoint rows updated") {
-			return &checkpointMissingError{name: a.cfg.Name, direction: a.cfg.Direction, err: err}
-		}
-		return fmt.Errorf("writing the checkpoint: %w", err)
-	}
-	return fmt.Errorf("applying to the target (%s): %w", it.kind, err)
+	return a.explain(it, err, row)
 }
 
 // run is a growing statement: rows of one op, table and column set.
@@ -709,6 +661,8 @@ type run struct {
 	entry    string
 	lsn      pglogrepl.LSN
 	firstKey string
+	// lsns holds the LSN of each row's change, in the order of params.
+	lsns []pglogrepl.LSN
 }
 
 func (a *Applier) add(o *change.Out) error {
@@ -827,6 +781,7 @@ func (a *Applier) add(o *change.Out) error {
 			p++
 		}
 	}
+	r.lsns = append(r.lsns, o.LSN)
 	r.n++
 	a.queued++
 	return nil

@@ -34,6 +34,16 @@ CREATE TABLE bag (n int, j json, p point, c char(3), id int GENERATED ALWAYS AS 
 CREATE TABLE parted (a int, b text) PARTITION BY LIST (a);
 CREATE TABLE parted1 PARTITION OF parted FOR VALUES IN (1);
 CREATE TABLE parted2 PARTITION OF parted FOR VALUES IN (2);
+CREATE TABLE checked (id int PRIMARY KEY, qty int NOT NULL CHECK (qty > 0), note text UNIQUE);
+CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.note = 'keep' THEN
+		RAISE EXCEPTION 'row % is kept', OLD.id;
+	END IF;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER keep BEFORE DELETE ON checked FOR EACH ROW EXECUTE FUNCTION keep();
+ALTER TABLE checked ENABLE ALWAYS TRIGGER keep;
 `
 
 type harness struct {
@@ -49,8 +59,11 @@ var order = change.Table{Schema: "Shop Schema", Name: "Order"}
 var items = change.Table{Schema: "public", Name: "items"}
 var bag = change.Table{Schema: "public", Name: "bag"}
 var parted = change.Table{Schema: "public", Name: "parted"}
+var checked = change.Table{Schema: "public", Name: "checked"}
 
-func newHarness(t *testing.T, start pglogrepl.LSN) *harness {
+// newHarness starts an applier on a fresh database with the tables of
+// schema; opts change its Config.
+func newHarness(t *testing.T, start pglogrepl.LSN, opts ...func(*Config)) *harness {
 	dsn := pgtest.Target(t).NewDB(t)
 	conn := pgtest.Connect(t, dsn)
 	q := pgtest.Connect(t, dsn)
@@ -59,11 +72,15 @@ func newHarness(t *testing.T, start pglogrepl.LSN) *harness {
 	if err := checkpoint.Create(ctx, q, checkpoint.State{Name: "t", Direction: "forward", LSN: start, SystemID: "1", Slot: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.Load(ctx, q, []change.Table{order, items, bag, parted})
+	cat, err := catalog.Load(ctx, q, []change.Table{order, items, bag, parted, checked})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := New(conn, Config{Name: "t", Direction: "forward", Origin: "cdcbridge_t_forward", Catalog: cat, MaxRows: 3, IdleCheckpoint: 50 * time.Millisecond, IdleBytes: 1 << 30}, start)
+	cfg := Config{Name: "t", Direction: "forward", Origin: "cdcbridge_t_forward", Catalog: cat, MaxRows: 3, IdleCheckpoint: 50 * time.Millisecond, IdleBytes: 1 << 30}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a := New(conn, cfg, start)
 	if err := a.Prepare(ctx); err != nil {
 		t.Fatal(err)
 	}

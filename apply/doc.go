@@ -21,6 +21,12 @@
 // keep PostgreSQL's text form end to end. Statements are pipelined with
 // pgx.Batch: a small target transaction costs one round trip.
 //
+// A statement of several rows that the server rejects for a row's values
+// (a CHECK, NOT NULL or unique violation, a value out of range, a trigger
+// that raises) is reported with the row it rejected: once the target
+// transaction is rolled back, the statement's rows are tried one by one in
+// a transaction that is always rolled back (see Error).
+//
 // An insert is an upsert on the target key in effect, but not in every
 // statement: the server spends about half as much again on INSERT ... ON
 // CONFLICT as on a plain INSERT, and the stream's inserts meet a row on the
