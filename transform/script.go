@@ -161,7 +161,7 @@ func consoleString(v goja.Value) string {
 		return s
 	}
 	if o, ok := v.(*goja.Object); ok && o.ClassName() != "Error" && o.ClassName() != "Function" {
-		if b, err := appendJSON(nil, v, nil, 0); err == nil {
+		if b, err := appendJSON(nil, v, nil, 0, nil); err == nil {
 			return string(b)
 		}
 	}
