@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
@@ -16,10 +17,13 @@ import (
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
-// Status is where everything of a mapping stands.
+// Status is where everything of a mapping stands, as far as it could be
+// read. Errors says what could not be read, each naming the side; a part
+// that could not be read is "unknown" or left at its zero value, never
+// guessed.
 type Status struct {
 	Mapping    string            `json:"mapping"`
-	Live       string            `json:"live"`
+	Live       string            `json:"live"` // "unknown" when the state could not be read
 	FlipLSN    string            `json:"flip_lsn,omitempty"`
 	FlippedAt  *time.Time        `json:"flipped_at,omitempty"`
 	Draining   string            `json:"draining,omitempty"`
@@ -27,6 +31,7 @@ type Status struct {
 	LastAnswer string            `json:"last_flip_answer,omitempty"`
 	Foreign    *ForeignStatus    `json:"foreign_writes,omitempty"`
 	Directions []DirectionStatus `json:"directions"`
+	Errors     []string          `json:"errors,omitempty"`
 }
 
 // ForeignStatus reports writes that the side not live took.
@@ -37,10 +42,14 @@ type ForeignStatus struct {
 	FirstAt  time.Time `json:"first_at"`
 }
 
-// DirectionStatus is one direction's slot, checkpoint and lag.
+// DirectionStatus is one direction's slot, checkpoint and lag. The slot and
+// the current position are read on the side read, the checkpoint and the
+// entries on the side written. When SlotError is set the slot fields and
+// the lag are zero because they are unknown; when CheckpointError is set,
+// so are the checkpoint fields and the entries.
 type DirectionStatus struct {
 	Direction          string `json:"direction"`
-	Mode               string `json:"mode"`
+	Mode               string `json:"mode"` // live, armed, draining, or unknown when the state could not be read
 	Reads              string `json:"reads"`
 	Slot               string `json:"slot"`
 	SlotExists         bool   `json:"slot_exists"`
@@ -56,7 +65,11 @@ type DirectionStatus struct {
 	// Entries are the mapping's entries in this direction, in file order,
 	// then those recorded but no longer in the mapping.
 	Entries []EntryStatus `json:"entries,omitempty"`
-	Error   string        `json:"error,omitempty"`
+	// SlotError says why the side read could not be read,
+	// CheckpointError why the side written could not; Error joins them.
+	SlotError       string `json:"slot_error,omitempty"`
+	CheckpointError string `json:"checkpoint_error,omitempty"`
+	Error           string `json:"error,omitempty"`
 }
 
 // EntryStatus is where one mapping entry stands in a direction.
@@ -76,47 +89,89 @@ type EntryStatus struct {
 	LSN   string `json:"lsn,omitempty"`
 }
 
-// GetStatus reads the state, slots and checkpoints of both directions.
+// GetStatus reads the state, slots and checkpoints of both directions. It
+// reads all it can: a side that cannot be reached or a part that cannot be
+// read is left unknown in the Status, which says so in its Errors. The
+// error returned joins those errors; it is nil only when the Status is
+// complete.
 func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
-	st := Status{Mapping: m.Name, Live: "forward (never run)"}
-	state, err := Connect(ctx, m.Target.DSN, "target")
-	if err != nil {
-		return st, err
+	st := Status{Mapping: m.Name, Live: "unknown"}
+	var errs []error
+	conns := map[string]*pgx.Conn{}
+	for _, side := range []struct {
+		name string
+		dsn  config.DSN
+	}{{"source", m.Source.DSN}, {"target", m.Target.DSN}} {
+		conn, err := Connect(ctx, side.dsn, side.name)
+		if err != nil {
+			errs = append(errs, m.Redact(err))
+			continue
+		}
+		defer conn.Close(context.Background())
+		conns[side.name] = conn
 	}
-	defer state.Close(context.Background())
-	bs, err := checkpoint.LoadState(ctx, state, m.Name)
-	switch {
-	case errors.Is(err, checkpoint.ErrNoState):
-	case err != nil:
-		return st, err
-	default:
-		st.Live = bs.Live
-		if bs.FlipLSN != 0 {
-			st.FlipLSN = bs.FlipLSN.String()
-			t := bs.FlippedAt
-			st.FlippedAt = &t
-		}
-		st.Draining = bs.Draining
-		if bs.RequestID > bs.AnsweredID {
-			switch {
-			case bs.ClaimedID >= bs.RequestID:
-				st.Pending = fmt.Sprintf("to %s (%s), being carried out", bs.Request, policyName(bs.RequestPolicy))
-			case !bs.RequestExpires.IsZero() && time.Now().After(bs.RequestExpires):
-				st.Pending = fmt.Sprintf("to %s (%s), expired at %s: it will not be carried out", bs.Request, policyName(bs.RequestPolicy), bs.RequestExpires.UTC().Format(time.RFC3339))
-			default:
-				st.Pending = fmt.Sprintf("to %s (%s)", bs.Request, policyName(bs.RequestPolicy))
-			}
-		}
-		st.LastAnswer = bs.Answer
-		if bs.ForeignTxns > 0 {
-			side, _ := sideNames(dirOf(bs.ForeignDir))
-			st.Foreign = &ForeignStatus{Side: side, Txns: bs.ForeignTxns, FirstLSN: bs.FirstForeignLSN.String(), FirstAt: bs.FirstForeignAt}
+	stateKnown := false
+	if state := conns["target"]; state != nil {
+		if err := readState(ctx, state, m.Name, &st); err != nil {
+			errs = append(errs, fmt.Errorf("reading the bridge state on the target: %w", m.Redact(err)))
+		} else {
+			stateKnown = true
 		}
 	}
 	for _, dir := range []config.Direction{config.Forward, config.Reverse} {
-		st.Directions = append(st.Directions, directionStatus(ctx, m, dir, strings.HasPrefix(st.Live, dir.String()), st.Draining == dir.String()))
+		mode := "unknown"
+		if stateKnown {
+			mode = "armed"
+			if strings.HasPrefix(st.Live, dir.String()) {
+				mode = "live"
+			} else if st.Draining == dir.String() {
+				mode = "draining"
+			}
+		}
+		readSide, writeSide := sideNames(dir)
+		ds, derrs := directionStatus(ctx, m, dir, mode, conns[readSide], conns[writeSide])
+		st.Directions = append(st.Directions, ds)
+		errs = append(errs, derrs...)
 	}
-	return st, nil
+	for _, err := range errs {
+		st.Errors = append(st.Errors, err.Error())
+	}
+	return st, errors.Join(errs...)
+}
+
+// readState fills in what the bridge state on the target says.
+func readState(ctx context.Context, state *pgx.Conn, name string, st *Status) error {
+	bs, err := checkpoint.LoadState(ctx, state, name)
+	if errors.Is(err, checkpoint.ErrNoState) {
+		st.Live = "forward (never run)"
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st.Live = bs.Live
+	if bs.FlipLSN != 0 {
+		st.FlipLSN = bs.FlipLSN.String()
+		t := bs.FlippedAt
+		st.FlippedAt = &t
+	}
+	st.Draining = bs.Draining
+	if bs.RequestID > bs.AnsweredID {
+		switch {
+		case bs.ClaimedID >= bs.RequestID:
+			st.Pending = fmt.Sprintf("to %s (%s), being carried out", bs.Request, policyName(bs.RequestPolicy))
+		case !bs.RequestExpires.IsZero() && time.Now().After(bs.RequestExpires):
+			st.Pending = fmt.Sprintf("to %s (%s), expired at %s: it will not be carried out", bs.Request, policyName(bs.RequestPolicy), bs.RequestExpires.UTC().Format(time.RFC3339))
+		default:
+			st.Pending = fmt.Sprintf("to %s (%s)", bs.Request, policyName(bs.RequestPolicy))
+		}
+	}
+	st.LastAnswer = bs.Answer
+	if bs.ForeignTxns > 0 {
+		side, _ := sideNames(dirOf(bs.ForeignDir))
+		st.Foreign = &ForeignStatus{Side: side, Txns: bs.ForeignTxns, FirstLSN: bs.FirstForeignLSN.String(), FirstAt: bs.FirstForeignAt}
+	}
+	return nil
 }
 
 func policyName(p string) string {
@@ -129,66 +184,62 @@ func policyName(p string) string {
 	return "no target writes expected"
 }
 
-func directionStatus(ctx context.Context, m *config.Mapping, dir config.Direction, live, draining bool) DirectionStatus {
-	readDSN, writeDSN := sides(m, dir)
+// directionStatus reads a direction's slot and position on read and its
+// checkpoint and entries on write; a nil connection is a side that could
+// not be reached, which GetStatus has reported already. The errors it
+// returns name the direction and the side.
+func directionStatus(ctx context.Context, m *config.Mapping, dir config.Direction, mode string, read, write *pgx.Conn) (DirectionStatus, []error) {
 	readSide, writeSide := sideNames(dir)
-	ds := DirectionStatus{Direction: dir.String(), Mode: "armed", Reads: readSide, Slot: m.SlotName(dir)}
-	if live {
-		ds.Mode = "live"
-	} else if draining {
-		ds.Mode = "draining"
+	ds := DirectionStatus{Direction: dir.String(), Mode: mode, Reads: readSide, Slot: m.SlotName(dir)}
+	var errs []error
+	fail := func(side string, err error) string {
+		err = m.Redact(err)
+		errs = append(errs, fmt.Errorf("%s direction: on the %s: %w", dir, side, err))
+		return err.Error()
 	}
-	read, err := Connect(ctx, readDSN, readSide)
-	if err != nil {
-		ds.Error = m.Redact(err).Error()
-		return ds
+	var cur pglogrepl.LSN
+	if read == nil {
+		ds.SlotError = "the " + readSide + " could not be reached"
+	} else if info, err := replication.InspectSlot(ctx, read, ds.Slot); err != nil {
+		ds.SlotError = fail(readSide, err)
+	} else if cur, err = replication.CurrentLSN(ctx, read); err != nil {
+		ds.SlotError = fail(readSide, err)
+	} else {
+		ds.SlotExists, ds.SlotActive, ds.SlotWALStatus, ds.RetainedWALBytes = info.Exists, info.Active, info.WALStatus, info.RetainedBytes
+		if info.Exists {
+			ds.SlotConfirmed = info.ConfirmedFlushLSN.String()
+		}
 	}
-	defer read.Close(context.Background())
-	info, err := replication.InspectSlot(ctx, read, ds.Slot)
-	if err != nil {
-		ds.Error = m.Redact(err).Error()
-		return ds
+	if write == nil {
+		ds.CheckpointError = "the " + writeSide + " could not be reached"
+	} else if ck, err := checkpoint.Load(ctx, write, m.Name, dir.String()); errors.Is(err, checkpoint.ErrNone) {
+		// Never run in this direction: no checkpoint, no entries.
+	} else if err != nil {
+		ds.CheckpointError = fail(writeSide, err)
+	} else if rows, err := checkpoint.LoadEntries(ctx, write, m.Name, dir.String()); err != nil {
+		ds.CheckpointError = fail(writeSide, err)
+	} else {
+		ds.Checkpoint = ck.LSN.String()
+		ds.CheckpointState = "streaming"
+		if ck.Copying {
+			ds.CheckpointState = "copying"
+		}
+		ds.CheckpointUpdated = ck.UpdatedAt.UTC().Format(time.RFC3339)
+		// The lag needs the position on the side read.
+		if ds.SlotError == "" && cur > ck.LSN {
+			ds.LagBytes = int64(cur - ck.LSN)
+			ds.LagSinceCheckpoint = time.Since(ck.UpdatedAt).Round(time.Second).String()
+		}
+		ds.Entries = entryStatuses(m, dir, ck, rows)
 	}
-	ds.SlotExists, ds.SlotActive, ds.SlotWALStatus, ds.RetainedWALBytes = info.Exists, info.Active, info.WALStatus, info.RetainedBytes
-	if info.Exists {
-		ds.SlotConfirmed = info.ConfirmedFlushLSN.String()
+	var parts []string
+	for _, e := range []string{ds.SlotError, ds.CheckpointError} {
+		if e != "" {
+			parts = append(parts, e)
+		}
 	}
-	cur, err := replication.CurrentLSN(ctx, read)
-	if err != nil {
-		ds.Error = m.Redact(err).Error()
-		return ds
-	}
-	write, err := Connect(ctx, writeDSN, writeSide)
-	if err != nil {
-		ds.Error = m.Redact(err).Error()
-		return ds
-	}
-	defer write.Close(context.Background())
-	ck, err := checkpoint.Load(ctx, write, m.Name, dir.String())
-	if errors.Is(err, checkpoint.ErrNone) {
-		return ds
-	}
-	if err != nil {
-		ds.Error = m.Redact(err).Error()
-		return ds
-	}
-	ds.Checkpoint = ck.LSN.String()
-	ds.CheckpointState = "streaming"
-	if ck.Copying {
-		ds.CheckpointState = "copying"
-	}
-	ds.CheckpointUpdated = ck.UpdatedAt.UTC().Format(time.RFC3339)
-	if cur > ck.LSN {
-		ds.LagBytes = int64(cur - ck.LSN)
-		ds.LagSinceCheckpoint = time.Since(ck.UpdatedAt).Round(time.Second).String()
-	}
-	rows, err := checkpoint.LoadEntries(ctx, write, m.Name, dir.String())
-	if err != nil {
-		ds.Error = m.Redact(err).Error()
-		return ds
-	}
-	ds.Entries = entryStatuses(m, dir, ck, rows)
-	return ds
+	ds.Error = strings.Join(parts, "; ")
+	return ds, errs
 }
 
 // entryStatuses says where each entry stands, from its row and the
@@ -239,6 +290,10 @@ func WriteStatus(w io.Writer, st Status) {
 		fmt.Fprintf(w, " since flip point %s (%s)", st.FlipLSN, st.FlippedAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintln(w)
+	// What could not be read, once; below it is "unknown".
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "  ERROR: %s\n", e)
+	}
 	if st.Draining != "" {
 		fmt.Fprintf(w, "  %s is draining what still arrives on the side that was live\n", st.Draining)
 	}
@@ -252,9 +307,8 @@ func WriteStatus(w io.Writer, st Status) {
 	for _, d := range st.Directions {
 		fmt.Fprintf(w, "  %-7s %-8s reads the %s; slot %s", d.Direction, d.Mode, d.Reads, d.Slot)
 		switch {
-		case d.Error != "":
-			fmt.Fprintf(w, ": %s\n", d.Error)
-			continue
+		case d.SlotError != "":
+			fmt.Fprint(w, " unknown")
 		case !d.SlotExists:
 			fmt.Fprint(w, " (none)")
 		default:
@@ -264,7 +318,12 @@ func WriteStatus(w io.Writer, st Status) {
 			}
 			fmt.Fprintf(w, " %s, confirmed %s, retains %d bytes of WAL (%s)", active, d.SlotConfirmed, d.RetainedWALBytes, d.SlotWALStatus)
 		}
-		if d.Checkpoint != "" {
+		switch {
+		case d.CheckpointError != "":
+			fmt.Fprint(w, "; checkpoint unknown")
+		case d.Checkpoint != "" && d.SlotError != "":
+			fmt.Fprintf(w, "; checkpoint %s (%s), lag unknown", d.Checkpoint, d.CheckpointState)
+		case d.Checkpoint != "":
 			fmt.Fprintf(w, "; checkpoint %s (%s), lag %d bytes", d.Checkpoint, d.CheckpointState, d.LagBytes)
 		}
 		fmt.Fprintln(w)

@@ -91,6 +91,10 @@
 // or ArrayBuffer, date and time types from strings or Dates (UTC, with
 // milliseconds), json from any JSON-able value, arrays from arrays, and
 // every other type from strings.
+// A string that holds a lone surrogate (half of a UTF-16 pair, as slicing
+// through an emoji leaves) is an error wherever it would be written, inside
+// a json value or an array too: UTF-8 text cannot hold it, and writing
+// U+FFFD in its place would change the value without a word.
 //
 // A returned value that is deeply equal to the value handed to the script
 // under the same column name (and of a type that maps the same way) is

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -157,7 +158,7 @@ func jsonSame(v goja.Value, n *jnode, depth int) bool {
 		return ok && b == n.b
 	case 's':
 		s, ok := prim(v).(string)
-		return ok && s == n.s
+		return ok && s == n.s && loneSurrogate(v, s) < 0
 	case 'd':
 		switch p := prim(v).(type) {
 		case int64:
@@ -227,7 +228,12 @@ func skippedInJSON(v goja.Value) bool {
 // number keeps the literal of orig (the document the script was given, at the
 // same path) when JavaScript cannot tell them apart, NaN and Infinity are
 // errors instead of null, and a BigInt is written as its digits.
-func appendJSON(buf []byte, v goja.Value, orig *jnode, depth int) ([]byte, error) {
+//
+// strict is set when the JSON is to be stored rather than logged: a lone
+// surrogate is then an error, in a string and, through strict itself, which
+// sees an object's member names as JavaScript has them, in a member name.
+// Otherwise it is written as U+FFFD.
+func appendJSON(buf []byte, v goja.Value, orig *jnode, depth int, strict func(*goja.Object) error) ([]byte, error) {
 	if depth > maxJSONDepth {
 		return nil, errors.New("nested too deeply (a cycle?)")
 	}
@@ -244,6 +250,11 @@ func appendJSON(buf []byte, v goja.Value, orig *jnode, depth int) ([]byte, error
 	case bool:
 		return strconv.AppendBool(buf, p), nil
 	case string:
+		if strict != nil {
+			if err := checkSurrogates(v, p); err != nil {
+				return nil, err
+			}
+		}
 		return appendJSONString(buf, p), nil
 	case int64:
 		return strconv.AppendInt(buf, p, 10), nil
@@ -273,7 +284,7 @@ func appendJSON(buf []byte, v goja.Value, orig *jnode, depth int) ([]byte, error
 				continue
 			}
 			var err error
-			if buf, err = appendJSON(buf, e, orig.elem(i), depth+1); err != nil {
+			if buf, err = appendJSON(buf, e, orig.elem(i), depth+1, strict); err != nil {
 				return nil, err
 			}
 		}
@@ -289,7 +300,18 @@ func appendJSON(buf []byte, v goja.Value, orig *jnode, depth int) ([]byte, error
 	}
 	buf = append(buf, '{')
 	first := true
-	for _, k := range o.Keys() {
+	keys := o.Keys()
+	if strict != nil {
+		for _, k := range keys {
+			if strings.ContainsRune(k, utf8.RuneError) {
+				if err := strict(o); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	for _, k := range keys {
 		mv := o.Get(k)
 		if skippedInJSON(mv) {
 			continue
@@ -301,7 +323,7 @@ func appendJSON(buf []byte, v goja.Value, orig *jnode, depth int) ([]byte, error
 		buf = appendJSONString(buf, k)
 		buf = append(buf, ':')
 		var err error
-		if buf, err = appendJSON(buf, mv, orig.member(k), depth+1); err != nil {
+		if buf, err = appendJSON(buf, mv, orig.member(k), depth+1, strict); err != nil {
 			return nil, err
 		}
 	}

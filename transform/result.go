@@ -64,7 +64,13 @@ func (m *Mapper) script(e *entry, ri *relInfo, ch *change.Change) ([]change.Out,
 		if errors.As(err, &me) {
 			return nil, me
 		}
-		return nil, m.jsErr(err)
+		// A throw met while Go read the returned value (a getter) is
+		// described here. That may run the script's code again, so it
+		// has a time limit too.
+		if rerr := m.watch.run(func() error { me = m.jsErr(err); return nil }); rerr != nil || me == nil {
+			me = &mapErr{msg: err.Error(), err: err}
+		}
+		return nil, me
 	}
 	return outs, nil
 }

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/big"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 	"github.com/dop251/goja/parser"
@@ -102,15 +106,23 @@ func compileSource(name, src string) (*goja.Program, error) {
 // backward functions (nil where not defined).
 func load(vm *goja.Runtime, prg *goja.Program, path string, timeout time.Duration) (map[string]goja.Callable, error) {
 	var res goja.Value
+	var d jsDesc
 	w := newWatchdog(vm, timeout)
 	defer w.timer.Stop()
 	err := w.run(func() error {
 		var err error
 		res, err = vm.RunProgram(prg)
+		if err != nil {
+			// Within the time limit: describing a thrown object may
+			// run the script's getters.
+			d = describeJSError(err, timeout)
+		}
 		return err
 	})
 	if err != nil {
-		d := describeJSError(err, timeout)
+		if d.msg == "" {
+			d = describeJSError(err, timeout)
+		}
 		msg := fmt.Sprintf("%s: loading transform: %s", path, d.msg)
 		if d.stack != "" {
 			msg += "\n" + d.stack
@@ -161,7 +173,7 @@ func consoleString(v goja.Value) string {
 		return s
 	}
 	if o, ok := v.(*goja.Object); ok && o.ClassName() != "Error" && o.ClassName() != "Function" {
-		if b, err := appendJSON(nil, v, nil, 0); err == nil {
+		if b, err := appendJSON(nil, v, nil, 0, nil); err == nil {
 			return string(b)
 		}
 	}
@@ -246,14 +258,158 @@ func describeJSError(err error, timeout time.Duration) jsDesc {
 	return jsDesc{msg: err.Error()}
 }
 
-func thrown(v goja.Value) string {
-	if v == nil {
+// maxThrown bounds what thrown writes for an object, in bytes.
+const maxThrown = 200
+
+// thrown writes a thrown value for an error message: a string quoted, other
+// primitives as JavaScript prints them (a BigInt with its n), an Error as
+// its toString ("TypeError: boom"), a function by its name, and any other
+// object or array as JSON, cut at maxThrown bytes with an ellipsis. The
+// JSON is JSON.stringify's, except that a BigInt is written as its digits,
+// a reference back to an enclosing object as "[Circular]" and an Error
+// inside as its toString, where JSON.stringify would fail or write {}; and
+// no toJSON method is called (a Date is written as its ISO string).
+//
+// Reading an object may run the script's code (a getter, a toString): a
+// throw there, or the time limit, ends the rendering with what was written
+// so far.
+func thrown(v goja.Value) (s string) {
+	if v == nil || goja.IsUndefined(v) {
 		return "undefined"
 	}
-	if s, ok := prim(v).(string); ok {
-		return fmt.Sprintf("%q", s)
+	switch p := prim(v).(type) {
+	case string:
+		return fmt.Sprintf("%q", p)
+	case *big.Int:
+		return p.String() + "n"
 	}
-	return v.String()
+	o, ok := v.(*goja.Object)
+	if !ok {
+		return v.String() // a number, a boolean, null, a symbol
+	}
+	w := &thrownWriter{}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(error); !ok {
+				panic(r)
+			}
+			if _, ok := r.(runtime.Error); ok {
+				panic(r)
+			}
+			if len(w.buf) == 0 {
+				s = "an object that threw when read"
+			} else {
+				s = w.String() + "... (reading it further threw)"
+			}
+		}
+	}()
+	if _, isFn := goja.AssertFunction(o); isFn {
+		name, _ := prim(o.Get("name")).(string)
+		if name == "" {
+			name = "(anonymous)"
+		}
+		return "function " + name
+	}
+	if o.ClassName() == "Error" {
+		return o.String()
+	}
+	w.value(o)
+	return w.String()
+}
+
+// thrownWriter writes the JSON of a thrown object, up to maxThrown bytes.
+type thrownWriter struct {
+	buf  []byte
+	path []*goja.Object // the objects being written, to see cycles
+}
+
+func (w *thrownWriter) String() string {
+	if len(w.buf) <= maxThrown {
+		return string(w.buf)
+	}
+	n := maxThrown
+	for n > 0 && !utf8.RuneStart(w.buf[n]) {
+		n--
+	}
+	return string(w.buf[:n]) + "..."
+}
+
+func (w *thrownWriter) value(v goja.Value) {
+	switch p := prim(v).(type) {
+	case bool:
+		w.buf = strconv.AppendBool(w.buf, p)
+		return
+	case string:
+		w.buf = appendJSONString(w.buf, p)
+		return
+	case int64:
+		w.buf = strconv.AppendInt(w.buf, p, 10)
+		return
+	case float64:
+		if math.IsNaN(p) || math.IsInf(p, 0) {
+			w.buf = append(w.buf, "null"...)
+		} else {
+			w.buf = append(w.buf, v.String()...)
+		}
+		return
+	case *big.Int:
+		w.buf = p.Append(w.buf, 10)
+		return
+	}
+	o, ok := v.(*goja.Object)
+	if _, isFn := goja.AssertFunction(v); !ok || isFn {
+		w.buf = append(w.buf, "null"...) // null, and what JSON leaves out
+		return
+	}
+	for _, a := range w.path {
+		if a == o {
+			w.buf = append(w.buf, `"[Circular]"`...)
+			return
+		}
+	}
+	w.path = append(w.path, o)
+	defer func() { w.path = w.path[:len(w.path)-1] }()
+	switch o.ClassName() {
+	case "Error":
+		w.buf = appendJSONString(w.buf, o.String())
+		return
+	case "Date":
+		if t, ok := o.Export().(time.Time); ok {
+			w.buf = appendJSONString(w.buf, jsISOString(t))
+		} else {
+			w.buf = append(w.buf, "null"...)
+		}
+		return
+	case "Array":
+		w.buf = append(w.buf, '[')
+		for i, n := 0, arrayLen(o); i < n && len(w.buf) <= maxThrown; i++ {
+			if i > 0 {
+				w.buf = append(w.buf, ',')
+			}
+			w.value(o.Get(strconv.Itoa(i)))
+		}
+		w.buf = append(w.buf, ']')
+		return
+	}
+	w.buf = append(w.buf, '{')
+	first := true
+	for _, k := range o.Keys() {
+		if len(w.buf) > maxThrown {
+			break
+		}
+		mv := o.Get(k)
+		if skippedInJSON(mv) {
+			continue
+		}
+		if !first {
+			w.buf = append(w.buf, ',')
+		}
+		first = false
+		w.buf = appendJSONString(w.buf, k)
+		w.buf = append(w.buf, ':')
+		w.value(mv)
+	}
+	w.buf = append(w.buf, '}')
 }
 
 // maxFrames bounds the frames formatStack writes.

@@ -437,6 +437,30 @@ func TestScriptErrors(t *testing.T) {
 			"", "threw Error: getter", "at id (%s:1:48)"},
 		{"runaway recursion", "function forward(r) { return forward(r) }\nfunction backward() {}",
 			"", "call stack", ""},
+		{"throw an object", "function forward(r) { throw {code: 42, why: 'x'} }\nfunction backward() {}",
+			"", `threw {"code":42,"why":"x"}`, "at forward (%s:1:23)"},
+		{"throw an array", "function forward(r) { throw [1, 2] }\nfunction backward() {}",
+			"", "threw [1,2]", ""},
+		{"throw null", "function forward(r) { throw null }\nfunction backward() {}",
+			"", "threw null", ""},
+		{"throw undefined", "function forward(r) { throw undefined }\nfunction backward() {}",
+			"", "threw undefined", ""},
+		{"throw a number", "function forward(r) { throw 42 }\nfunction backward() {}",
+			"", "threw 42", ""},
+		{"throw a BigInt", "function forward(r) { throw 5n }\nfunction backward() {}",
+			"", "threw 5n", ""},
+		{"throw a function", "function forward(r) { throw function boom() {} }\nfunction backward() {}",
+			"", "threw function boom", ""},
+		{"throw a cyclic object", "function forward(r) { const a = {name: 'a', l: [1]}; a.l.push(a); a.self = a; throw a }\nfunction backward() {}",
+			"", `threw {"name":"a","l":[1,"[Circular]"],"self":"[Circular]"}`, ""},
+		{"throw what JSON cannot hold", "function forward(r) { throw {n: 10n ** 20n, f() {}, u: undefined, l: [undefined, () => 1, NaN], e: new TypeError('inner')} }\nfunction backward() {}",
+			"", `threw {"n":100000000000000000000,"l":[null,null,null],"e":"TypeError: inner"}`, ""},
+		{"throw a long object", "function forward(r) { throw {s: 'x'.repeat(500), t: 1} }\nfunction backward() {}",
+			"", `threw {"s":"` + strings.Repeat("x", 194) + "...", ""},
+		{"throw an object whose getter throws", "function forward(r) { throw {a: 1, get b() { throw new Error('no') }} }\nfunction backward() {}",
+			"", `threw {"a":1... (reading it further threw)`, ""},
+		{"throw an object whose getter never returns", "function forward(r) { throw {get b() { for (;;) {} }} }\nfunction backward() {}",
+			"", `threw {... (reading it further threw)`, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -548,6 +572,10 @@ func TestCheck(t *testing.T) {
 	throws := script(t, "throws.js", "function forward() {}\nfunction backward() {}\nnull.x;\n")
 	if err := Check(throws); err == nil || !strings.Contains(err.Error(), throws+":3:") {
 		t.Errorf("Check(top level throws) = %v", err)
+	}
+	throwsObject := script(t, "throws_object.js", "function forward() {}\nfunction backward() {}\nthrow {missing: 'CONFIG'};\n")
+	if err := Check(throwsObject); err == nil || !strings.Contains(err.Error(), throwsObject+`: loading transform: threw {"missing":"CONFIG"}`) {
+		t.Errorf("Check(top level throws an object) = %v", err)
 	}
 	if err := Check(script(t, "strict.js", "'use strict';\nfunction forward(r) { return r }\nfunction backward(r) { return r }\n")); err != nil {
 		t.Errorf("Check(use strict) = %v", err)

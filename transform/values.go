@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/dop251/goja"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -27,14 +29,19 @@ type conv struct {
 	pg         *pgtype.Map
 	uint8Array goja.Value
 	arrayOIDs  map[byte]uint32
+	keys       goja.Callable // the runtime's own Object.keys, see exactKeys
 }
 
+// newConv must be called before any script runs in vm: it keeps built-ins
+// (Uint8Array, Object.keys) that a script could replace.
 func newConv(vm *goja.Runtime) *conv {
+	keys, _ := goja.AssertFunction(vm.Get("Object").ToObject(vm).Get("keys"))
 	return &conv{
 		vm:         vm,
 		pg:         pgtype.NewMap(),
 		uint8Array: vm.Get("Uint8Array"),
 		arrayOIDs:  map[byte]uint32{',': pgtype.TextArrayOID},
+		keys:       keys,
 	}
 }
 
@@ -309,7 +316,7 @@ func (c *conv) sameText(v goja.Value, t *pgType, data []byte, g *given) bool {
 		return c.sameNested(o, t.elem, arr, 0, &off)
 	}
 	s, ok := prim(v).(string)
-	return ok && s == string(data)
+	return ok && s == string(data) && loneSurrogate(v, s) < 0
 }
 
 func (c *conv) sameNested(o *goja.Object, elem *pgType, arr *pgtype.Array[*string], dim int, off *int) bool {
@@ -422,7 +429,7 @@ func (c *conv) encodeText(v goja.Value, t *pgType, g *given) ([]byte, error) {
 		if _, ok := v.(*goja.Symbol); ok {
 			return nil, wrongType(v, "a JSON-able value")
 		}
-		return appendJSON(nil, v, tree, 0)
+		return appendJSON(nil, v, tree, 0, c.exactKeys)
 	case kBytea:
 		b, ok := bytesOf(v)
 		if !ok {
@@ -431,7 +438,7 @@ func (c *conv) encodeText(v goja.Value, t *pgType, g *given) ([]byte, error) {
 		return c.pg.Encode(pgtype.ByteaOID, pgtype.TextFormatCode, b, nil)
 	case kDate, kTime, kTimeTZ, kTimestamp, kTimestampTZ, kInterval:
 		if s, ok := prim(v).(string); ok {
-			return textBytes(s)
+			return textBytes(v, s)
 		}
 		if o, ok := v.(*goja.Object); ok && o.ClassName() == "Date" && t.kind != kInterval {
 			tm, ok := o.Export().(time.Time)
@@ -455,16 +462,129 @@ func (c *conv) encodeText(v goja.Value, t *pgType, g *given) ([]byte, error) {
 		return c.encodeArray(v, t, hint)
 	}
 	if s, ok := prim(v).(string); ok {
-		return textBytes(s)
+		return textBytes(v, s)
 	}
 	return nil, wrongType(v, "a string")
 }
 
-func textBytes(s string) ([]byte, error) {
+// textBytes returns the text to write for v, a string whose Go value is s.
+func textBytes(v goja.Value, s string) ([]byte, error) {
 	if strings.IndexByte(s, 0) >= 0 {
 		return nil, errors.New("got a string with a NUL character, which PostgreSQL text cannot hold")
 	}
+	if err := checkSurrogates(v, s); err != nil {
+		return nil, err
+	}
 	return []byte(s), nil
+}
+
+// loneSurrogate returns the index, in UTF-16 code units, of the first
+// surrogate in v that is not half of a pair, or -1. s is v's Go value. A
+// JavaScript string may hold such a unit (a slice through the middle of an
+// emoji makes one) but no UTF-8 text can: goja hands the string to Go with
+// U+FFFD in its place, which would write a character the script never
+// returned. Only a string whose Go value has U+FFFD needs the closer look.
+func loneSurrogate(v goja.Value, s string) int {
+	if !strings.ContainsRune(s, utf8.RuneError) {
+		return -1
+	}
+	js, ok := v.(goja.String)
+	if !ok {
+		return -1
+	}
+	n := js.Length()
+	for i := 0; i < n; i++ {
+		switch u := js.CharAt(i); {
+		case utf16.IsSurrogate(rune(u)) && u < 0xDC00:
+			if i+1 < n {
+				if next := js.CharAt(i + 1); utf16.IsSurrogate(rune(next)) && next >= 0xDC00 {
+					i++
+					continue
+				}
+			}
+			return i
+		case utf16.IsSurrogate(rune(u)):
+			return i
+		}
+	}
+	return -1
+}
+
+// checkSurrogates returns an error that shows where v, a string whose Go
+// value is s, holds a lone surrogate, or nil when it holds none.
+func checkSurrogates(v goja.Value, s string) error {
+	i := loneSurrogate(v, s)
+	if i < 0 {
+		return nil
+	}
+	js := v.(goja.String)
+	return fmt.Errorf("got string %s, which holds a lone surrogate (\\u%04X at index %d), half of a UTF-16 pair that UTF-8 text cannot hold; "+
+		"remove it, or cut strings on whole characters (a slice or substring may have split one)", quoteUTF16(js, 40), js.CharAt(i), i)
+}
+
+// quoteUTF16 quotes the first max code units of s as strconv.Quote would,
+// writing lone surrogates as \uXXXX escapes rather than as U+FFFD.
+func quoteUTF16(s goja.String, max int) string {
+	n := s.Length()
+	more := n > max
+	if more {
+		n = max
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	var run []uint16
+	flush := func() {
+		q := strconv.Quote(string(utf16.Decode(run)))
+		b.WriteString(q[1 : len(q)-1])
+		run = run[:0]
+	}
+	for i := 0; i < n; i++ {
+		u := s.CharAt(i)
+		if !utf16.IsSurrogate(rune(u)) {
+			run = append(run, u)
+			continue
+		}
+		if u < 0xDC00 && i+1 < n {
+			if next := s.CharAt(i + 1); utf16.IsSurrogate(rune(next)) && next >= 0xDC00 {
+				run = append(run, u, next)
+				i++
+				continue
+			}
+		}
+		flush()
+		fmt.Fprintf(&b, "\\u%04X", u)
+	}
+	flush()
+	if more {
+		b.WriteString("...")
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// exactKeys returns an error when one of o's own enumerable keys holds a
+// lone surrogate. Object.Keys hands such a key to Go with U+FFFD in its
+// place, under which the member cannot be read back; the runtime's own
+// Object.keys returns the keys as JavaScript strings.
+func (c *conv) exactKeys(o *goja.Object) error {
+	if c.keys == nil {
+		return nil
+	}
+	res, err := c.keys(goja.Undefined(), o)
+	if err != nil {
+		return err
+	}
+	arr, ok := res.(*goja.Object)
+	if !ok {
+		return nil
+	}
+	for i, n := 0, arrayLen(arr); i < n; i++ {
+		k := arr.Get(strconv.Itoa(i))
+		if err := checkSurrogates(k, k.String()); err != nil {
+			return fmt.Errorf("member name: %w", err)
+		}
+	}
+	return nil
 }
 
 var intRange = map[kind][2]float64{

@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -341,6 +342,69 @@ func TestEncode(t *testing.T) {
 			got, _ := outs[0].Lookup("v")
 			if got.String() != tc.want {
 				t.Errorf("%s wrote %s, want %s", tc.expr, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestLoneSurrogates: a JavaScript string may hold half of a UTF-16 pair,
+// which no UTF-8 text can; writing it must be an error that names the
+// column, not a silent U+FFFD. Whole pairs and a real U+FFFD are text.
+func TestLoneSurrogates(t *testing.T) {
+	cases := []struct {
+		name string
+		oid  uint32
+		expr string // the value returned for column note; r.note is "\uFFFD"
+		want string // what is written, "" with err set
+		err  string
+		in   string // the jsonb document given as r.note instead, if set
+	}{
+		{"text high", pgtype.TextOID, `'\uD800'`, "", `column note (text): got string "\uD800", which holds a lone surrogate (\uD800 at index 0)`, ""},
+		{"text low inside", pgtype.TextOID, `'a\uDC00b'`, "", `got string "a\uDC00b", which holds a lone surrogate (\uDC00 at index 1)`, ""},
+		{"text emoji cut in two", pgtype.TextOID, `'😀 ok'.slice(1)`, "", `got string "\uDE00 ok", which holds a lone surrogate (\uDE00 at index 0)`, ""},
+		{"text reversed pair", pgtype.TextOID, `'\uDE00\uD83D'`, "", `(\uDE00 at index 0)`, ""},
+		{"text equal to a given U+FFFD", pgtype.TextOID, `r.note.replace('\uFFFD', '\uD800')`, "", "lone surrogate", ""},
+		{"varchar", pgtype.VarcharOID, `'x\uD800'`, "", "column note (varchar): got string", ""},
+		{"date", pgtype.DateOID, `'2024-01-01\uD800'`, "", "lone surrogate", ""},
+		{"jsonb string", pgtype.JSONBOID, `({a: ['x', 'y\uD800']})`, "", `column note (jsonb): got string "y\uD800", which holds a lone surrogate`, ""},
+		{"json scalar", pgtype.JSONOID, `'\uDBFF'`, "", "lone surrogate", ""},
+		{"jsonb member name", pgtype.JSONBOID, `({ok: 1, ['k\uDC00']: 2})`, "", `member name: got string "k\uDC00", which holds a lone surrogate`, ""},
+		{"text[] element", pgtype.TextArrayOID, `['ok', 'a\uD800']`, "", `array[1]: got string "a\uD800", which holds a lone surrogate`, ""},
+		{"jsonb[] element", pgtype.JSONBArrayOID, `[{k: '\uD800'}]`, "", "array[0]: got string", ""},
+		{"text pair", pgtype.TextOID, `'\uD83D\uDE00'`, "😀", "", ""},
+		{"text U+FFFD", pgtype.TextOID, `'a\uFFFD'`, "a\uFFFD", "", ""},
+		{"text given U+FFFD back", pgtype.TextOID, `r.note`, "\uFFFD", "", ""},
+		{"jsonb U+FFFD member name", pgtype.JSONBOID, `({'\uFFFD': '😀'})`, `{"` + "\uFFFD" + `":"😀"}`, "", ""},
+		{"text[] pairs", pgtype.TextArrayOID, `['😀', '\uFFFD']`, "{😀,\uFFFD}", "", ""},
+		{"jsonb equal to a given U+FFFD", pgtype.JSONBOID, `({s: r.note.s.replace('\uFFFD', '\uDC00')})`, "", "lone surrogate", `{"s": "\uFFFD"}`},
+		{"jsonb given U+FFFD back", pgtype.JSONBOID, `({s: r.note.s})`, `{"s": "\uFFFD"}`, "", `{"s": "\uFFFD"}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "function forward(r) { return {id: r.id, note: " + tc.expr + "} }\nfunction backward(r) { return r }\n"
+			path := script(t, "t.js", src)
+			given, givenOID := "\uFFFD", uint32(pgtype.TextOID)
+			if tc.in != "" {
+				given, givenOID = tc.in, pgtype.JSONBOID
+			}
+			in := table("public", "t", []string{"id"}, col("id", pgtype.Int4OID), col("note", givenOID))
+			out := table("public", "o", []string{"id"}, col("id", pgtype.Int4OID), col("note", tc.oid))
+			m := newMapper(t, []Spec{{Entry: "e", Read: in.Name, Write: out.Name, Script: path}}, newCatalog(in), newCatalog(out))
+			ch := insert(relation(in, 1, "id"), row("1", given))
+			if tc.err == "" {
+				outs := mustMap(t, m, ch)
+				if got, _ := outs[0].Lookup("note"); got.String() != tc.want {
+					t.Errorf("%s wrote %s, want %s", tc.expr, got, tc.want)
+				}
+				return
+			}
+			e := mapErrOf(t, m, ch)
+			msg := e.Error()
+			if e.Column != "note" || !strings.HasPrefix(msg, `e: "public"."t" id=1 at 0/16B3748: column note (`) || !strings.Contains(msg, tc.err) {
+				t.Fatalf("%s: error (column %q)\n%s\nwant column note and\n%s", tc.expr, e.Column, msg, tc.err)
+			}
+			if !strings.Contains(msg, "remove it, or cut strings on whole characters") {
+				t.Errorf("error does not say what to do: %s", msg)
 			}
 		})
 	}

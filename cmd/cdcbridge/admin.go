@@ -15,7 +15,7 @@ import (
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	var c common
 	var asJSON bool
-	fs := newFlags("status", "status -c mapping.yaml [--json]\n\nShows where the mapping stands: the live direction and the last flip point, a flip\nwaiting for the daemon, foreign writes held by the armed direction, and for each\ndirection its slot (confirmed position, retained WAL), its checkpoint and its lag.", stderr, &c)
+	fs := newFlags("status", "status -c mapping.yaml [--json]\n\nShows where the mapping stands: the live direction and the last flip point, a flip\nwaiting for the daemon, foreign writes held by the armed direction, and for each\ndirection its slot (confirmed position, retained WAL), its checkpoint and its lag.\nWhat cannot be read (a side down) is shown as unknown, and the exit code is 1.", stderr, &c)
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
@@ -26,18 +26,21 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// What could be read is shown even when a part could not be: a
+	// side down is when status is needed most. But the answer is then
+	// incomplete, which the exit code says.
 	st, err := bridge.GetStatus(ctx, m)
-	if err != nil {
-		fmt.Fprintf(stderr, "cdcbridge status: %v\n", m.Redact(err))
-		return exitUsage
-	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
-		return exitOK
+	} else {
+		bridge.WriteStatus(stdout, st)
 	}
-	bridge.WriteStatus(stdout, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "cdcbridge status: could not read all of it:\n%v\n", m.Redact(err))
+		return exitFinding
+	}
 	return exitOK
 }
 
