@@ -240,8 +240,8 @@ const sqlASCII = "SQL_ASCII"
 
 // encodingFindings says what becomes of text on its way from the side read
 // to the side written, from the encodings of both databases and of the
-// bridge's connections to them (which all take the DSN's client_encoding,
-// by default their database's encoding).
+// bridge's connections to them (UTF8 unless a DSN sets client_encoding; see
+// replication.SetClientEncoding).
 func encodingFindings(ctx context.Context, dir config.Direction, s *setup) []Finding {
 	readSide, writeSide := sideNames(dir)
 	var enc [2][2]string
@@ -304,14 +304,14 @@ func encodingFinding(rs, ws, r, rc, w, wc string) Finding {
 		f.Message = fmt.Sprintf("the %s and the %s both store text as SQL_ASCII, unchecked: values pass unchanged", rs, ws)
 	case sent != "" && check != "" && sent != check:
 		f.OK = false
-		f.Message = fmt.Sprintf("the %s (%s) sends text as %s and the %s (%s) takes what the bridge writes as %s (the client_encoding of each connection, by default its database's encoding), and the bridge does not convert between them: ",
+		f.Message = fmt.Sprintf("the %s (%s) sends text as %s and the %s (%s) takes what the bridge writes as %s (the client_encoding set in the DSNs), and the bridge does not convert between them: ",
 			rs, r, sent, ws, w, check)
 		if singleByte(check) {
 			f.Message += "a value with characters outside ASCII is stored as other characters, without an error"
 		} else {
 			f.Message += "a value with characters outside ASCII is either rejected, which stops the daemon, or stored as other characters without an error"
 		}
-		f.Fix = "add client_encoding=UTF8 to both DSNs (?client_encoding=UTF8 in a URL): each server then converts its text to and from UTF8"
+		f.Fix = "set one client_encoding in both DSNs, or none (the bridge then uses UTF8): each server then converts its text to and from it"
 		if w != sqlASCII && w != from && w != "UTF8" {
 			f.Fix += fmt.Sprintf("; characters of %s that %s cannot represent will still stop the daemon at their change", from, w)
 		}
@@ -326,7 +326,7 @@ func encodingFinding(rs, ws, r, rc, w, wc string) Finding {
 			stops = append(stops, fmt.Sprintf("a value with characters that %s cannot represent", strings.Join(lossy, " or ")))
 		}
 		f.Message += ": " + strings.Join(stops, " or ") + " stops the daemon at that change, the initial copy included"
-		f.Fix = fmt.Sprintf("correct those values on the %s, or let the %s store bytes unchecked too: a database created with ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, and no client_encoding in the DSNs", rs, ws)
+		f.Fix = fmt.Sprintf("correct those values on the %s, or let the %s store bytes unchecked too: a database created with ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, and client_encoding=SQL_ASCII in both DSNs", rs, ws)
 	case r == sqlASCII:
 		f.Message = fmt.Sprintf("the %s stores text as SQL_ASCII, unchecked, and the %s (%s) takes its bytes unchanged as %s characters", rs, ws, w, ascii)
 	case len(lossy) > 0:
@@ -337,7 +337,7 @@ func encodingFinding(rs, ws, r, rc, w, wc string) Finding {
 		if r != "UTF8" {
 			enc += fmt.Sprintf(" (or '%s')", r)
 		}
-		f.Fix = fmt.Sprintf("keep such characters out of the mapped columns, or create the %s's database with ENCODING %s and set client_encoding=UTF8 in both DSNs", ws, enc)
+		f.Fix = fmt.Sprintf("keep such characters out of the mapped columns, or create the %s's database with ENCODING %s", ws, enc)
 	case r == w:
 		f.Message = fmt.Sprintf("the %s and the %s both store text as %s: values pass unchanged", rs, ws, r)
 	case w == sqlASCII:

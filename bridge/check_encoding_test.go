@@ -98,24 +98,28 @@ func TestCheckEncodings(t *testing.T) {
 		{name: "same encoding", forward: "ok   encoding: the source and the target both store text as UTF8: values pass unchanged",
 			rever: "ok   encoding: the target and the source both store text as UTF8: values pass unchanged"},
 		{name: "both SQL_ASCII", src: "SQL_ASCII", tgt: "SQL_ASCII",
+			forward: "WARN encoding: the source stores text as SQL_ASCII, which takes any bytes unchecked, but on the bridge's way to the target (SQL_ASCII) they are taken as UTF8: " +
+				"the first value whose bytes are not valid UTF8 stops the daemon at that change, the initial copy included\n" +
+				"       fix: correct those values on the source, or let the target store bytes unchecked too: a database created with ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, and client_encoding=SQL_ASCII in both DSNs",
+			rever: "WARN encoding: the target stores text as SQL_ASCII, which takes any bytes unchecked, but on the bridge's way to the source (SQL_ASCII) they are taken as UTF8: " +
+				"the first value whose bytes are not valid UTF8 stops the daemon at that change, the initial copy included\n" +
+				"       fix: correct those values on the target, or let the source store bytes unchecked too: a database created with ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, and client_encoding=SQL_ASCII in both DSNs"},
+		{name: "both SQL_ASCII with client_encoding=SQL_ASCII", src: "SQL_ASCII", tgt: "SQL_ASCII", dsn: "&client_encoding=SQL_ASCII",
 			forward: "ok   encoding: the source and the target both store text as SQL_ASCII, unchecked: values pass unchanged",
 			rever:   "ok   encoding: the target and the source both store text as SQL_ASCII, unchecked: values pass unchanged"},
 		{name: "SQL_ASCII to UTF8", src: "SQL_ASCII",
 			forward: "WARN encoding: the source stores text as SQL_ASCII, which takes any bytes unchecked, but on the bridge's way to the target (UTF8) they are taken as UTF8: " +
 				"the first value whose bytes are not valid UTF8 stops the daemon at that change, the initial copy included\n" +
-				"       fix: correct those values on the source, or let the target store bytes unchecked too: a database created with ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, and no client_encoding in the DSNs",
+				"       fix: correct those values on the source, or let the target store bytes unchecked too: a database created with ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0, and client_encoding=SQL_ASCII in both DSNs",
 			rever: "ok   encoding: the source stores text as SQL_ASCII, unchecked: it receives the target's text as UTF8 bytes"},
 		{name: "LATIN1 to UTF8", src: "LATIN1",
-			forward: "FAIL encoding: the source (LATIN1) sends text as LATIN1 and the target (UTF8) takes what the bridge writes as UTF8 (the client_encoding of each connection, by default its database's encoding), and the bridge does not convert between them: " +
-				"a value with characters outside ASCII is either rejected, which stops the daemon, or stored as other characters without an error\n" +
-				"       fix: add client_encoding=UTF8 to both DSNs (?client_encoding=UTF8 in a URL): each server then converts its text to and from UTF8",
-			rever: "FAIL encoding: the target (UTF8) sends text as UTF8 and the source (LATIN1) takes what the bridge writes as LATIN1 (the client_encoding of each connection, by default its database's encoding), and the bridge does not convert between them: " +
-				"a value with characters outside ASCII is stored as other characters, without an error\n" +
-				"       fix: add client_encoding=UTF8 to both DSNs (?client_encoding=UTF8 in a URL): each server then converts its text to and from UTF8; characters of UTF8 that LATIN1 cannot represent will still stop the daemon at their change"},
-		{name: "LATIN1 to UTF8 with client_encoding=UTF8", src: "LATIN1", dsn: "&client_encoding=UTF8",
 			forward: "ok   encoding: text is converted from LATIN1 (the source) to UTF8 (the target), which can represent all of it",
 			rever: "WARN encoding: text is converted from UTF8 (the target) to LATIN1 (the source): a value with characters that LATIN1 cannot represent is rejected and stops the daemon at that change, the initial copy included\n" +
-				"       fix: keep such characters out of the mapped columns, or create the source's database with ENCODING 'UTF8' and set client_encoding=UTF8 in both DSNs"},
+				"       fix: keep such characters out of the mapped columns, or create the source's database with ENCODING 'UTF8'"},
+		{name: "LATIN1 to UTF8 with client_encoding=LATIN1", src: "LATIN1", dsn: "&client_encoding=LATIN1",
+			forward: "ok   encoding: text is converted from LATIN1 (the source) to UTF8 (the target), which can represent all of it",
+			rever: "WARN encoding: text is converted from UTF8 (the target) to LATIN1 (the source): a value with characters that LATIN1 cannot represent is rejected and stops the daemon at that change, the initial copy included\n" +
+				"       fix: keep such characters out of the mapped columns, or create the source's database with ENCODING 'UTF8'"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := encodedEnv(t, c.src, c.tgt, c.dsn)
@@ -125,6 +129,15 @@ func TestCheckEncodings(t *testing.T) {
 			}
 			if got := encodingFinding(t, m, config.Reverse).String(); got != c.rever {
 				t.Errorf("reverse:\n got %s\nwant %s", got, c.rever)
+			}
+			if c.name == "LATIN1 to UTF8" {
+				// What the finding says happens: é (one byte in LATIN1)
+				// arrives as é (two in UTF8), copied and streamed.
+				pgtest.MustExec(t, e.Src, `INSERT INTO t VALUES (1, convert_from('\x636166e9', 'LATIN1'))`)
+				d := e.start(m, config.Forward)
+				pgtest.MustExec(t, e.Src, `INSERT INTO t VALUES (2, convert_from('\xe974e9', 'LATIN1'))`)
+				eventually(t, e.Tgt, `SELECT string_agg(s || ' ' || octet_length(s), ', ' ORDER BY id) FROM t`, `("café 5, été 5")`, d)
+				return
 			}
 			if c.name != "SQL_ASCII to UTF8" {
 				return

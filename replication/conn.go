@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -15,6 +16,7 @@ func connectReplication(ctx context.Context, connString string) (*pgconn.PgConn,
 		return nil, &connStringError{err: err}
 	}
 	cfg.RuntimeParams["replication"] = "database"
+	SetClientEncoding(cfg.RuntimeParams)
 	// pgoutput prints values with the walsender session's output settings.
 	// Fix them, so the text that reaches transforms and fixtures is the
 	// same whatever the server's or role's defaults: ISO dates, UTC,
@@ -54,4 +56,31 @@ var outputSettings = map[string]string{
 	"TimeZone":           "UTC",
 	"extra_float_digits": "1",
 	"bytea_output":       "hex",
+}
+
+// SetClientEncoding makes a connection's client_encoding UTF8 unless the
+// connection string (or PGCLIENTENCODING) chose one: pass it the runtime
+// parameters of every connection the bridge opens. Transforms, JSON and Go
+// strings are all UTF-8, and a server converts its text to and from the
+// client's encoding, so a LATIN1 side and a UTF8 side exchange characters,
+// not bytes misread. (Without it a connection takes its database's
+// encoding, and text passes between two differently encoded databases as
+// unconverted bytes.) A SQL_ASCII database does no conversion: its bytes
+// must then be valid UTF-8, or both DSNs must say client_encoding=SQL_ASCII.
+func SetClientEncoding(params map[string]string) {
+	if _, ok := params["client_encoding"]; !ok {
+		params["client_encoding"] = "UTF8"
+	}
+}
+
+// ConnectSQL opens a normal (not a replication) connection with the
+// bridge's session defaults (SetClientEncoding). Errors name user, host and
+// database, never the password.
+func ConnectSQL(ctx context.Context, connString string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(connString)
+	if err != nil {
+		return nil, &connStringError{err: err}
+	}
+	SetClientEncoding(cfg.RuntimeParams)
+	return pgx.ConnectConfig(ctx, cfg)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/transform"
 )
 
@@ -157,10 +158,10 @@ func newWorker(ctx context.Context, o Options, n int) (*worker, error) {
 	if w.mapper, err = o.NewMapper(); err != nil {
 		return nil, err
 	}
-	if w.read, err = pgx.Connect(ctx, o.ReadConnString); err != nil {
+	if w.read, err = replication.ConnectSQL(ctx, o.ReadConnString); err != nil {
 		return nil, fmt.Errorf("connecting to the side read for the initial copy: %w", err)
 	}
-	if w.write, err = pgx.Connect(ctx, o.WriteConnString); err != nil {
+	if w.write, err = replication.ConnectSQL(ctx, o.WriteConnString); err != nil {
 		w.read.Close(context.Background())
 		return nil, fmt.Errorf("connecting to the side written for the initial copy: %w", err)
 	}
