@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -628,7 +629,7 @@ func (r *rereads) first(err error) bool {
 	switch {
 	case errors.As(err, &te) && te.Column != "" && te.Stack == "":
 		key = "transform\x00" + te.Entry + "\x00" + te.Column
-	case errors.As(err, &ae) && errors.As(err, &pg) && (pg.Code == "42703" || pg.Code == "42804" || pg.Code == "42P01"):
+	case errors.As(err, &ae) && errors.As(err, &pg) && (pg.Code == pgerrcode.UndefinedColumn || pg.Code == pgerrcode.DatatypeMismatch || pg.Code == pgerrcode.UndefinedTable):
 		// undefined column, datatype mismatch, undefined table
 		key = "apply\x00" + ae.Table.String() + "\x00" + pg.Code + "\x00" + pg.ColumnName
 	default:

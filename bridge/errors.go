@@ -5,8 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
+	"syscall"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
@@ -46,12 +47,13 @@ func Retryable(err error) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch {
-		case strings.HasPrefix(pg.Code, "08"), // connection exceptions
-			strings.HasPrefix(pg.Code, "40"),  // serialization failure, deadlock
-			strings.HasPrefix(pg.Code, "53"),  // insufficient resources
-			strings.HasPrefix(pg.Code, "57P"), // admin shutdown, crash shutdown, cannot connect now
-			pg.Code == "55006",                // object in use: a slot still held by a dying walsender
-			pg.Code == "55000":                // object not in prerequisite state (e.g. recovery in progress)
+		case pgerrcode.IsConnectionException(pg.Code),
+			pgerrcode.IsTransactionRollback(pg.Code), // serialization failure, deadlock
+			pgerrcode.IsInsufficientResources(pg.Code),
+			pg.Code == pgerrcode.AdminShutdown, pg.Code == pgerrcode.CrashShutdown, pg.Code == pgerrcode.CannotConnectNow,
+			pg.Code == pgerrcode.DatabaseDropped, pg.Code == pgerrcode.IdleSessionTimeout,
+			pg.Code == pgerrcode.ObjectInUse,                  // a slot still held by a dying walsender
+			pg.Code == pgerrcode.ObjectNotInPrerequisiteState: // e.g. recovery in progress
 			return true
 		}
 		return false
@@ -59,12 +61,11 @@ func Retryable(err error) bool {
 	var ne net.Error
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ne) || errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
 		return true
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "conn closed") || strings.Contains(msg, "connection reset") ||
-		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "unexpected EOF")
+	return false
 }
 
 // classify marks errors that are certainly fatal; others are judged by

@@ -249,21 +249,19 @@ func (c *Catalog) loadTypes(ctx context.Context, q Querier) error {
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			ty                  Type
-			typtype, cat, delim string
-			oid, elem, base     uint32
-		)
-		if err := rows.Scan(&oid, &ty.Name, &typtype, &cat, &elem, &base, &delim, &ty.NoEquality); err != nil {
-			return err
-		}
-		ty.OID, ty.Elem, ty.Base = oid, elem, base
-		ty.Typtype, ty.Category, ty.Delim = firstByte(typtype), firstByte(cat), firstByte(delim)
-		c.Types[oid] = &ty
-	}
-	return rows.Err()
+	var (
+		ty                  Type
+		typtype, cat, delim string
+		oid, elem, base     uint32
+	)
+	_, err = pgx.ForEachRow(rows, []any{&oid, &ty.Name, &typtype, &cat, &elem, &base, &delim, &ty.NoEquality}, func() error {
+		t := ty
+		t.OID, t.Elem, t.Base = oid, elem, base
+		t.Typtype, t.Category, t.Delim = firstByte(typtype), firstByte(cat), firstByte(delim)
+		c.Types[oid] = &t
+		return nil
+	})
+	return err
 }
 
 func firstByte(s string) byte {
@@ -282,23 +280,17 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 		return nil, err
 	}
 	var (
-		info  = &Table{Name: t}
-		found bool
+		info        = &Table{Name: t}
+		ident, kind string
 	)
-	for rows.Next() {
-		var ident, kind string
-		if err := rows.Scan(&info.OID, &ident, &kind); err != nil {
-			rows.Close()
-			return nil, err
-		}
+	tag, err := pgx.ForEachRow(rows, []any{&info.OID, &ident, &kind}, func() error {
 		info.ReplicaIdentity, info.Kind = firstByte(ident), firstByte(kind)
-		found = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	if !found {
+	if tag.RowsAffected() == 0 {
 		return nil, nil
 	}
 
@@ -317,22 +309,16 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var col Column
-		var ident string
-		if err := rows.Scan(&col.Name, &col.Num, &col.TypeOID, &col.TypeName, &col.CastName, &col.FullTypeName, &col.TypeMod,
-			&col.NotNull, &col.HasDefault, &col.Generated, &ident, &col.Default); err != nil {
-			rows.Close()
-			return nil, err
-		}
+	var col Column
+	_, err = pgx.ForEachRow(rows, []any{&col.Name, &col.Num, &col.TypeOID, &col.TypeName, &col.CastName, &col.FullTypeName, &col.TypeMod,
+		&col.NotNull, &col.HasDefault, &col.Generated, &ident, &col.Default}, func() error {
 		col.Identity = firstByte(ident)
 		info.Columns = append(info.Columns, col)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-
 	rows, err = q.Query(ctx, `
 		SELECT i.indisprimary, i.indisreplident, i.indimmediate,
 		       array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
@@ -345,13 +331,11 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		var primary, replident, immediate bool
-		var cols []string
-		if err := rows.Scan(&primary, &replident, &immediate, &cols); err != nil {
-			rows.Close()
-			return nil, err
-		}
+	var (
+		primary, replident, immediate bool
+		cols                          []string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&primary, &replident, &immediate, &cols}, func() error {
 		if primary {
 			info.Key = cols
 		}
@@ -363,9 +347,12 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 		if immediate {
 			info.UniqueKeys = append(info.UniqueKeys, cols)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	rows.Close()
-	return info, rows.Err()
+	return info, nil
 }
 
 // Relation describes the table as a replication stream would announce it:

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cdcbridge/cdcbridge/change"
@@ -41,47 +42,44 @@ type Metrics struct {
 	SnapshotEstimate *prometheus.GaugeVec
 }
 
-// New creates the metrics and registers them (and the Go and process
-// collectors) on reg.
+// New creates the metrics and registers them on reg.
 func New(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
 	m := &Metrics{
-		Changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_changes_applied_total",
+		Changes: f.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_changes_applied_total",
 			Help: "Row changes applied to the receiving side, by direction, target table and op."}, []string{"direction", "table", "op"}),
-		Transactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_transactions_applied_total",
+		Transactions: f.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_transactions_applied_total",
 			Help: "Source transactions applied (committed) on the receiving side."}, []string{"direction"}),
-		Missing: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_rows_missing_total",
+		Missing: f.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_rows_missing_total",
 			Help: "Updates and deletes whose row was not on the receiving side."}, []string{"direction", "table", "op"}),
-		TransformErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_transform_errors_total",
+		TransformErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_transform_errors_total",
 			Help: "Transform failures (throws, wrong types, time limits), by direction and source table."}, []string{"direction", "table"}),
-		Skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_changes_skipped_total",
+		Skipped: f.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_changes_skipped_total",
 			Help: "Changes skipped or dead-lettered under the mapping's error policy."}, []string{"direction", "table"}),
-		ApplySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cdcbridge_apply_commit_seconds",
+		ApplySeconds: f.NewHistogramVec(prometheus.HistogramOpts{Name: "cdcbridge_apply_commit_seconds",
 			Help:    "Time from opening to committing one target transaction (one or more source transactions).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"direction"}),
-		CheckpointLSN: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_checkpoint_lsn",
+		CheckpointLSN: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_checkpoint_lsn",
 			Help: "The checkpoint: the source LSN up to which everything is committed on the receiving side."}, []string{"direction"}),
-		LagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_lag_bytes",
+		LagBytes: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_lag_bytes",
 			Help: "Source WAL not yet applied: the source's current LSN minus the checkpoint."}, []string{"direction"}),
-		LagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_lag_seconds",
+		LagSeconds: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_lag_seconds",
 			Help: "Age of the last applied source commit when it was applied (0 when idle)."}, []string{"direction"}),
-		SlotRetained: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_slot_retained_wal_bytes",
+		SlotRetained: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_slot_retained_wal_bytes",
 			Help: "WAL held back by the bridge's replication slot."}, []string{"slot"}),
-		Direction: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_direction",
+		Direction: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_direction",
 			Help: "1 for a direction that applies (live or draining), 0 for one that is armed."}, []string{"direction"}),
-		Streaming: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_streaming",
+		Streaming: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_streaming",
 			Help: "1 while the direction is connected and streaming."}, []string{"direction"}),
-		Restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_stream_restarts_total",
+		Restarts: f.NewCounterVec(prometheus.CounterOpts{Name: "cdcbridge_stream_restarts_total",
 			Help: "Times the pipeline restarted from its checkpoint after a retryable error."}, []string{"direction"}),
-		ForeignWrites: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_foreign_write_transactions",
+		ForeignWrites: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_foreign_write_transactions",
 			Help: "Transactions on mapped tables of the receiving side that the bridge did not make."}, []string{"side"}),
-		SnapshotRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_snapshot_rows_copied",
+		SnapshotRows: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_snapshot_rows_copied",
 			Help: "Rows copied by the initial copy, by table."}, []string{"table"}),
-		SnapshotEstimate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_snapshot_rows_estimated",
+		SnapshotEstimate: f.NewGaugeVec(prometheus.GaugeOpts{Name: "cdcbridge_snapshot_rows_estimated",
 			Help: "Estimated rows to copy by the initial copy, by table."}, []string{"table"}),
 	}
-	reg.MustRegister(m.Changes, m.Transactions, m.Missing, m.TransformErrors, m.Skipped, m.ApplySeconds,
-		m.CheckpointLSN, m.LagBytes, m.LagSeconds, m.SlotRetained, m.Direction, m.Streaming, m.Restarts,
-		m.ForeignWrites, m.SnapshotRows, m.SnapshotEstimate)
 	return m
 }
 

@@ -4,14 +4,15 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SQLSTATE codes the server uses for slots and publications.
 const (
-	codeObjectInUse     = "55006" // object_in_use
-	codeUndefinedObject = "42704" // undefined_object
-	codeDuplicateObject = "42710" // duplicate_object
+	codeObjectInUse     = pgerrcode.ObjectInUse
+	codeUndefinedObject = pgerrcode.UndefinedObject
+	codeDuplicateObject = pgerrcode.DuplicateObject
 )
 
 func pgError(err error) *pgconn.PgError {

@@ -153,17 +153,11 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			var rows pgx.Rows
 			rows, err = conn.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, cfg.publication)
 			if err == nil {
-				for rows.Next() {
-					var t change.Table
-					if err = rows.Scan(&t.Schema, &t.Name); err != nil {
-						break
-					}
+				var t change.Table
+				_, err = pgx.ForEachRow(rows, []any{&t.Schema, &t.Name}, func() error {
 					published[t] = true
-				}
-				rows.Close()
-				if err == nil {
-					err = rows.Err()
-				}
+					return nil
+				})
 			}
 		}
 		if err != nil {

@@ -49,7 +49,7 @@ func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string, tables 
 			return nil
 		}
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || pgErr.Code != "42710" { // duplicate_object: created concurrently
+		if !errors.As(err, &pgErr) || pgErr.Code != codeDuplicateObject { // created concurrently
 			return fmt.Errorf("creating publication %s: %w", name, err)
 		}
 		err = conn.QueryRow(ctx, `SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate, pubviaroot
@@ -103,16 +103,15 @@ func publishesExactly(ctx context.Context, conn *pgx.Conn, name string, tables [
 	}
 	have := map[change.Table]bool{}
 	filtered := false
-	for rows.Next() {
-		var t change.Table
-		var f bool
-		if err := rows.Scan(&t.Schema, &t.Name, &f); err != nil {
-			return false, err
-		}
+	var (
+		t change.Table
+		f bool
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&t.Schema, &t.Name, &f}, func() error {
 		have[t] = true
 		filtered = filtered || f
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return false, err
 	}
 	if filtered || len(have) != len(tables) {

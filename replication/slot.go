@@ -45,9 +45,9 @@ func (s SlotInfo) Lost() bool { return s.Exists && s.WALStatus == "lost" }
 func InspectSlot(ctx context.Context, conn *pgx.Conn, name string) (SlotInfo, error) {
 	info := SlotInfo{Name: name}
 	var pid *int32
-	var restart, confirmed *string
+	var restart, confirmed *pglogrepl.LSN
 	err := conn.QueryRow(ctx, `SELECT coalesce(plugin, ''), coalesce(database, ''), active, active_pid,
-			restart_lsn::text, confirmed_flush_lsn::text, coalesce(wal_status, ''),
+			restart_lsn, confirmed_flush_lsn, coalesce(wal_status, ''),
 			coalesce(pg_catalog.pg_wal_lsn_diff(
 				CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_receive_lsn()
 				     ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn), 0)::int8
@@ -63,23 +63,16 @@ func InspectSlot(ctx context.Context, conn *pgx.Conn, name string) (SlotInfo, er
 	if pid != nil {
 		info.ActivePID = int(*pid)
 	}
-	if info.RestartLSN, err = parseNullLSN(restart); err != nil {
-		return SlotInfo{}, fmt.Errorf("inspecting slot %s: restart_lsn: %w", name, err)
+	if restart != nil {
+		info.RestartLSN = *restart
 	}
-	if info.ConfirmedFlushLSN, err = parseNullLSN(confirmed); err != nil {
-		return SlotInfo{}, fmt.Errorf("inspecting slot %s: confirmed_flush_lsn: %w", name, err)
+	if confirmed != nil {
+		info.ConfirmedFlushLSN = *confirmed
 	}
 	if info.RetainedBytes < 0 {
 		info.RetainedBytes = 0
 	}
 	return info, nil
-}
-
-func parseNullLSN(s *string) (pglogrepl.LSN, error) {
-	if s == nil {
-		return 0, nil
-	}
-	return pglogrepl.ParseLSN(*s)
 }
 
 // CreatedSlot is a logical slot just created by CreateSlot.
@@ -208,12 +201,8 @@ func SystemID(ctx context.Context, conn *pgx.Conn) (string, error) {
 // CurrentLSN returns the server's current WAL write position
 // (pg_current_wal_lsn()).
 func CurrentLSN(ctx context.Context, conn *pgx.Conn) (pglogrepl.LSN, error) {
-	var s string
-	if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_lsn()::text`).Scan(&s); err != nil {
-		return 0, fmt.Errorf("reading the current WAL position: %w", err)
-	}
-	lsn, err := pglogrepl.ParseLSN(s)
-	if err != nil {
+	var lsn pglogrepl.LSN
+	if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_lsn()`).Scan(&lsn); err != nil {
 		return 0, fmt.Errorf("reading the current WAL position: %w", err)
 	}
 	return lsn, nil
@@ -228,19 +217,19 @@ func CurrentLSN(ctx context.Context, conn *pgx.Conn) (pglogrepl.LSN, error) {
 // wait gives up, with the reason, after timeout.
 func FlushedPoint(ctx context.Context, conn *pgx.Conn, timeout time.Duration) (pglogrepl.LSN, error) {
 	read := func(sql string) (pglogrepl.LSN, error) {
-		var s string
-		if err := conn.QueryRow(ctx, sql).Scan(&s); err != nil {
+		var lsn pglogrepl.LSN
+		if err := conn.QueryRow(ctx, sql).Scan(&lsn); err != nil {
 			return 0, fmt.Errorf("reading the current WAL position: %w", err)
 		}
-		return pglogrepl.ParseLSN(s)
+		return lsn, nil
 	}
-	point, err := read(`SELECT pg_catalog.pg_current_wal_insert_lsn()::text`)
+	point, err := read(`SELECT pg_catalog.pg_current_wal_insert_lsn()`)
 	if err != nil {
 		return 0, err
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		flushed, err := read(`SELECT pg_catalog.pg_current_wal_flush_lsn()::text`)
+		flushed, err := read(`SELECT pg_catalog.pg_current_wal_flush_lsn()`)
 		if err != nil {
 			return 0, err
 		}
