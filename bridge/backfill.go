@@ -14,6 +14,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/snapshot"
 	"github.com/cdcbridge/cdcbridge/transform"
@@ -229,7 +230,7 @@ func (b *backfill) run(ctx context.Context) (err error) {
 			if err := checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Synced, b.at(), idsByRead[read]...); err != nil {
 				return err
 			}
-			failpoint("backfill-before-commit")
+			failpoint.Hit("backfill-before-commit")
 			return nil
 		},
 		Progress: func(t change.Table, copied, estimated int64) {
@@ -248,7 +249,7 @@ func (b *backfill) run(ctx context.Context) (err error) {
 		return fmt.Errorf("copying the entries new to the mapping (%s); nothing of an entry whose copy failed was kept, and the next start copies it again: %w",
 			strings.Join(names, "; "), m.Redact(err))
 	}
-	failpoint("backfill-copied")
+	failpoint.Hit("backfill-copied")
 	b.log.Info("copied the entries new to the mapping; their changes from the snapshot on are applied", "rows", st.Rows, "written", st.Written,
 		"seconds", st.Took.Seconds(), "lsn", b.at().String())
 	return nil

@@ -29,7 +29,7 @@ import (
 // nothing is asserted (the tests check that the daemon comes back, this
 // says how fast). Both databases live on clusters of their own.
 func BenchmarkRecovery(b *testing.B) {
-	bridge.TuneGC()
+	tuneGC()
 	sc, tc := pgtest.Get(b, "recovery-source"), pgtest.Get(b, "recovery-target")
 	srcDSN, tgtDSN := sc.NewDB(b), tc.NewDB(b)
 	ddl := benchTable

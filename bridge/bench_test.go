@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,7 +66,7 @@ func waitCount(b *testing.B, conn *pgx.Conn, n int, timeout time.Duration) {
 // insert backlog that piled up while it was stopped, through an identity
 // mapping and through a JavaScript transform.
 func BenchmarkForwardBacklog(b *testing.B) {
-	bridge.TuneGC() // as `cdcbridge run` does
+	tuneGC()
 	for _, mode := range []string{"identity", "js"} {
 		b.Run(mode, func(b *testing.B) {
 			n := backlogRows()
@@ -154,7 +155,7 @@ func BenchmarkSubscriptionBacklog(b *testing.B) {
 // same rows as the backlog benchmarks), through an identity mapping and
 // through a JavaScript transform.
 func BenchmarkInitialCopy(b *testing.B) {
-	bridge.TuneGC()
+	tuneGC()
 	for _, mode := range []string{"identity", "js"} {
 		b.Run(mode, func(b *testing.B) {
 			n := backlogRows()
@@ -238,4 +239,12 @@ func BenchmarkSubscriptionCopyData(b *testing.B) {
 	rate := float64(n*b.N) / total.Seconds()
 	b.ReportMetric(rate, "rows/s")
 	fmt.Printf("PostgreSQL subscription copy_data: %d rows in %.2fs = %.0f rows/s\n", n, total.Seconds()/float64(b.N), rate)
+}
+
+// tuneGC sets the garbage collector as `cdcbridge run` does (see
+// cmd/cdcbridge/gc.go), unless GOGC is set.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 }

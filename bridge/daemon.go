@@ -14,6 +14,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 )
 
 // DaemonOptions configures Daemon.
@@ -286,7 +287,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				if err := stop(d); err != nil && !errors.Is(err, context.Canceled) {
 					return err
 				}
-				failpoint("drain-quiet")
+				failpoint.Hit("drain-quiet")
 				if err := checkpoint.DrainDone(ctx, conn, m.Name, d.String()); err != nil {
 					return err
 				}
@@ -326,11 +327,11 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				continue
 			}
 			log.Info("flip requested", "to", to.String(), "policy", st.RequestPolicy)
-			failpoint("flip-requested")
+			failpoint.Hit("flip-requested")
 			if err := stop(to); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
-			failpoint("flip-armed-stopped")
+			failpoint.Hit("flip-armed-stopped")
 			res, err := Flip(ctx, m, to, Policy(st.RequestPolicy), st.RequestID, o.SyncSequences, o.Logger)
 			if err != nil {
 				checkpoint.Answer(context.WithoutCancel(ctx), conn, m.Name, st.RequestID, false, "the flip failed: "+m.Redact(err).Error())
@@ -341,7 +342,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				start(to, Armed)
 				continue
 			}
-			failpoint("flip-recorded")
+			failpoint.Hit("flip-recorded")
 			live = to
 			start(to, Live)
 			// The old live direction keeps running live: it drains.

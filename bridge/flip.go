@@ -13,6 +13,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
@@ -180,7 +181,7 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 		}
 	}
 	res.Point = max(point, ck.LSN)
-	failpoint("flip-after-checkpoint")
+	failpoint.Hit("flip-after-checkpoint")
 	if sync != nil {
 		if err := sync(ctx, to.Opposite()); err != nil {
 			return res, fmt.Errorf("syncing sequences at the flip: %w", err)

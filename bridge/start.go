@@ -14,6 +14,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/snapshot"
 	"github.com/cdcbridge/cdcbridge/transform"
@@ -121,7 +122,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 			return transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
 		},
-		Copied: func(change.Table) { failpoint("initial-copy-table-committed") },
+		Copied: func(change.Table) { failpoint.Hit("initial-copy-table-committed") },
 		Progress: func(t change.Table, copied, estimated int64) {
 			if o.Metrics != nil {
 				o.Metrics.SnapshotRows.WithLabelValues(t.String()).Set(float64(copied))

@@ -209,7 +209,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cdcbridge run: %v\n", err)
 		return exitUsage
 	}
-	bridge.TuneGC()
+	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reg, met := metrics.NewDefault()

@@ -1,20 +1,20 @@
-package bridge
+package main
 
 import (
 	"os"
 	"runtime/debug"
 )
 
-// GCPercent is the garbage collector's target the daemon runs with unless
+// gcPercent is the garbage collector's target the daemon runs with unless
 // GOGC is set. Every change passes through a few short-lived allocations
 // (decoded tuple, row, statement arrays) while the live heap stays small,
 // so the default of 100 spends a fifth to a third of the daemon's CPU on
 // collection; 400 trades a few tens of megabytes for that time.
-const GCPercent = 400
+const gcPercent = 400
 
-// TuneGC sets GCPercent, unless the operator chose with GOGC.
-func TuneGC() {
+// tuneGC sets gcPercent, unless the operator chose with GOGC.
+func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(GCPercent)
+		debug.SetGCPercent(gcPercent)
 	}
 }
