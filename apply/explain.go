@@ -222,3 +222,38 @@ func (r *run) rowKey(k int) string {
 	}
 	return describeKey(cols, key)
 }
+
+// Conflict is a plain insert that met a row already on the target. Nothing
+// of its target transaction is committed; the table's inserts are upserts
+// from now on, so applying again from the checkpoint succeeds.
+type Conflict struct {
+	Table change.Table
+	Key   string
+	LSN   pglogrepl.LSN
+	Err   error
+}
+
+func (e *Conflict) Error() string {
+	return fmt.Sprintf("an insert into %s at source LSN %s met a row already on the target (%s); its inserts are upserts from now on: %v", e.Table, e.LSN, e.Key, e.Err)
+}
+
+func (e *Conflict) Unwrap() error { return e.Err }
+
+// checkpointMissingError: the checkpoint row vanished under the daemon. The
+// transaction was rolled back, so nothing is applied without its position.
+type checkpointMissingError struct {
+	name, direction string
+	err             error
+}
+
+func (e *checkpointMissingError) Error() string {
+	return fmt.Sprintf("the checkpoint row %s/%s is missing from cdcbridge.checkpoint on the target (was it deleted?); nothing was committed", e.name, e.direction)
+}
+
+func (e *checkpointMissingError) Unwrap() error { return e.err }
+
+// isUniqueViolation reports a unique_violation (23505).
+func isUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23505"
+}
