@@ -58,7 +58,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // or -1 when it is not known.
 func (a *Applier) explain(it item, err error, row int) error {
 	switch it.kind {
-	case "rows":
+	case itemRows:
 		r := it.run
 		e := &Error{Entry: r.entry, Table: r.table, Op: r.op, Key: r.firstKey, LSN: r.lsn, Err: err}
 		switch {
@@ -68,7 +68,7 @@ func (a *Applier) explain(it item, err error, row int) error {
 			e.Rows = r.n
 		}
 		return e
-	case "truncate":
+	case itemTruncate:
 		e := &Error{Table: it.trunc[0], Op: change.Truncate, Err: err}
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) && pg.Code == pgerrcode.FeatureNotSupported && pg.Detail != "" {
@@ -84,9 +84,9 @@ func (a *Applier) explain(it item, err error, row int) error {
 			e.Key = "tables " + strings.Join(names, ", ")
 		}
 		return e
-	case "origin":
+	case itemOrigin:
 		return fmt.Errorf("tagging the transaction with replication origin %s: %w", a.cfg.Origin, err)
-	case "checkpoint":
+	case itemCheckpoint:
 		if strings.Contains(err.Error(), "checkpoint rows updated") {
 			return &checkpointMissingError{name: a.cfg.Name, direction: a.cfg.Direction, err: err}
 		}
@@ -139,13 +139,13 @@ func (a *Applier) findRow(ctx context.Context, b *pgx.Batch, items []item, faile
 	d.Queue("BEGIN")
 	from := 0
 	for j := failed - 1; j >= 0; j-- {
-		if items[j].kind == "begin" {
+		if items[j].kind == itemBegin {
 			from = j + 1
 			break
 		}
 	}
 	for j := from; j < failed; j++ {
-		if k := items[j].kind; k == "rows" || k == "truncate" {
+		if k := items[j].kind; k == itemRows || k == itemTruncate {
 			q := b.QueuedQueries[j]
 			d.Queue(q.SQL, q.Arguments...)
 		}

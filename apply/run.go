@@ -55,7 +55,7 @@ func (a *Applier) add(o *change.Out) error {
 		if o.RestartIdentity {
 			sql += " RESTART IDENTITY"
 		}
-		a.queue(sql, item{kind: "truncate", trunc: o.Truncate})
+		a.queue(sql, item{kind: itemTruncate, trunc: o.Truncate})
 		if a.cfg.Observer != nil {
 			for _, t := range o.Truncate {
 				a.cfg.Observer.Applied(t, change.Truncate, 1)
@@ -192,7 +192,7 @@ func (a *Applier) addFullRow(o *change.Out, info *catalog.Table) error {
 	for _, v := range o.Key {
 		args = append(args, text(v))
 	}
-	a.queue(sql, item{kind: "rows", run: r}, args...)
+	a.queue(sql, item{kind: itemRows, run: r}, args...)
 	a.queued++
 	return nil
 }
@@ -299,5 +299,5 @@ func (a *Applier) flushRun() {
 	for i := range r.params {
 		args[i] = r.params[i]
 	}
-	a.queue(sql, item{kind: "rows", run: r}, args...)
+	a.queue(sql, item{kind: itemRows, run: r}, args...)
 }

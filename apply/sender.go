@@ -96,7 +96,7 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 	br := a.conn.SendBatch(ctx, b)
 	failed, failErr := -1, error(nil)
 	for i, it := range items {
-		if it.kind == "walend" {
+		if it.kind == itemWALEnd {
 			var text string
 			if err := br.QueryRow().Scan(&text); err == nil {
 				*it.walEnd, _ = pglogrepl.ParseLSN(text)
@@ -111,7 +111,7 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 			continue
 		}
 		switch it.kind {
-		case "rows":
+		case itemRows:
 			r := it.run
 			if a.cfg.Observer != nil {
 				a.cfg.Observer.Applied(r.table, r.op, r.n)
@@ -142,10 +142,10 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 func (a *Applier) failure(ctx context.Context, b *pgx.Batch, items []item, failed int, err error) error {
 	it := items[failed]
 	row := -1
-	if it.kind == "rows" {
+	if it.kind == itemRows {
 		row = a.findRow(ctx, b, items, failed, err)
 	}
-	if r := it.run; it.kind == "rows" && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
+	if r := it.run; it.kind == itemRows && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
 		a.cfg.Upserts.Add(r.table)
 		c := &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Err: err}
 		if row >= 0 {

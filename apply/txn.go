@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -14,10 +15,44 @@ import (
 
 // item describes a queued statement, for errors and row counts.
 type item struct {
-	kind   string // "begin", "rows", "truncate", "origin", "checkpoint", "commit", "walend"
+	kind   itemKind
 	run    *run
 	trunc  []change.Table
 	walEnd *pglogrepl.LSN
+}
+
+// itemKind says what a queued statement does.
+type itemKind uint8
+
+const (
+	itemBegin      itemKind = iota + 1 // BEGIN of a target transaction
+	itemRows                           // a run of rows (item.run)
+	itemTruncate                       // a TRUNCATE of item.trunc
+	itemOrigin                         // tagging the transaction with the origin and the source commit
+	itemCheckpoint                     // the checkpoint row's update
+	itemCommit                         // COMMIT
+	itemWALEnd                         // reading into item.walEnd the WAL position after a checkpoint-only commit
+)
+
+// String names the kind as errors show it.
+func (k itemKind) String() string {
+	switch k {
+	case itemBegin:
+		return "begin"
+	case itemRows:
+		return "rows"
+	case itemTruncate:
+		return "truncate"
+	case itemOrigin:
+		return "origin"
+	case itemCheckpoint:
+		return "checkpoint"
+	case itemCommit:
+		return "commit"
+	case itemWALEnd:
+		return "walend"
+	}
+	return fmt.Sprintf("itemKind(%d)", uint8(k))
 }
 
 func (a *Applier) begin() {
@@ -25,7 +60,7 @@ func (a *Applier) begin() {
 	a.txStart = time.Now()
 	a.txRows, a.txTxns = 0, 0
 	a.pending = 0
-	a.queue("BEGIN", item{kind: "begin"})
+	a.queue("BEGIN", item{kind: itemBegin})
 }
 
 func (a *Applier) queue(sql string, it item, args ...any) {
@@ -69,12 +104,12 @@ func (a *Applier) commit(ctx context.Context) error {
 		return errors.New("internal error: committing a target transaction without a source position")
 	}
 	a.flushRun()
-	a.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: "origin"}, a.pending.String(), a.pendingAt)
-	a.queue(checkpoint.Statement, item{kind: "checkpoint"}, a.cfg.Name, a.cfg.Direction, a.pending.String())
-	a.queue("COMMIT", item{kind: "commit"})
+	a.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: itemOrigin}, a.pending.String(), a.pendingAt)
+	a.queue(checkpoint.Statement, item{kind: itemCheckpoint}, a.cfg.Name, a.cfg.Direction, a.pending.String())
+	a.queue("COMMIT", item{kind: itemCommit})
 	walEnd := new(pglogrepl.LSN)
 	if a.idleCommit && a.cfg.IdleWritten != nil {
-		a.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: "walend", walEnd: walEnd})
+		a.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: itemWALEnd, walEnd: walEnd})
 	}
 	idle, began, pending, pendingAt, txns := a.idleCommit, a.txStart, a.pending, a.pendingAt, a.txTxns
 	a.idleCommit = false
