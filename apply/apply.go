@@ -80,31 +80,26 @@ type Applier struct {
 	// already on the target and are skipped.
 	start pglogrepl.LSN
 
-	open       bool // a target transaction is open (BEGIN queued or sent)
-	inSrc      bool // inside a source transaction
-	skipping   bool // the current source transaction is already applied
-	txStart    time.Time
-	batch      *pgx.Batch
-	items      []item
-	queued     int // rows queued in batch
-	txRows     int // rows in the open target transaction
-	txTxns     int
-	pending    pglogrepl.LSN // end LSN the open transaction will checkpoint
-	pendingAt  time.Time
-	position   pglogrepl.LSN // latest idle position not yet checkpointed
-	ownSeen    bool          // the bridge's own transactions were skipped since the last checkpoint
-	idleCommit bool          // the open transaction is a checkpoint-only one
-	lastCkpt   time.Time
-	cur        *run
-	sqlCache   map[string]string
+	src       srcState // where the stream stands in source transactions
+	tx        txState  // the target transaction
+	txStart   time.Time
+	batch     *pgx.Batch
+	items     []item
+	queued    int // rows queued in batch
+	txRows    int // rows in the open target transaction
+	txTxns    int
+	pending   pglogrepl.LSN // end LSN the open transaction will checkpoint
+	pendingAt time.Time
+	position  pglogrepl.LSN // latest idle position not yet checkpointed
+	ownSeen   bool          // the bridge's own transactions were skipped since the last checkpoint
+	lastCkpt  time.Time
+	cur       *run
+	sqlCache  map[string]string
 	// inflight is the batch on its way to the server, if any: the
 	// connection is its sender's until it is done. handed is the position
 	// of the last commit handed to a sender (Flushed once it succeeds).
 	inflight *inflight
 	handed   pglogrepl.LSN
-	// aborted: a batch failed, which may have been a commit; its
-	// transaction is left open and aborted on the server.
-	aborted bool
 }
 
 // New returns an Applier that writes through conn and resumes after start.
@@ -152,7 +147,7 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 		// A commit handed off before the failure is still good; nothing
 		// may outlive Run on the connection either way.
 		a.waitAtMost(stopWait)
-		if a.open || a.aborted {
+		if a.tx != txNone {
 			a.rollback()
 		}
 	}()
@@ -164,7 +159,7 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 			ev change.Event
 			ok bool
 		)
-		if a.open && !a.inSrc {
+		if a.tx.open() && a.src == srcBetween {
 			// Between source transactions with a target transaction open:
 			// keep grouping while events keep coming, commit when they pause.
 			wait := linger
@@ -226,8 +221,8 @@ func (a *Applier) stop(cause error) error {
 	if err := a.waitAtMost(stopWait); err != nil {
 		return err
 	}
-	if a.open {
-		if a.inSrc {
+	if a.tx.open() {
+		if a.src != srcBetween {
 			a.rollback()
 		} else if err := a.commit(ctx); err != nil {
 			return err
@@ -245,20 +240,20 @@ func (a *Applier) stop(cause error) error {
 func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 	switch ev.Kind {
 	case change.EvBegin:
-		a.inSrc = true
-		a.skipping = ev.Txn.FinalLSN < a.start
-		if a.skipping {
+		if ev.Txn.FinalLSN < a.start {
+			a.src = srcSkipping
 			a.log.Debug("skipping a transaction already applied", "lsn", ev.Txn.FinalLSN, "xid", ev.Txn.Xid)
 			return nil
 		}
-		if !a.open {
+		a.src = srcApplying
+		if !a.tx.open() {
 			a.begin()
 		}
 	case change.EvChange:
-		if a.skipping {
+		if a.src == srcSkipping {
 			return nil
 		}
-		if !a.inSrc {
+		if a.src != srcApplying {
 			return fmt.Errorf("a change at %s arrived outside a transaction", ev.LSN)
 		}
 		for i := range ev.Outs {
@@ -274,9 +269,9 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 			}
 		}
 	case change.EvCommit:
-		a.inSrc = false
-		if a.skipping {
-			a.skipping = false
+		skipped := a.src == srcSkipping
+		a.src = srcBetween
+		if skipped {
 			return nil
 		}
 		a.pending = ev.Txn.EndLSN
@@ -289,10 +284,10 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 		if ev.Own {
 			a.ownSeen = true
 		}
-		if a.inSrc || ev.LSN <= a.reached() || ev.LSN < a.start {
+		if a.src != srcBetween || ev.LSN <= a.reached() || ev.LSN < a.start {
 			return nil
 		}
-		if a.open {
+		if a.tx.open() {
 			if ev.LSN > a.pending {
 				a.pending = ev.LSN
 			}

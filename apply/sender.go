@@ -74,7 +74,7 @@ func (a *Applier) finish(err error) error {
 	f := a.inflight
 	a.inflight = nil
 	if err != nil {
-		a.aborted = true
+		a.tx = txAborted
 		return err
 	}
 	if f.after != nil {

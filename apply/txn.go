@@ -55,8 +55,31 @@ func (k itemKind) String() string {
 	return fmt.Sprintf("itemKind(%d)", uint8(k))
 }
 
+// srcState is where the stream of events stands in source transactions.
+type srcState uint8
+
+const (
+	srcBetween  srcState = iota // between source transactions
+	srcApplying                 // inside one whose changes are applied
+	srcSkipping                 // inside one already on the target (its commit lies before start)
+)
+
+// txState is the state of the target transaction. A source transaction
+// being skipped may come while one is open, so the two are kept apart.
+type txState uint8
+
+const (
+	txNone           txState = iota // none open
+	txOpen                          // BEGIN queued or sent: source transactions go into it
+	txCheckpointOnly                // opened to write only the checkpoint of a position reached without changes
+	txAborted                       // a batch failed, perhaps its COMMIT: the server's transaction, if any, is aborted and only a rollback follows
+)
+
+// open reports whether a target transaction is open to add to or commit.
+func (s txState) open() bool { return s == txOpen || s == txCheckpointOnly }
+
 func (a *Applier) begin() {
-	a.open = true
+	a.tx = txOpen
 	a.txStart = time.Now()
 	a.txRows, a.txTxns = 0, 0
 	a.pending = 0
@@ -71,7 +94,7 @@ func (a *Applier) queue(sql string, it item, args ...any) {
 // idleCheckpoint persists a position reached without changes, at most once
 // per IdleCheckpoint unless it moved IdleBytes or force is set.
 func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
-	if a.open || a.inSrc || a.position <= a.reached() {
+	if a.tx.open() || a.src != srcBetween || a.position <= a.reached() {
 		return nil
 	}
 	// A position that passed only the bridge's own transactions (the other
@@ -87,7 +110,7 @@ func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
 	a.begin()
 	a.pending = a.position
 	a.pendingAt = time.Now()
-	a.idleCommit = true
+	a.tx = txCheckpointOnly
 	return a.commit(ctx)
 }
 
@@ -96,7 +119,7 @@ func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
 const ownSlack = 16 << 10
 
 func (a *Applier) commit(ctx context.Context) error {
-	if !a.open {
+	if !a.tx.open() {
 		return nil
 	}
 	if a.pending == 0 {
@@ -108,11 +131,11 @@ func (a *Applier) commit(ctx context.Context) error {
 	a.queue(checkpoint.Statement, item{kind: itemCheckpoint}, a.cfg.Name, a.cfg.Direction, a.pending.String())
 	a.queue("COMMIT", item{kind: itemCommit})
 	walEnd := new(pglogrepl.LSN)
-	if a.idleCommit && a.cfg.IdleWritten != nil {
+	idle := a.tx == txCheckpointOnly
+	if idle && a.cfg.IdleWritten != nil {
 		a.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: itemWALEnd, walEnd: walEnd})
 	}
-	idle, began, pending, pendingAt, txns := a.idleCommit, a.txStart, a.pending, a.pendingAt, a.txTxns
-	a.idleCommit = false
+	began, pending, pendingAt, txns := a.txStart, a.pending, a.pendingAt, a.txTxns
 	// Only once the COMMIT has succeeded does Flushed move.
 	after := func() {
 		a.flushed.Store(uint64(pending))
@@ -126,7 +149,7 @@ func (a *Applier) commit(ctx context.Context) error {
 	if err := a.sendThen(ctx, after); err != nil {
 		return err
 	}
-	a.open = false
+	a.tx = txNone
 	a.handed = pending
 	a.lastCkpt = time.Now()
 	a.ownSeen = false
@@ -143,7 +166,7 @@ func (a *Applier) rollback() {
 	a.items = a.items[:0]
 	a.queued = 0
 	a.cur = nil
-	a.open = false
+	a.tx = txNone
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if !a.conn.IsClosed() {
