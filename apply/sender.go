@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -75,6 +76,7 @@ func (a *Applier) finish(err error) error {
 	a.inflight = nil
 	if err != nil {
 		a.tx = txAborted
+		a.learn(err)
 		return err
 	}
 	if f.after != nil {
@@ -136,6 +138,17 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 	return nil
 }
 
+// learn takes from the failure of a batch what outlives it: a plain insert
+// that met a row (a Conflict) makes its table's inserts upserts. Every
+// result of a sender passes here, on the applier's goroutine, which is so
+// the only one that changes Upserts.
+func (a *Applier) learn(err error) {
+	var c *Conflict
+	if errors.As(err, &c) && a.cfg.Upserts != nil {
+		a.cfg.Upserts.Add(c.Table)
+	}
+}
+
 // failure explains the first statement of a batch that failed, once the
 // batch is closed and the connection free again. The target transaction
 // is aborted by then: nothing of it can commit.
@@ -146,7 +159,6 @@ func (a *Applier) failure(ctx context.Context, b *pgx.Batch, items []item, faile
 		row = a.findRow(ctx, b, items, failed, err)
 	}
 	if r := it.run; it.kind == itemRows && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
-		a.cfg.Upserts.Add(r.table)
 		c := &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Err: err}
 		if row >= 0 {
 			c.Key, c.LSN = r.rowKey(row), r.lsns[row]

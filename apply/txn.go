@@ -159,7 +159,7 @@ func (a *Applier) commit(ctx context.Context) error {
 func (a *Applier) rollback() {
 	if f := a.inflight; f != nil {
 		f.cancel()
-		<-f.done
+		a.learn(<-f.done)
 		a.inflight = nil
 	}
 	a.batch = &pgx.Batch{}

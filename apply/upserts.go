@@ -7,7 +7,13 @@ import (
 )
 
 // Upserts is the set of tables whose inserts are upserts. It outlives the
-// Applier (one per pipeline, kept across restarts). Safe for concurrent use.
+// Applier: the caller makes one per pipeline and hands it to each Applier
+// it runs there, one after the other, so that what a Conflict taught holds
+// after the restart from the checkpoint.
+//
+// An Applier adds to it on the goroutine of its Run only, when it takes the
+// Conflict of a failed batch and before Run returns it; it reads it on the
+// same goroutine, while building runs. Safe for concurrent use all the same.
 type Upserts struct {
 	mu     sync.Mutex
 	tables map[change.Table]bool
