@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
 )
 
 // Error is an apply failure with where it happened: the change the target
@@ -87,7 +88,7 @@ func (a *Applier) explain(it item, err error, row int) error {
 	case itemOrigin:
 		return fmt.Errorf("tagging the transaction with replication origin %s: %w", a.cfg.Origin, err)
 	case itemCheckpoint:
-		if strings.Contains(err.Error(), "checkpoint rows updated") {
+		if checkpoint.IsMissing(err) {
 			return &checkpointMissingError{name: a.cfg.Name, direction: a.cfg.Direction, err: err}
 		}
 		return fmt.Errorf("writing the checkpoint: %w", err)
