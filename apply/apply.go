@@ -80,21 +80,16 @@ type Applier struct {
 	// already on the target and are skipped.
 	start pglogrepl.LSN
 
-	src       srcState // where the stream stands in source transactions
-	tx        txState  // the target transaction
-	txStart   time.Time
-	batch     *pgx.Batch
-	items     []item
-	queued    int // rows queued in batch
-	txRows    int // rows in the open target transaction
-	txTxns    int
-	pending   pglogrepl.LSN // end LSN the open transaction will checkpoint
-	pendingAt time.Time
-	position  pglogrepl.LSN // latest idle position not yet checkpointed
-	ownSeen   bool          // the bridge's own transactions were skipped since the last checkpoint
-	lastCkpt  time.Time
-	cur       *run
-	sqlCache  map[string]string
+	src   srcState // where the stream stands in source transactions
+	tx    txn      // the target transaction
+	build builder  // what the next round trip sends
+	// position is the latest position reached without changes and not yet
+	// checkpointed; ownSeen, that the bridge's own transactions were
+	// skipped since the last checkpoint; lastCkpt, when the last commit,
+	// and so checkpoint, was handed to a sender.
+	position pglogrepl.LSN
+	ownSeen  bool
+	lastCkpt time.Time
 	// inflight is the batch on its way to the server, if any: the
 	// connection is its sender's until it is done. handed is the position
 	// of the last commit handed to a sender (Flushed once it succeeds).
@@ -120,7 +115,7 @@ func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Applier{cfg: cfg, conn: conn, start: start, log: cfg.Logger.With("component", "apply"),
-		batch: &pgx.Batch{}, sqlCache: map[string]string{}}
+		build: builder{batch: &pgx.Batch{}, sqlCache: map[string]string{}}}
 	a.flushed.Store(uint64(start))
 	a.lastCkpt = time.Now()
 	return a
@@ -147,7 +142,7 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 		// A commit handed off before the failure is still good; nothing
 		// may outlive Run on the connection either way.
 		a.waitAtMost(stopWait)
-		if a.tx != txNone {
+		if a.tx.state != txNone {
 			a.rollback()
 		}
 	}()
@@ -159,11 +154,11 @@ func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 			ev change.Event
 			ok bool
 		)
-		if a.tx.open() && a.src == srcBetween {
+		if a.tx.state.open() && a.src == srcBetween {
 			// Between source transactions with a target transaction open:
 			// keep grouping while events keep coming, commit when they pause.
 			wait := linger
-			if left := a.cfg.MaxDelay - time.Since(a.txStart); left < wait {
+			if left := a.cfg.MaxDelay - time.Since(a.tx.began); left < wait {
 				wait = max(left, 0)
 			}
 			timer := time.NewTimer(wait)
@@ -221,7 +216,7 @@ func (a *Applier) stop(cause error) error {
 	if err := a.waitAtMost(stopWait); err != nil {
 		return err
 	}
-	if a.tx.open() {
+	if a.tx.state.open() {
 		if a.src != srcBetween {
 			a.rollback()
 		} else if err := a.commit(ctx); err != nil {
@@ -246,7 +241,7 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 			return nil
 		}
 		a.src = srcApplying
-		if !a.tx.open() {
+		if !a.tx.state.open() {
 			a.begin()
 		}
 	case change.EvChange:
@@ -261,7 +256,7 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 				return err
 			}
 		}
-		if a.queued >= a.cfg.MaxRows {
+		if a.build.queued >= a.cfg.MaxRows {
 			// A large source transaction: send what is queued to bound
 			// memory, but keep the target transaction open.
 			if err := a.send(ctx); err != nil {
@@ -274,10 +269,10 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 		if skipped {
 			return nil
 		}
-		a.pending = ev.Txn.EndLSN
-		a.pendingAt = ev.Txn.CommitTime
-		a.txTxns++
-		if a.txRows >= a.cfg.MaxRows || time.Since(a.txStart) >= a.cfg.MaxDelay {
+		a.tx.pending = ev.Txn.EndLSN
+		a.tx.pendingAt = ev.Txn.CommitTime
+		a.tx.txns++
+		if a.tx.rows >= a.cfg.MaxRows || time.Since(a.tx.began) >= a.cfg.MaxDelay {
 			return a.commit(ctx)
 		}
 	case change.EvPosition:
@@ -287,9 +282,9 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 		if a.src != srcBetween || ev.LSN <= a.reached() || ev.LSN < a.start {
 			return nil
 		}
-		if a.tx.open() {
-			if ev.LSN > a.pending {
-				a.pending = ev.LSN
+		if a.tx.state.open() {
+			if ev.LSN > a.tx.pending {
+				a.tx.pending = ev.LSN
 			}
 			return nil
 		}

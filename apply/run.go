@@ -35,9 +35,9 @@ type run struct {
 }
 
 func (a *Applier) add(o *change.Out) error {
-	a.txRows++
+	a.tx.rows++
 	if o.Op == change.Truncate {
-		a.flushRun()
+		a.build.flushRun()
 		if len(o.Truncate) == 0 {
 			return nil
 		}
@@ -55,7 +55,7 @@ func (a *Applier) add(o *change.Out) error {
 		if o.RestartIdentity {
 			sql += " RESTART IDENTITY"
 		}
-		a.queue(sql, item{kind: itemTruncate, trunc: o.Truncate})
+		a.build.queue(sql, item{kind: itemTruncate, trunc: o.Truncate})
 		if a.cfg.Observer != nil {
 			for _, t := range o.Truncate {
 				a.cfg.Observer.Applied(t, change.Truncate, 1)
@@ -105,7 +105,7 @@ func (a *Applier) add(o *change.Out) error {
 	if len(keyCols) == 0 && o.Op != change.Insert {
 		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("no key to find the target row by: give the target table a primary key or a unique index on NOT NULL columns, set key: in the mapping, or set REPLICA IDENTITY FULL on the table read")}
 	}
-	r := a.cur
+	r := a.build.cur
 	var sig string
 	if r != nil && r.op == o.Op && r.table == o.Table && slices.Equal(r.cols, cols) && slices.Equal(r.keyCols, keyCols) {
 		sig = r.sig // the common case, a run going on: no need to spell it out
@@ -114,7 +114,7 @@ func (a *Applier) add(o *change.Out) error {
 	}
 	k := keyString(key)
 	if r != nil && (r.sig != sig || (k != "" && hasKey(r.keys, k)) || (o.Op == change.Update && hasNewKey(r, keyCols, cols, vals))) {
-		a.flushRun()
+		a.build.flushRun()
 		r = nil
 	}
 	if r == nil {
@@ -132,7 +132,7 @@ func (a *Applier) add(o *change.Out) error {
 		case change.Delete:
 			r.params = make([]pgtype.FlatArray[[]byte], len(keyCols))
 		}
-		a.cur = r
+		a.build.cur = r
 	}
 	if k != "" {
 		r.keys[k] = struct{}{}
@@ -152,7 +152,7 @@ func (a *Applier) add(o *change.Out) error {
 	}
 	r.lsns = append(r.lsns, o.LSN)
 	r.n++
-	a.queued++
+	a.build.queued++
 	return nil
 }
 
@@ -177,13 +177,13 @@ func (a *Applier) addFullRow(o *change.Out, info *catalog.Table) error {
 			return nil // nothing changes
 		}
 	}
-	a.flushRun()
+	a.build.flushRun()
 	r := &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: o.KeyCols, fullRow: true, n: 1,
 		sig: "\x00full" + sigOf(o.Op, o.Table, cols, o.KeyCols), entry: o.Entry, lsn: o.LSN, firstKey: describeKey(o.KeyCols, o.Key)}
-	sql := a.sqlCache[r.sig]
+	sql := a.build.sqlCache[r.sig]
 	if sql == "" {
 		sql = buildFullRowSQL(r, a.cfg.Catalog)
-		a.sqlCache[r.sig] = sql
+		a.build.sqlCache[r.sig] = sql
 	}
 	args := make([]any, 0, len(vals)+len(o.Key))
 	for _, v := range vals {
@@ -192,8 +192,8 @@ func (a *Applier) addFullRow(o *change.Out, info *catalog.Table) error {
 	for _, v := range o.Key {
 		args = append(args, text(v))
 	}
-	a.queue(sql, item{kind: itemRows, run: r}, args...)
-	a.queued++
+	a.build.queue(sql, item{kind: itemRows, run: r}, args...)
+	a.build.queued++
 	return nil
 }
 
@@ -280,24 +280,24 @@ func sigOf(op change.Op, t change.Table, cols, keyCols []string) string {
 }
 
 // flushRun queues the current run as one statement.
-func (a *Applier) flushRun() {
-	r := a.cur
+func (b *builder) flushRun() {
+	r := b.cur
 	if r == nil {
 		return
 	}
-	a.cur = nil
+	b.cur = nil
 	ck := r.sig
 	if r.upsert {
 		ck += "\x00upsert"
 	}
-	sql := a.sqlCache[ck]
+	sql := b.sqlCache[ck]
 	if sql == "" {
 		sql = buildSQL(r)
-		a.sqlCache[ck] = sql
+		b.sqlCache[ck] = sql
 	}
 	args := make([]any, len(r.params))
 	for i := range r.params {
 		args[i] = r.params[i]
 	}
-	a.queue(sql, item{kind: itemRows, run: r}, args...)
+	b.queue(sql, item{kind: itemRows, run: r}, args...)
 }

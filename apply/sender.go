@@ -43,15 +43,15 @@ func (a *Applier) waitAtMost(d time.Duration) error {
 func (a *Applier) send(ctx context.Context) error { return a.sendThen(ctx, nil) }
 
 func (a *Applier) sendThen(ctx context.Context, after func()) error {
-	a.flushRun()
-	if len(a.items) == 0 {
+	a.build.flushRun()
+	if len(a.build.items) == 0 {
 		return nil
 	}
 	if err := a.wait(); err != nil {
 		return err
 	}
-	b, items := a.batch, a.items
-	a.batch, a.items, a.queued = &pgx.Batch{}, nil, 0
+	b, items := a.build.batch, a.build.items
+	a.build.batch, a.build.items, a.build.queued = &pgx.Batch{}, nil, 0
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &inflight{done: make(chan error, 1), after: after, cancel: cancel}
 	a.inflight = f
@@ -75,7 +75,7 @@ func (a *Applier) finish(err error) error {
 	f := a.inflight
 	a.inflight = nil
 	if err != nil {
-		a.tx = txAborted
+		a.tx.state = txAborted
 		a.learn(err)
 		return err
 	}

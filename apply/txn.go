@@ -13,6 +13,26 @@ import (
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 )
 
+// txn is the target transaction: its state, and what its commit records.
+type txn struct {
+	state     txState
+	began     time.Time
+	rows      int           // rows in it
+	txns      int           // source transactions in it
+	pending   pglogrepl.LSN // end LSN its commit will checkpoint
+	pendingAt time.Time     // commit time of the source transaction that ends at pending
+}
+
+// builder holds the statements queued for the next round trip, and the
+// run of rows being built that becomes the next of them.
+type builder struct {
+	batch    *pgx.Batch
+	items    []item // one per statement queued in batch
+	queued   int    // rows queued in batch
+	cur      *run
+	sqlCache map[string]string // statement text by run signature
+}
+
 // item describes a queued statement, for errors and row counts.
 type item struct {
 	kind   itemKind
@@ -79,22 +99,22 @@ const (
 func (s txState) open() bool { return s == txOpen || s == txCheckpointOnly }
 
 func (a *Applier) begin() {
-	a.tx = txOpen
-	a.txStart = time.Now()
-	a.txRows, a.txTxns = 0, 0
-	a.pending = 0
-	a.queue("BEGIN", item{kind: itemBegin})
+	a.tx.state = txOpen
+	a.tx.began = time.Now()
+	a.tx.rows, a.tx.txns = 0, 0
+	a.tx.pending = 0
+	a.build.queue("BEGIN", item{kind: itemBegin})
 }
 
-func (a *Applier) queue(sql string, it item, args ...any) {
-	a.batch.Queue(sql, args...)
-	a.items = append(a.items, it)
+func (b *builder) queue(sql string, it item, args ...any) {
+	b.batch.Queue(sql, args...)
+	b.items = append(b.items, it)
 }
 
 // idleCheckpoint persists a position reached without changes, at most once
 // per IdleCheckpoint unless it moved IdleBytes or force is set.
 func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
-	if a.tx.open() || a.src != srcBetween || a.position <= a.reached() {
+	if a.tx.state.open() || a.src != srcBetween || a.position <= a.reached() {
 		return nil
 	}
 	// A position that passed only the bridge's own transactions (the other
@@ -108,9 +128,9 @@ func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
 		return nil
 	}
 	a.begin()
-	a.pending = a.position
-	a.pendingAt = time.Now()
-	a.tx = txCheckpointOnly
+	a.tx.pending = a.position
+	a.tx.pendingAt = time.Now()
+	a.tx.state = txCheckpointOnly
 	return a.commit(ctx)
 }
 
@@ -119,23 +139,23 @@ func (a *Applier) idleCheckpoint(ctx context.Context, force bool) error {
 const ownSlack = 16 << 10
 
 func (a *Applier) commit(ctx context.Context) error {
-	if !a.tx.open() {
+	if !a.tx.state.open() {
 		return nil
 	}
-	if a.pending == 0 {
+	if a.tx.pending == 0 {
 		// Nothing complete to commit (cannot happen between transactions).
 		return errors.New("internal error: committing a target transaction without a source position")
 	}
-	a.flushRun()
-	a.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: itemOrigin}, a.pending.String(), a.pendingAt)
-	a.queue(checkpoint.Statement, item{kind: itemCheckpoint}, a.cfg.Name, a.cfg.Direction, a.pending.String())
-	a.queue("COMMIT", item{kind: itemCommit})
+	a.build.flushRun()
+	a.build.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: itemOrigin}, a.tx.pending.String(), a.tx.pendingAt)
+	a.build.queue(checkpoint.Statement, item{kind: itemCheckpoint}, a.cfg.Name, a.cfg.Direction, a.tx.pending.String())
+	a.build.queue("COMMIT", item{kind: itemCommit})
 	walEnd := new(pglogrepl.LSN)
-	idle := a.tx == txCheckpointOnly
+	idle := a.tx.state == txCheckpointOnly
 	if idle && a.cfg.IdleWritten != nil {
-		a.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: itemWALEnd, walEnd: walEnd})
+		a.build.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: itemWALEnd, walEnd: walEnd})
 	}
-	began, pending, pendingAt, txns := a.txStart, a.pending, a.pendingAt, a.txTxns
+	began, pending, pendingAt, txns := a.tx.began, a.tx.pending, a.tx.pendingAt, a.tx.txns
 	// Only once the COMMIT has succeeded does Flushed move.
 	after := func() {
 		a.flushed.Store(uint64(pending))
@@ -149,7 +169,7 @@ func (a *Applier) commit(ctx context.Context) error {
 	if err := a.sendThen(ctx, after); err != nil {
 		return err
 	}
-	a.tx = txNone
+	a.tx.state = txNone
 	a.handed = pending
 	a.lastCkpt = time.Now()
 	a.ownSeen = false
@@ -162,11 +182,11 @@ func (a *Applier) rollback() {
 		a.learn(<-f.done)
 		a.inflight = nil
 	}
-	a.batch = &pgx.Batch{}
-	a.items = a.items[:0]
-	a.queued = 0
-	a.cur = nil
-	a.tx = txNone
+	a.build.batch = &pgx.Batch{}
+	a.build.items = a.build.items[:0]
+	a.build.queued = 0
+	a.build.cur = nil
+	a.tx.state = txNone
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if !a.conn.IsClosed() {
