@@ -15,7 +15,8 @@ import (
 )
 
 // Observer receives what the applier did; metrics implement it. Methods are
-// called from the applier's goroutine and must not block.
+// called from Run's goroutine and from the goroutine of the batch in flight,
+// possibly at once: they must be safe for concurrent use and must not block.
 type Observer interface {
 	Applied(table change.Table, op change.Op, rows int)
 	Committed(sourceTxns int, lsn pglogrepl.LSN, lastCommit time.Time, took time.Duration)
@@ -133,7 +134,8 @@ func (a *Applier) reached() pglogrepl.LSN { return max(a.handed, a.Flushed()) }
 // and returns nil) or ctx ends (it then commits the complete source
 // transactions of the open target transaction, rolls back a partial one and
 // returns ctx.Err()). Any other error leaves nothing half-applied: the open
-// target transaction is rolled back, and Flushed stays where it was.
+// target transaction is rolled back, and Flushed stays at the last commit
+// that succeeded (one handed to the server before the failure may still).
 func (a *Applier) Run(ctx context.Context, in <-chan change.Event) (err error) {
 	defer func() {
 		if err == nil {
