@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
 )
 
 // Error is an apply failure with where it happened: the change the target
@@ -58,7 +59,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // or -1 when it is not known.
 func (a *Applier) explain(it item, err error, row int) error {
 	switch it.kind {
-	case "rows":
+	case itemRows:
 		r := it.run
 		e := &Error{Entry: r.entry, Table: r.table, Op: r.op, Key: r.firstKey, LSN: r.lsn, Err: err}
 		switch {
@@ -68,7 +69,7 @@ func (a *Applier) explain(it item, err error, row int) error {
 			e.Rows = r.n
 		}
 		return e
-	case "truncate":
+	case itemTruncate:
 		e := &Error{Table: it.trunc[0], Op: change.Truncate, Err: err}
 		var pg *pgconn.PgError
 		if errors.As(err, &pg) && pg.Code == pgerrcode.FeatureNotSupported && pg.Detail != "" {
@@ -84,10 +85,10 @@ func (a *Applier) explain(it item, err error, row int) error {
 			e.Key = "tables " + strings.Join(names, ", ")
 		}
 		return e
-	case "origin":
+	case itemOrigin:
 		return fmt.Errorf("tagging the transaction with replication origin %s: %w", a.cfg.Origin, err)
-	case "checkpoint":
-		if strings.Contains(err.Error(), "checkpoint rows updated") {
+	case itemCheckpoint:
+		if checkpoint.IsMissing(err) {
 			return &checkpointMissingError{name: a.cfg.Name, direction: a.cfg.Direction, err: err}
 		}
 		return fmt.Errorf("writing the checkpoint: %w", err)
@@ -139,13 +140,13 @@ func (a *Applier) findRow(ctx context.Context, b *pgx.Batch, items []item, faile
 	d.Queue("BEGIN")
 	from := 0
 	for j := failed - 1; j >= 0; j-- {
-		if items[j].kind == "begin" {
+		if items[j].kind == itemBegin {
 			from = j + 1
 			break
 		}
 	}
 	for j := from; j < failed; j++ {
-		if k := items[j].kind; k == "rows" || k == "truncate" {
+		if k := items[j].kind; k == itemRows || k == itemTruncate {
 			q := b.QueuedQueries[j]
 			d.Queue(q.SQL, q.Arguments...)
 		}
@@ -221,4 +222,39 @@ func (r *run) rowKey(k int) string {
 		}
 	}
 	return describeKey(cols, key)
+}
+
+// Conflict is a plain insert that met a row already on the target. Nothing
+// of its target transaction is committed; the table's inserts are upserts
+// from now on, so applying again from the checkpoint succeeds.
+type Conflict struct {
+	Table change.Table
+	Key   string
+	LSN   pglogrepl.LSN
+	Err   error
+}
+
+func (e *Conflict) Error() string {
+	return fmt.Sprintf("an insert into %s at source LSN %s met a row already on the target (%s); its inserts are upserts from now on: %v", e.Table, e.LSN, e.Key, e.Err)
+}
+
+func (e *Conflict) Unwrap() error { return e.Err }
+
+// checkpointMissingError: the checkpoint row vanished under the daemon. The
+// transaction was rolled back, so nothing is applied without its position.
+type checkpointMissingError struct {
+	name, direction string
+	err             error
+}
+
+func (e *checkpointMissingError) Error() string {
+	return fmt.Sprintf("the checkpoint row %s/%s is missing from cdcbridge.checkpoint on the target (was it deleted?); nothing was committed", e.name, e.direction)
+}
+
+func (e *checkpointMissingError) Unwrap() error { return e.err }
+
+// isUniqueViolation reports a unique_violation (23505).
+func isUniqueViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "23505"
 }

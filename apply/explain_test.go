@@ -153,6 +153,10 @@ func TestApplyErrorNamesTheRowAtFault(t *testing.T) {
 			switch {
 			case errors.As(err, &ce):
 				key, lsn = ce.Key, ce.LSN
+				// Once Run has returned it, the replay can count on upserts.
+				if !h.a.cfg.Upserts.Has(ce.Table) {
+					t.Errorf("Run returned a conflict on %s, but its inserts are not upserts", ce.Table)
+				}
 			case errors.As(err, &ae):
 				key, lsn = ae.Key, ae.LSN
 				if ae.Rows != c.rows {

@@ -66,3 +66,39 @@ func WithOrigin(ctx context.Context, conn *pgx.Conn, origin string, fn func() er
 	}
 	return ferr
 }
+
+// Prepare sets up the target session: durable commits, the text formats the
+// values travel in, writing as a replica (see ReplicaRole), and the
+// replication origin (created when missing).
+func (a *Applier) Prepare(ctx context.Context) error {
+	for _, s := range []string{
+		"SET synchronous_commit = on",
+		"SET DateStyle = ISO, YMD",
+		"SET IntervalStyle = postgres",
+		"SET TimeZone = 'UTC'",
+		"SET extra_float_digits = 3",
+		"SET bytea_output = hex",
+	} {
+		if _, err := a.conn.Exec(ctx, s); err != nil {
+			return fmt.Errorf("setting up the target session (%s): %w", s, err)
+		}
+	}
+	if err := ReplicaRole(ctx, a.conn); err != nil {
+		return err
+	}
+	if err := EnsureOrigin(ctx, a.conn, a.cfg.Origin); err != nil {
+		return err
+	}
+	if _, err := a.conn.Exec(ctx, "SELECT pg_replication_origin_session_setup($1)", a.cfg.Origin); err != nil {
+		return fmt.Errorf("taking the replication origin %s (is another daemon using it?): %w", a.cfg.Origin, err)
+	}
+	return nil
+}
+
+// EnsureOrigin creates the named replication origin if it does not exist.
+func EnsureOrigin(ctx context.Context, conn *pgx.Conn, name string) error {
+	if _, err := conn.Exec(ctx, `SELECT pg_replication_origin_create($1) WHERE pg_replication_origin_oid($1) IS NULL`, name); err != nil {
+		return fmt.Errorf("creating the replication origin %s: %w", name, err)
+	}
+	return nil
+}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,11 +41,24 @@ ALTER TABLE cdcbridge.checkpoint ADD COLUMN IF NOT EXISTS state text NOT NULL DE
 // row: a checkpoint row deleted under a running daemon must not let changes
 // commit without the position that covers them, or a restart would apply
 // them again. (The failing cast depends on count(*), so the planner cannot
-// fold it into an error for every call.)
+// fold it into an error for every call.) IsMissing recognises that error.
 const Statement = `WITH u AS (
 	UPDATE cdcbridge.checkpoint SET lsn = $3::pg_lsn, updated_at = now()
 	WHERE name = $1 AND direction = $2 RETURNING 1)
-SELECT CASE WHEN count(*) = 1 THEN 1 ELSE ('checkpoint rows updated: ' || count(*))::int END FROM u`
+SELECT CASE WHEN count(*) = 1 THEN 1 ELSE ('` + missingRow + `: ' || count(*))::int END FROM u`
+
+// missingRow starts the text that Statement fails to cast when it did not
+// update exactly one row.
+const missingRow = "checkpoint rows updated"
+
+// IsMissing reports whether err, the server's answer to Statement, means
+// the checkpoint row was not there to update: it was deleted under the
+// running daemon. The transaction that ran Statement is aborted by then, so
+// nothing of it commits without its position.
+func IsMissing(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == pgerrcode.InvalidTextRepresentation && strings.Contains(pg.Message, missingRow)
+}
 
 // State is one checkpoint row.
 type State struct {

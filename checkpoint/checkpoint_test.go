@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,29 @@ func TestResume(t *testing.T) {
 				t.Fatalf("Resume error = %v; want a refusal containing %q", err, c.wantErr)
 			}
 		})
+	}
+}
+
+// Statement refuses to advance a checkpoint row that is not there, and
+// IsMissing tells that refusal from other errors.
+func TestStatementWithoutItsRow(t *testing.T) {
+	ctx := context.Background()
+	conn := pgtest.Connect(t, pgtest.Target(t).NewDB(t))
+	if err := Create(ctx, conn, State{Name: "shop", Direction: "forward", LSN: 0x10, SystemID: "1", Slot: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, Statement, "shop", "forward", "0/20"); err != nil {
+		t.Fatalf("advancing an existing row: %v", err)
+	}
+	_, err := conn.Exec(ctx, Statement, "shop", "reverse", "0/20")
+	if !IsMissing(err) || !IsMissing(fmt.Errorf("writing the checkpoint: %w", err)) {
+		t.Fatalf("advancing a missing row: error %v, not recognised by IsMissing", err)
+	}
+	_, other := conn.Exec(ctx, Statement, "shop", "forward", "not an LSN")
+	for _, err := range []error{nil, other, errors.New("checkpoint rows updated: 0")} {
+		if IsMissing(err) {
+			t.Errorf("IsMissing(%v) = true, want false", err)
+		}
 	}
 }
 

@@ -4,7 +4,8 @@
 // The row is updated in the same transaction as the changes it covers (the
 // applier queues Statement with its batch), so after a crash the row says
 // exactly which source transactions are on the target: nothing before it is
-// missing and nothing after it was applied. Resume decides where a stream
+// missing and nothing after it was applied. If the row is gone, Statement
+// fails and that transaction with it; IsMissing recognises the failure. Resume decides where a stream
 // restarts and refuses, with the reason, every start that could skip or
 // repeat data: a slot that is missing, invalidated or ahead of the
 // checkpoint, or a source that is not the database the checkpoint came from.

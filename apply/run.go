@@ -1,0 +1,303 @@
+package apply
+
+import (
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/cdcbridge/cdcbridge/catalog"
+	"github.com/cdcbridge/cdcbridge/change"
+)
+
+// run is a growing statement: rows of one op, table and column set.
+type run struct {
+	op      change.Op
+	table   change.Table
+	info    *catalog.Table
+	cols    []string // columns written (insert, update)
+	keyCols []string // key columns (update, delete; insert when upserting)
+	upsert  bool
+	// fullRow: one update or delete of a table without a key, keyCols
+	// being every column of the old row (see addFullRow).
+	fullRow  bool
+	sig      string
+	keys     map[string]struct{}
+	params   []pgtype.FlatArray[[]byte] // update/delete: key columns first; nil is NULL
+	n        int
+	entry    string
+	lsn      pglogrepl.LSN
+	firstKey string
+	// lsns holds the LSN of each row's change, in the order of params.
+	lsns []pglogrepl.LSN
+}
+
+func (a *Applier) add(o *change.Out) error {
+	a.tx.rows++
+	if o.Op == change.Truncate {
+		a.build.flushRun()
+		if len(o.Truncate) == 0 {
+			return nil
+		}
+		names := make([]string, len(o.Truncate))
+		for i, t := range o.Truncate {
+			names[i] = t.String()
+		}
+		// Never CASCADE, whatever the source did: the source's truncate
+		// lists every table its cascade reached, and those that are mapped
+		// are all here. A cascade on the target could only reach tables
+		// outside the mapping, which are not the bridge's to empty; a table
+		// there that references one of these makes the truncate fail, as in
+		// PostgreSQL's apply worker.
+		sql := "TRUNCATE " + strings.Join(names, ", ")
+		if o.RestartIdentity {
+			sql += " RESTART IDENTITY"
+		}
+		a.build.queue(sql, item{kind: itemTruncate, trunc: o.Truncate})
+		if a.cfg.Observer != nil {
+			for _, t := range o.Truncate {
+				a.cfg.Observer.Applied(t, change.Truncate, 1)
+			}
+		}
+		return nil
+	}
+	info := a.cfg.Catalog.Table(o.Table)
+	if info == nil {
+		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("the table is not in the target catalog")}
+	}
+	if o.FullRow && o.Op != change.Insert {
+		return a.addFullRow(o, info)
+	}
+	cols, vals := o.Cols, o.Vals
+	keyCols, key := o.KeyCols, o.Key
+	if o.Op == change.Insert {
+		keyCols = info.Key
+		if len(keyCols) == 0 {
+			keyCols = o.KeyCols
+		}
+		key = make([]change.Value, len(keyCols))
+		for i, k := range keyCols {
+			v, ok := o.Lookup(k)
+			if !ok || v.Kind != change.Text {
+				keyCols, key = nil, nil // no complete key: a plain insert
+				break
+			}
+			key[i] = v
+		}
+	}
+	if o.Op == change.Update {
+		// Do not SET key columns to the value they already have: identity
+		// columns that are GENERATED ALWAYS refuse any update but DEFAULT.
+		cols, vals = nil, nil
+		for i, c := range o.Cols {
+			if j := indexOf(keyCols, c); j >= 0 && o.Vals[i].Equal(key[j]) {
+				continue
+			}
+			cols = append(cols, c)
+			vals = append(vals, o.Vals[i])
+		}
+		if len(cols) == 0 {
+			return nil // nothing changes
+		}
+	}
+	if len(keyCols) == 0 && o.Op != change.Insert {
+		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("no key to find the target row by: give the target table a primary key or a unique index on NOT NULL columns, set key: in the mapping, or set REPLICA IDENTITY FULL on the table read")}
+	}
+	r := a.build.cur
+	var sig string
+	if r != nil && r.op == o.Op && r.table == o.Table && slices.Equal(r.cols, cols) && slices.Equal(r.keyCols, keyCols) {
+		sig = r.sig // the common case, a run going on: no need to spell it out
+	} else {
+		sig = sigOf(o.Op, o.Table, cols, keyCols)
+	}
+	k := keyString(key)
+	if r != nil && (r.sig != sig || (k != "" && hasKey(r.keys, k)) || (o.Op == change.Update && hasNewKey(r, keyCols, cols, vals))) {
+		a.build.flushRun()
+		r = nil
+	}
+	if r == nil {
+		upsert := o.Op == change.Insert && len(keyCols) > 0 && (a.cfg.Upserts == nil || a.cfg.Upserts.Has(o.Table))
+		r = &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: keyCols, upsert: upsert,
+			sig: sig, keys: map[string]struct{}{}, entry: o.Entry, lsn: o.LSN, firstKey: describeKey(keyCols, key)}
+		if r.firstKey == "" {
+			r.firstKey = describeKey(cols, vals)
+		}
+		switch o.Op {
+		case change.Insert:
+			r.params = make([]pgtype.FlatArray[[]byte], len(cols))
+		case change.Update:
+			r.params = make([]pgtype.FlatArray[[]byte], len(keyCols)+len(cols))
+		case change.Delete:
+			r.params = make([]pgtype.FlatArray[[]byte], len(keyCols))
+		}
+		a.build.cur = r
+	}
+	if k != "" {
+		r.keys[k] = struct{}{}
+	}
+	p := 0
+	if o.Op != change.Insert {
+		for _, v := range key {
+			r.params[p] = append(r.params[p], text(v))
+			p++
+		}
+	}
+	if o.Op != change.Delete {
+		for _, v := range vals {
+			r.params[p] = append(r.params[p], text(v))
+			p++
+		}
+	}
+	r.lsns = append(r.lsns, o.LSN)
+	r.n++
+	a.build.queued++
+	return nil
+}
+
+// addFullRow queues an update or delete of a table without a key as a
+// statement of its own that changes one row whose columns all match the
+// old row: runs over unnest() cannot do that, since a join reaches every
+// copy of a duplicated row, and each change must reach exactly one.
+func (a *Applier) addFullRow(o *change.Out, info *catalog.Table) error {
+	var cols []string
+	var vals []change.Value
+	if o.Op == change.Update {
+		// Columns that keep their value are not SET: GENERATED ALWAYS
+		// identity columns refuse any update but DEFAULT.
+		for i, c := range o.Cols {
+			if j := indexOf(o.KeyCols, c); j >= 0 && o.Vals[i].Equal(o.Key[j]) {
+				continue
+			}
+			cols = append(cols, c)
+			vals = append(vals, o.Vals[i])
+		}
+		if len(cols) == 0 {
+			return nil // nothing changes
+		}
+	}
+	a.build.flushRun()
+	r := &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: o.KeyCols, fullRow: true, n: 1,
+		sig: "\x00full" + sigOf(o.Op, o.Table, cols, o.KeyCols), entry: o.Entry, lsn: o.LSN, firstKey: describeKey(o.KeyCols, o.Key)}
+	sql := a.build.sqlCache[r.sig]
+	if sql == "" {
+		sql = buildFullRowSQL(r, a.cfg.Catalog)
+		a.build.sqlCache[r.sig] = sql
+	}
+	args := make([]any, 0, len(vals)+len(o.Key))
+	for _, v := range vals {
+		args = append(args, text(v))
+	}
+	for _, v := range o.Key {
+		args = append(args, text(v))
+	}
+	a.build.queue(sql, item{kind: itemRows, run: r}, args...)
+	a.build.queued++
+	return nil
+}
+
+// hasNewKey reports whether an update's new key values collide with a key
+// already in the run (so that a chain of key changes stays ordered).
+func hasNewKey(r *run, keyCols, cols []string, vals []change.Value) bool {
+	nk := make([]change.Value, len(keyCols))
+	changed := false
+	for i, kc := range keyCols {
+		j := indexOf(cols, kc)
+		if j < 0 {
+			return false
+		}
+		nk[i] = vals[j]
+		changed = true
+	}
+	return changed && hasKey(r.keys, keyString(nk))
+}
+
+func hasKey(m map[string]struct{}, k string) bool { _, ok := m[k]; return ok }
+
+func indexOf(s []string, x string) int {
+	for i, y := range s {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func text(v change.Value) []byte {
+	if v.Kind != change.Text {
+		return nil // NULL; an absent value never reaches a statement
+	}
+	if v.Data == nil {
+		return []byte{} // the empty string, not NULL
+	}
+	// Values are never written to once made, so the bytes travel as they
+	// are, without a copy.
+	return v.Data
+}
+
+func keyString(key []change.Value) string {
+	if len(key) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, v := range key {
+		b.WriteByte(byte('0' + v.Kind))
+		b.Write(v.Data)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+func describeKey(cols []string, key []change.Value) string {
+	if len(cols) > 4 {
+		cols = cols[:4]
+	}
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		if i < len(key) {
+			parts[i] = c + "=" + key[i].String()
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sigOf(op change.Op, t change.Table, cols, keyCols []string) string {
+	var b strings.Builder
+	b.WriteByte(byte(op))
+	b.WriteString(t.Schema)
+	b.WriteByte(0)
+	b.WriteString(t.Name)
+	for _, c := range cols {
+		b.WriteByte(1)
+		b.WriteString(c)
+	}
+	for _, c := range keyCols {
+		b.WriteByte(2)
+		b.WriteString(c)
+	}
+	return b.String()
+}
+
+// flushRun queues the current run as one statement.
+func (b *builder) flushRun() {
+	r := b.cur
+	if r == nil {
+		return
+	}
+	b.cur = nil
+	ck := r.sig
+	if r.upsert {
+		ck += "\x00upsert"
+	}
+	sql := b.sqlCache[ck]
+	if sql == "" {
+		sql = buildSQL(r)
+		b.sqlCache[ck] = sql
+	}
+	args := make([]any, len(r.params))
+	for i := range r.params {
+		args[i] = r.params[i]
+	}
+	b.queue(sql, item{kind: itemRows, run: r}, args...)
+}
