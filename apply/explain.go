@@ -179,15 +179,11 @@ func (a *Applier) findRow(ctx context.Context, b *pgx.Batch, items []item, faile
 // rowError reports whether a SQLSTATE is about the values of a row, so
 // that trying the rows one by one can single out the one at fault.
 func rowError(code string) bool {
-	switch code[:2] {
-	case "22", // data exception: a value out of range, of bad syntax, in a bad encoding
-		"23", // integrity constraint: NOT NULL, CHECK, unique, exclusion
-		"27", // a triggered data change violation
-		"44", // WITH CHECK OPTION
-		"P0": // raised by a trigger that runs on replicated rows
-		return true
-	}
-	return false
+	return pgerrcode.IsDataException(code) || // a value out of range, of bad syntax, in a bad encoding
+		pgerrcode.IsIntegrityConstraintViolation(code) || // NOT NULL, CHECK, unique, exclusion
+		pgerrcode.IsTriggeredDataChangeViolation(code) ||
+		pgerrcode.IsWithCheckOptionViolation(code) ||
+		pgerrcode.IsPLpgSQLError(code) // raised by a trigger that runs on replicated rows
 }
 
 // rowKey describes row k of a run of several rows by its key, or by its
@@ -253,8 +249,8 @@ func (e *checkpointMissingError) Error() string {
 
 func (e *checkpointMissingError) Unwrap() error { return e.err }
 
-// isUniqueViolation reports a unique_violation (23505).
+// isUniqueViolation reports a unique_violation.
 func isUniqueViolation(err error) bool {
 	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == "23505"
+	return errors.As(err, &pg) && pg.Code == pgerrcode.UniqueViolation
 }

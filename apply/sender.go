@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/change"
@@ -99,9 +98,8 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 	failed, failErr := -1, error(nil)
 	for i, it := range items {
 		if it.kind == itemWALEnd {
-			var text string
-			if err := br.QueryRow().Scan(&text); err == nil {
-				*it.walEnd, _ = pglogrepl.ParseLSN(text)
+			if err := br.QueryRow().Scan(it.walEnd); err != nil {
+				*it.walEnd = 0
 			}
 			continue
 		}

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/cdcbridge/cdcbridge/replication"
 )
 
 // ReplicaRole makes the session write as a replica, as PostgreSQL's own
@@ -71,17 +73,11 @@ func WithOrigin(ctx context.Context, conn *pgx.Conn, origin string, fn func() er
 // values travel in, writing as a replica (see ReplicaRole), and the
 // replication origin (created when missing).
 func (a *Applier) Prepare(ctx context.Context) error {
-	for _, s := range []string{
-		"SET synchronous_commit = on",
-		"SET DateStyle = ISO, YMD",
-		"SET IntervalStyle = postgres",
-		"SET TimeZone = 'UTC'",
-		"SET extra_float_digits = 3",
-		"SET bytea_output = hex",
-	} {
-		if _, err := a.conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("setting up the target session (%s): %w", s, err)
-		}
+	if _, err := a.conn.Exec(ctx, "SET synchronous_commit = on"); err != nil {
+		return fmt.Errorf("setting up the target session (synchronous_commit): %w", err)
+	}
+	if err := replication.SetTextForm(ctx, a.conn); err != nil {
+		return fmt.Errorf("setting up the target session: %w", err)
 	}
 	if err := ReplicaRole(ctx, a.conn); err != nil {
 		return err

@@ -88,13 +88,13 @@ func (a *Applier) commit(ctx context.Context) error {
 		return errors.New("internal error: committing a target transaction without a source position")
 	}
 	a.build.flushRun()
-	a.build.queue("SELECT pg_replication_origin_xact_setup($1::text::pg_lsn, $2)", item{kind: itemOrigin}, a.tx.pending.String(), a.tx.pendingAt)
-	a.build.queue(checkpoint.Statement, item{kind: itemCheckpoint}, a.cfg.Name, a.cfg.Direction, a.tx.pending.String())
+	a.build.queue("SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2)", item{kind: itemOrigin}, a.tx.pending, a.tx.pendingAt)
+	a.build.queue(checkpoint.Statement, item{kind: itemCheckpoint}, a.cfg.Name, a.cfg.Direction, a.tx.pending)
 	a.build.queue("COMMIT", item{kind: itemCommit})
 	walEnd := new(pglogrepl.LSN)
 	idle := a.tx.state == txCheckpointOnly
 	if idle && a.cfg.IdleWritten != nil {
-		a.build.queue("SELECT pg_current_wal_insert_lsn()::text", item{kind: itemWALEnd, walEnd: walEnd})
+		a.build.queue("SELECT pg_current_wal_insert_lsn()", item{kind: itemWALEnd, walEnd: walEnd})
 	}
 	began, pending, pendingAt, txns := a.tx.began, a.tx.pending, a.tx.pendingAt, a.tx.txns
 	// Only once the COMMIT has succeeded does Flushed move.

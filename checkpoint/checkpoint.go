@@ -102,17 +102,14 @@ func Load(ctx context.Context, db Execer, name, direction string) (State, error)
 		return State{}, ErrNone
 	}
 	s := State{Name: name, Direction: direction}
-	var lsn, state string
-	err := db.QueryRow(ctx, `SELECT lsn::text, source_system_id, slot, updated_at, state FROM cdcbridge.checkpoint WHERE name = $1 AND direction = $2`,
-		name, direction).Scan(&lsn, &s.SystemID, &s.Slot, &s.UpdatedAt, &state)
+	var state string
+	err := db.QueryRow(ctx, `SELECT lsn, source_system_id, slot, updated_at, state FROM cdcbridge.checkpoint WHERE name = $1 AND direction = $2`,
+		name, direction).Scan(&s.LSN, &s.SystemID, &s.Slot, &s.UpdatedAt, &state)
 	s.Copying = state == "copying"
 	if errors.Is(err, pgx.ErrNoRows) {
 		return State{}, ErrNone
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("reading the checkpoint of %s %s: %w", name, direction, err)
-	}
-	if s.LSN, err = pglogrepl.ParseLSN(lsn); err != nil {
 		return State{}, fmt.Errorf("reading the checkpoint of %s %s: %w", name, direction, err)
 	}
 	return s, nil
@@ -129,7 +126,7 @@ func Create(ctx context.Context, db Execer, s State) error {
 		state = "copying"
 	}
 	_, err := db.Exec(ctx, `INSERT INTO cdcbridge.checkpoint (name, direction, lsn, source_system_id, slot, state) VALUES ($1, $2, $3::pg_lsn, $4, $5, $6)`,
-		s.Name, s.Direction, s.LSN.String(), s.SystemID, s.Slot, state)
+		s.Name, s.Direction, s.LSN, s.SystemID, s.Slot, state)
 	if err != nil {
 		return fmt.Errorf("creating the checkpoint of %s %s: %w", s.Name, s.Direction, err)
 	}

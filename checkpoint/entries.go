@@ -71,24 +71,19 @@ func LoadEntries(ctx context.Context, db Querier, name, direction string) (map[s
 	if !exists {
 		return out, nil
 	}
-	rows, err := db.Query(ctx, `SELECT entry, state, lsn::text, updated_at FROM cdcbridge.tables WHERE name = $1 AND direction = $2`, name, direction)
+	rows, err := db.Query(ctx, `SELECT entry, state, lsn, updated_at FROM cdcbridge.tables WHERE name = $1 AND direction = $2`, name, direction)
 	if err != nil {
 		return nil, fmt.Errorf("reading the entry states of %s %s: %w", name, direction, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var e Entry
-		var phase, lsn string
-		if err := rows.Scan(&e.ID, &phase, &lsn, &e.UpdatedAt); err != nil {
-			return nil, fmt.Errorf("reading the entry states of %s %s: %w", name, direction, err)
-		}
+	var (
+		e     Entry
+		phase string
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&e.ID, &phase, &e.LSN, &e.UpdatedAt}, func() error {
 		e.Phase = Phase(phase)
-		if e.LSN, err = pglogrepl.ParseLSN(lsn); err != nil {
-			return nil, fmt.Errorf("reading the entry state of %s in %s %s: %w", e.ID, name, direction, err)
-		}
 		out[e.ID] = e
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("reading the entry states of %s %s: %w", name, direction, err)
 	}
 	return out, nil
@@ -100,7 +95,7 @@ func SetEntries(ctx context.Context, db Execer, name, direction string, phase Ph
 	for _, id := range ids {
 		_, err := db.Exec(ctx, `INSERT INTO cdcbridge.tables (name, direction, entry, state, lsn) VALUES ($1, $2, $3, $4, $5::pg_lsn)
 			ON CONFLICT (name, direction, entry) DO UPDATE SET state = excluded.state, lsn = excluded.lsn, updated_at = now()`,
-			name, direction, id, string(phase), lsn.String())
+			name, direction, id, string(phase), lsn)
 		if err != nil {
 			return fmt.Errorf("recording %s as %s at %s in %s %s: %w", id, phase, lsn, name, direction, err)
 		}
@@ -112,7 +107,7 @@ func SetEntries(ctx context.Context, db Execer, name, direction string, phase Ph
 // reached as streaming.
 func PassEntries(ctx context.Context, db Execer, name, direction string, at pglogrepl.LSN) error {
 	_, err := db.Exec(ctx, `UPDATE cdcbridge.tables SET state = 'streaming', updated_at = now()
-		WHERE name = $1 AND direction = $2 AND state = 'synced' AND lsn <= $3::pg_lsn`, name, direction, at.String())
+		WHERE name = $1 AND direction = $2 AND state = 'synced' AND lsn <= $3::pg_lsn`, name, direction, at)
 	if err != nil {
 		return fmt.Errorf("marking the synced entries of %s %s as streaming: %w", name, direction, err)
 	}

@@ -21,8 +21,8 @@ func connectReplication(ctx context.Context, connString string) (*pgconn.PgConn,
 	// Fix them, so the text that reaches transforms and fixtures is the
 	// same whatever the server's or role's defaults: ISO dates, UTC,
 	// shortest exact floats, hex bytea.
-	for k, v := range outputSettings {
-		cfg.RuntimeParams[k] = v
+	for _, s := range TextForm {
+		cfg.RuntimeParams[s[0]] = s[1]
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		// What operators see in pg_stat_replication and pg_stat_activity.
@@ -48,14 +48,27 @@ func (e *connStringError) Error() string {
 
 func (e *connStringError) Unwrap() error { return e.err }
 
-// outputSettings are the session settings that decide the text form of
-// values in the stream.
-var outputSettings = map[string]string{
-	"DateStyle":          "ISO, YMD",
-	"IntervalStyle":      "postgres",
-	"TimeZone":           "UTC",
-	"extra_float_digits": "1",
-	"bytea_output":       "hex",
+// TextForm lists the session settings that decide the text form of values:
+// ISO dates, UTC, shortest exact floats, hex bytea. The stream's walsender
+// runs with them, and every other session of the bridge that reads or
+// writes values sets them too (SetTextForm), so that a value has one text
+// form wherever it is read, compared or written.
+var TextForm = [][2]string{
+	{"DateStyle", "ISO, YMD"},
+	{"IntervalStyle", "postgres"},
+	{"TimeZone", "UTC"},
+	{"extra_float_digits", "1"},
+	{"bytea_output", "hex"},
+}
+
+// SetTextForm sets TextForm on a session.
+func SetTextForm(ctx context.Context, conn *pgx.Conn) error {
+	for _, s := range TextForm {
+		if _, err := conn.Exec(ctx, "SELECT pg_catalog.set_config($1, $2, false)", s[0], s[1]); err != nil {
+			return fmt.Errorf("setting %s = %s: %w", s[0], s[1], err)
+		}
+	}
+	return nil
 }
 
 // SetClientEncoding makes a connection's client_encoding UTF8 unless the

@@ -62,15 +62,6 @@ type Stats struct {
 	Took    time.Duration
 }
 
-// sessionSettings give the text forms the stream delivers.
-var sessionSettings = []string{
-	"SET DateStyle = ISO, YMD",
-	"SET IntervalStyle = postgres",
-	"SET TimeZone = 'UTC'",
-	"SET extra_float_digits = 1",
-	"SET bytea_output = hex",
-}
-
 // Copy copies every table and returns when all are committed on the
 // written side, or at the first error (the others are then cancelled and
 // their transactions rolled back).
@@ -165,14 +156,11 @@ func newWorker(ctx context.Context, o Options, n int) (*worker, error) {
 		w.read.Close(context.Background())
 		return nil, fmt.Errorf("connecting to the side written for the initial copy: %w", err)
 	}
-	for _, s := range sessionSettings {
-		if _, err := w.read.Exec(ctx, s); err != nil {
+	// The text forms the stream delivers.
+	for _, c := range []*pgx.Conn{w.read, w.write} {
+		if err := replication.SetTextForm(ctx, c); err != nil {
 			w.close()
-			return nil, fmt.Errorf("setting up the copy session (%s): %w", s, err)
-		}
-		if _, err := w.write.Exec(ctx, s); err != nil {
-			w.close()
-			return nil, fmt.Errorf("setting up the copy session (%s): %w", s, err)
+			return nil, fmt.Errorf("setting up the copy session: %w", err)
 		}
 	}
 	if err := apply.ReplicaRole(ctx, w.write); err != nil {

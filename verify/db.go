@@ -17,19 +17,8 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/mappingtest"
+	"github.com/cdcbridge/cdcbridge/replication"
 )
-
-// sessionSettings decide the text form of values, as in the daemon's
-// replication session, so that rows read here look exactly like the rows
-// the stream delivers to the transforms.
-var sessionSettings = []string{
-	"SET application_name = 'cdcbridge verify'",
-	"SET DateStyle = 'ISO, YMD'",
-	"SET IntervalStyle = postgres",
-	"SET TimeZone = 'UTC'",
-	"SET extra_float_digits = 1",
-	"SET bytea_output = hex",
-}
 
 // side is one database of a comparison: a connection, the catalog of the
 // mapped tables on it, and while a pass runs a read-only REPEATABLE READ
@@ -51,11 +40,16 @@ func open(ctx context.Context, name string, dsn config.DSN, tables []change.Tabl
 		return nil, err
 	}
 	s := &side{name: name, dsn: dsn, conn: conn, rels: map[change.Table]*change.Relation{}}
-	for _, q := range sessionSettings {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			s.close()
-			return nil, fmt.Errorf("setting up the session on the %s (%s): %w", name, q, err)
-		}
+	// The text form of values of the daemon's replication session, so that
+	// rows read here look exactly like the rows the stream delivers to the
+	// transforms.
+	_, err = conn.Exec(ctx, "SET application_name = 'cdcbridge verify'")
+	if err == nil {
+		err = replication.SetTextForm(ctx, conn)
+	}
+	if err != nil {
+		s.close()
+		return nil, fmt.Errorf("setting up the session on the %s: %w", name, err)
 	}
 	if s.cat, err = catalog.Load(ctx, conn, tables); err != nil {
 		s.close()
