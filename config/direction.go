@@ -116,21 +116,13 @@ func (m *Mapping) OwnsOrigin(origin string) bool {
 	return false
 }
 
-// ReadSide returns the database a stream in direction dir reads.
-func (m *Mapping) ReadSide(dir Direction) Side {
-	if dir == Reverse {
-		return m.Target
-	}
-	return m.Source
-}
+// ReadSide returns the database a stream in direction dir reads; it is
+// View(dir).ReadSide.
+func (m *Mapping) ReadSide(dir Direction) Side { return m.View(dir).ReadSide }
 
-// WriteSide returns the database a stream in direction dir writes.
-func (m *Mapping) WriteSide(dir Direction) Side {
-	if dir == Reverse {
-		return m.Source
-	}
-	return m.Target
-}
+// WriteSide returns the database a stream in direction dir writes; it is
+// View(dir).WriteSide.
+func (m *Mapping) WriteSide(dir Direction) Side { return m.View(dir).WriteSide }
 
 // SourceTables returns the distinct tables read in direction dir, in the
 // order they first appear in the file.
@@ -165,3 +157,86 @@ func (m *Mapping) EntriesFor(dir Direction, t change.Table) []Entry {
 	}
 	return out
 }
+
+// The names the mapping file gives its two sides.
+const (
+	sourceName = "source"
+	targetName = "target"
+)
+
+// View is the mapping seen from one direction: which database the direction
+// reads and which it writes, what the mapping file calls each, which script
+// function it calls, and the names of the slot, publication and origin the
+// bridge makes for it. Mapping.View is the one place that turns a Direction
+// into these answers; code that needs one asks a View rather than testing
+// the direction itself.
+//
+// A View is a small value, cheap to make and to copy. It refers to its
+// Mapping, which must not change while the View is used.
+type View struct {
+	// Direction is the direction seen.
+	Direction Direction
+	// ReadSide is the database the direction reads: its slot and
+	// publication live there. WriteSide is the database it writes: its
+	// checkpoint lives there, and its origin tags what it applies.
+	ReadSide, WriteSide Side
+	// ReadName and WriteName name those databases as the mapping file
+	// does: "source" or "target".
+	ReadName, WriteName string
+	// Func is the script function that transforms what the direction
+	// reads: "forward" or "backward".
+	Func string
+	// Slot is the replication slot the direction reads, on ReadSide.
+	Slot string
+	// Publication is the publication of the tables read, on ReadSide.
+	Publication string
+	// Origin is the replication origin that tags the transactions the
+	// direction applies on WriteSide.
+	Origin string
+
+	m *Mapping
+}
+
+// View returns the mapping seen from direction dir.
+func (m *Mapping) View(dir Direction) View {
+	v := View{
+		Direction:   dir,
+		ReadSide:    m.Source,
+		WriteSide:   m.Target,
+		ReadName:    sourceName,
+		WriteName:   targetName,
+		Func:        "forward",
+		Slot:        m.SlotName(dir),
+		Publication: m.PublicationName(dir),
+		Origin:      m.OriginName(dir),
+		m:           m,
+	}
+	if dir == Reverse {
+		v.ReadSide, v.WriteSide = m.Target, m.Source
+		v.ReadName, v.WriteName = targetName, sourceName
+		v.Func = "backward"
+	}
+	return v
+}
+
+// Opposite returns the mapping seen from the other direction: the one that
+// reads what v writes.
+func (v View) Opposite() View { return v.m.View(v.Direction.Opposite()) }
+
+// Mapping returns the mapping seen.
+func (v View) Mapping() *Mapping { return v.m }
+
+// ReadTables returns the distinct tables read, in the order they first
+// appear in the file.
+func (v View) ReadTables() []change.Table { return v.m.SourceTables(v.Direction) }
+
+// WriteTables returns the distinct tables written, in the order they first
+// appear in the file.
+func (v View) WriteTables() []change.Table { return v.m.WriteTables(v.Direction) }
+
+// EntriesFor returns the entries that read table t, in file order: several
+// for a split, none for an unmapped table.
+func (v View) EntriesFor(t change.Table) []Entry { return v.m.EntriesFor(v.Direction, t) }
+
+// CopyOrigin is the origin of the n-th worker of an initial copy.
+func (v View) CopyOrigin(n int) string { return v.m.CopyOriginName(v.Direction, n) }
