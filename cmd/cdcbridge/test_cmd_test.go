@@ -94,6 +94,24 @@ tables:
 	}
 }
 
+// TestTestCommandOnProjectFixtures: the golden files beside the project's
+// fixtures are what `cdcbridge test` writes, and it passes on them.
+func TestTestCommandOnProjectFixtures(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "fixtures")
+	goldens, err := filepath.Glob(filepath.Join(dir, "*.fixture.golden"))
+	if err != nil || len(goldens) == 0 {
+		t.Fatalf("no golden files in %s: %v", dir, err)
+	}
+	args := []string{"test", "-c", filepath.Join(dir, "mapping.yaml")}
+	for _, g := range goldens {
+		args = append(args, strings.TrimSuffix(g, ".fixture.golden")+".jsonl")
+	}
+	code, out, errs := run(args...)
+	if code != 0 || strings.Count(out, "ok   ") != len(goldens) {
+		t.Fatalf("%v: exit %d\n%s%s", args, code, out, errs)
+	}
+}
+
 // TestRecordThenTest records a fixture with `cdcbridge record` while writes
 // happen, and tests a mapping on it.
 func TestRecordThenTest(t *testing.T) {
