@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -33,6 +34,24 @@ var (
 var libpqKeys = []string{"host", "hostaddr", "port", "user", "password", "dbname", "database", "sslmode",
 	"sslrootcert", "sslcert", "sslkey", "sslpassword", "connect_timeout", "application_name", "options",
 	"passfile", "service", "target_session_attrs"}
+
+// unknownKeyFix says what to do about key, which the mapping has no place for
+// at path: a connection setting belongs in the DSN; anything else is likely
+// misspelt.
+func unknownKeyFix(path, key string, allowed []string) string {
+	if (path == "source" || path == "target") && slices.Contains(libpqKeys, key) {
+		return fmt.Sprintf("connection settings belong in the DSN: put %s in the dsn string, as a keyword/value pair or a URL query parameter", key)
+	}
+	return suggest(key, allowed)
+}
+
+// valueName names the value at path in a message.
+func valueName(path string) string {
+	if strings.HasSuffix(path, ".dsn") {
+		return "the DSN"
+	}
+	return "the value"
+}
 
 const dsnForms = "write a libpq URL (postgres://user@host:5432/dbname) or keyword/value string (host=... port=5432 dbname=... user=...)"
 

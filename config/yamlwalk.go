@@ -198,11 +198,7 @@ func (p *parser) fields(n *yaml.Node, path, example string, allowed []string) ma
 		}
 		kp := joinPath(path, k.Value)
 		if !slices.Contains(allowed, k.Value) {
-			if (path == "source" || path == "target") && slices.Contains(libpqKeys, k.Value) {
-				p.report(k, kp, "unknown key; connection settings belong in the DSN: put %s in the dsn string, as a keyword/value pair or a URL query parameter", k.Value)
-				continue
-			}
-			p.report(k, kp, "unknown key; %s", suggest(k.Value, allowed))
+			p.report(k, kp, "unknown key; %s", unknownKeyFix(path, k.Value, allowed))
 			continue
 		}
 		if prev, dup := out[k.Value]; dup {
@@ -255,11 +251,7 @@ func (p *parser) scalar(n *yaml.Node, path, example string) (string, bool) {
 			p.report(n, path, "%s", e.msg)
 			continue
 		}
-		what := "the value"
-		if strings.HasSuffix(path, ".dsn") {
-			what = "the DSN"
-		}
-		p.report(n, path, "environment variable %s is not set; export it or write %s here", e.unset, what)
+		p.report(n, path, "environment variable %s is not set; export it or write %s here", e.unset, valueName(path))
 	}
 	return v, len(probs) == 0
 }
