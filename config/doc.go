@@ -23,8 +23,10 @@
 // drivers while keeping errors.As working.
 //
 // A Mapping describes both directions. Forward reads the source slice and
-// writes the target slice; Reverse reads the target and writes the source.
-// The names of the replication slots, publications and origins the bridge
-// makes are derived from the mapping's name and the direction, so two
-// bridges with different names never touch each other's objects.
+// writes the target slice with forward(); Reverse reads the target and writes
+// the source with backward(). Mapping.View answers, for one direction, which
+// side it reads and which it writes, what the file calls them, and the names
+// of its replication slot, publication and origin; those names are derived
+// from the mapping's name and the direction, so two bridges with different
+// names never touch each other's objects.
 package config

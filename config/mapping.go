@@ -2,8 +2,6 @@ package config
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -75,34 +73,6 @@ func (e Entry) Name() string {
 	return fmt.Sprintf("tables[%d] (%s -> %s)", e.Index, displayTable(e.Source), displayTable(e.Target))
 }
 
-// Reads returns the table the entry reads in direction dir: Source going
-// forward, Target in reverse.
-func (e Entry) Reads(dir Direction) change.Table {
-	if dir == Reverse {
-		return e.Target
-	}
-	return e.Source
-}
-
-// Writes returns the table the entry writes in direction dir: Target going
-// forward, Source in reverse.
-func (e Entry) Writes(dir Direction) change.Table {
-	if dir == Reverse {
-		return e.Source
-	}
-	return e.Target
-}
-
-// WriteKey returns the key columns the entry names for the table it writes
-// in direction dir (Key going forward, SourceKey in reverse); nil means the
-// table's own key.
-func (e Entry) WriteKey(dir Direction) []string {
-	if dir == Reverse {
-		return e.SourceKey
-	}
-	return e.Key
-}
-
 // Policy says what to do with a change that fails to transform or apply.
 type Policy string
 
@@ -140,135 +110,6 @@ const (
 	DefaultBatchMaxRows     = 5000
 	DefaultBatchMaxDelay    = 100 * time.Millisecond
 )
-
-// Direction is which way a stream runs.
-type Direction uint8
-
-const (
-	// Forward reads the source slice and writes the target with forward().
-	Forward Direction = iota
-	// Reverse reads the target slice and writes the source with backward().
-	Reverse
-)
-
-func (d Direction) String() string {
-	switch d {
-	case Forward:
-		return "forward"
-	case Reverse:
-		return "reverse"
-	}
-	return fmt.Sprintf("direction(%d)", uint8(d))
-}
-
-// Opposite returns the other direction.
-func (d Direction) Opposite() Direction {
-	if d == Reverse {
-		return Forward
-	}
-	return Reverse
-}
-
-// ParseDirection is the inverse of Direction.String.
-func ParseDirection(s string) (Direction, error) {
-	switch s {
-	case "forward":
-		return Forward, nil
-	case "reverse":
-		return Reverse, nil
-	}
-	return 0, fmt.Errorf("unknown direction %q (want forward or reverse)", s)
-}
-
-// SlotName is the replication slot the bridge reads in direction dir:
-// cdcbridge_<name>_forward on the source, cdcbridge_<name>_reverse on the target.
-func (m *Mapping) SlotName(dir Direction) string { return m.OriginPrefix() + dir.String() }
-
-// PublicationName is the publication of the mapped tables read in direction
-// dir. It equals SlotName(dir); publications and slots are separate namespaces.
-func (m *Mapping) PublicationName(dir Direction) string { return m.OriginPrefix() + dir.String() }
-
-// OriginName is the replication origin that tags the transactions the bridge
-// applies in direction dir.
-func (m *Mapping) OriginName(dir Direction) string { return m.OriginPrefix() + dir.String() }
-
-// OriginPrefix is what every name the bridge derives from this mapping starts
-// with: cdcbridge_<name>_. Use it for listing, not for recognising the
-// bridge's own origins: the prefix of mapping "shop" also matches the names of
-// a mapping "shop_v2". OwnsOrigin makes the exact comparison.
-func (m *Mapping) OriginPrefix() string { return "cdcbridge_" + m.Name + "_" }
-
-// CopyOriginName is the origin of the n-th worker of an initial copy in
-// direction dir (PostgreSQL 15 lets one session at a time use an origin).
-func (m *Mapping) CopyOriginName(dir Direction, n int) string {
-	return m.OriginName(dir) + "_copy" + strconv.Itoa(n)
-}
-
-// OwnsOrigin reports whether origin is one of this bridge's origins (either
-// direction, or an initial copy's). Streams skip transactions made under
-// them to avoid echoes.
-func (m *Mapping) OwnsOrigin(origin string) bool {
-	for _, dir := range []Direction{Forward, Reverse} {
-		base := m.OriginName(dir)
-		if origin == base {
-			return true
-		}
-		if n, ok := strings.CutPrefix(origin, base+"_copy"); ok && n != "" && strings.Trim(n, "0123456789") == "" {
-			return true
-		}
-	}
-	return false
-}
-
-// ReadSide returns the database a stream in direction dir reads.
-func (m *Mapping) ReadSide(dir Direction) Side {
-	if dir == Reverse {
-		return m.Target
-	}
-	return m.Source
-}
-
-// WriteSide returns the database a stream in direction dir writes.
-func (m *Mapping) WriteSide(dir Direction) Side {
-	if dir == Reverse {
-		return m.Source
-	}
-	return m.Target
-}
-
-// SourceTables returns the distinct tables read in direction dir, in the
-// order they first appear in the file.
-func (m *Mapping) SourceTables(dir Direction) []change.Table {
-	return m.distinct(func(e Entry) change.Table { return e.Reads(dir) })
-}
-
-// WriteTables returns the distinct tables written in direction dir, in the
-// order they first appear in the file.
-func (m *Mapping) WriteTables(dir Direction) []change.Table {
-	return m.distinct(func(e Entry) change.Table { return e.Writes(dir) })
-}
-
-func (m *Mapping) distinct(pick func(Entry) change.Table) []change.Table {
-	var out []change.Table
-	for _, e := range m.Tables {
-		if t := pick(e); !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// EntriesFor returns the entries that read table t in direction dir, in file
-// order: several for a split, none for an unmapped table.
-func (m *Mapping) EntriesFor(dir Direction, t change.Table) []Entry {
-	var out []Entry
-	for _, e := range m.Tables {
-		if e.Reads(dir) == t {
-			out = append(out, e)
-		}
-	}
-	return out
-}
 
 // Redact returns err with the passwords and connection strings of both sides
 // replaced by xxxxx in its message. The result still unwraps to err.

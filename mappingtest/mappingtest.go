@@ -96,19 +96,20 @@ func Run(path string, o Options) (Result, error) {
 	}
 	// A fixture covers some of the mapping's tables: test the entries
 	// whose tables it knows.
-	fwdSpecs := covered(transform.Specs(o.Mapping, o.Direction), readCat, writeCat)
-	back := o.Direction.Opposite()
-	bwdSpecs := covered(transform.Specs(o.Mapping, back), writeCat, readCat)
+	v := o.Mapping.View(o.Direction)
+	back := v.Opposite()
+	fwdSpecs := covered(transform.Specs(o.Mapping, v.Direction), readCat, writeCat)
+	bwdSpecs := covered(transform.Specs(o.Mapping, back.Direction), writeCat, readCat)
 	if len(fwdSpecs) == 0 {
 		return res, fmt.Errorf("%s: none of the mapping's tables is in the fixture (it was recorded for other tables)", path)
 	}
 	fwd, err := transform.New(fwdSpecs, transform.Options{
-		Func: transform.FuncName(o.Direction), Timeout: o.Mapping.TransformTimeout, Read: readCat, Write: writeCat})
+		Func: v.Func, Timeout: o.Mapping.TransformTimeout, Read: readCat, Write: writeCat})
 	if err != nil {
 		return res, err
 	}
 	bwd, err := transform.New(bwdSpecs, transform.Options{
-		Func: transform.FuncName(back), Timeout: o.Mapping.TransformTimeout, Read: writeCat, Write: readCat})
+		Func: back.Func, Timeout: o.Mapping.TransformTimeout, Read: writeCat, Write: readCat})
 	if err != nil {
 		return res, err
 	}
