@@ -9,10 +9,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -535,9 +539,13 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// TestUnreadableTransform: a transform file the daemon may not read is a
+// problem that names it. Root reads every file, so as root the test runs
+// itself again as nobody.
 func TestUnreadableTransform(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("running as root: every file is readable")
+		asNobody(t, "TestUnreadableTransform")
+		return
 	}
 	dir := writeFiles(t, t.TempDir(), map[string]string{"secret.js": ""})
 	if err := os.Chmod(filepath.Join(dir, "secret.js"), 0); err != nil {
@@ -548,6 +556,43 @@ func TestUnreadableTransform(t *testing.T) {
 	want := file + ":9:16: tables[0].transform: cannot read " + filepath.Join(dir, "secret.js") + ": permission denied; make it readable"
 	if got := problems(err); len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Errorf("got %q\nwant %s...", got, want)
+	}
+}
+
+// asNobody runs the named test of this binary again as the user nobody and
+// fails if it does not pass there.
+func asNobody(t *testing.T, name string) {
+	t.Helper()
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatalf("running as root, and no user nobody to run the test as: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	// A copy of the test binary that nobody may run, in a folder it may write.
+	dir, err := os.MkdirTemp("", "config-as-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	bin := filepath.Join(dir, "config.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^"+name+"$", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir, "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s as nobody: %v\n%s", name, err, out)
 	}
 }
 
