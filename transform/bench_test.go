@@ -89,3 +89,30 @@ func BenchmarkNew(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNewShared is the cost of one worker's Mapper when the scripts
+// were compiled once for all of them.
+func BenchmarkNewShared(b *testing.B) {
+	specs, read, write := benchSpecs(b)
+	scripts, err := Compile(specs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := New(specs, Options{Func: "forward", Read: read, Write: write, Scripts: scripts}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCompile is the cost, paid once, of compiling the scripts.
+func BenchmarkCompile(b *testing.B) {
+	specs, _, _ := benchSpecs(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(specs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
