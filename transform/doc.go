@@ -1,15 +1,26 @@
-// Package transform turns source row changes into target writes, through a
-// user's JavaScript transform or by column name.
+// Package transform owns what becomes of one row change between reading and
+// writing: it maps a source change to the writes of the target tables,
+// through a user's JavaScript transform or by column name, and owns the
+// JavaScript side: compiling scripts once, running them in
+// sandboxed goja runtimes under a time limit, converting column values
+// between PostgreSQL's text form and JavaScript (one codec per kind of
+// type), and describing what a script did wrong. It reads no stream and
+// writes no database; it does no I/O but reading the scripts.
 //
 // # Lifecycle
 //
 // Check compiles one script and verifies that it defines both forward and
-// backward; it is what a configuration check calls. New compiles every
-// script of a set of mapping entries once, into one sandboxed goja runtime,
-// and checks the entries against the catalogs of the database read from and
-// the database written to. Map then turns one *change.Change into zero or
-// more change.Out. A Mapper is not safe for concurrent use: one Mapper per
-// goroutine. Nothing here does I/O after New.
+// backward; it is what a configuration check calls. Compile reads and
+// compiles the scripts of a set of mapping entries, each file once, into a
+// *Scripts that is safe for concurrent use and may be shared by every
+// Mapper of a mapping, in both directions. New makes a Mapper: one
+// sandboxed goja runtime that runs each script's top level, with the
+// programs of Options.Scripts or, without them, compiling the scripts
+// itself; it checks the entries against the catalogs of the database read
+// from and the database written to. Map then turns one *change.Change into
+// zero or more change.Out. A Mapper is not safe for concurrent use: one
+// Mapper per goroutine, all of them sharing one *Scripts. Nothing here does
+// I/O after New.
 //
 // # Entries
 //

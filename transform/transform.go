@@ -30,6 +30,10 @@ type Options struct {
 	Read    *catalog.Catalog
 	Write   *catalog.Catalog
 	Logger  *slog.Logger // receives console output; nil discards it
+	// Scripts, when set, holds the compiled scripts (see Compile), shared
+	// with other Mappers; a script of specs it does not hold is compiled
+	// as without it. nil compiles every script of specs here.
+	Scripts *Scripts
 }
 
 // DefaultTimeout is the time limit of a call when Options.Timeout is 0.
@@ -60,9 +64,10 @@ type Mapper struct {
 	makeChange goja.Callable // (op, table, old, lsn, commitTime) -> object
 }
 
-// makeChange builds the change object inside the runtime: one call costs
-// less than setting five properties from Go.
-const makeChange = "(function (op, table, old, lsn, commitTime) { return {op, table, old, lsn, commitTime}; })"
+// makeChangeProgram builds the change object inside the runtime: one call
+// costs less than setting five properties from Go. Like the scripts, it is
+// compiled once and run in each runtime.
+var makeChangeProgram = goja.MustCompile("cdcbridge-change.js", "(function (op, table, old, lsn, commitTime) { return {op, table, old, lsn, commitTime}; })", false)
 
 type entry struct {
 	Spec
@@ -108,11 +113,12 @@ const (
 	missing = -2 // no such column on the target
 )
 
-// New compiles the scripts of specs (each file once) into one runtime and
-// checks the entries against the catalogs: every Read table must be in
-// opts.Read, every Write table in opts.Write, key columns must exist, and
-// the columns of an identity mapping must exist on the written side. All
-// problems are reported at once.
+// New loads the scripts of specs into a runtime of the Mapper's own,
+// compiling each file once unless opts.Scripts holds it already, and checks
+// the entries against the catalogs: every Read table must be in opts.Read,
+// every Write table in opts.Write, key columns must exist, and the columns
+// of an identity mapping must exist on the written side. All problems are
+// reported at once.
 func New(specs []Spec, opts Options) (*Mapper, error) {
 	if opts.Func != "forward" && opts.Func != "backward" {
 		return nil, fmt.Errorf("transform function %q: want forward or backward", opts.Func)
@@ -139,7 +145,7 @@ func New(specs []Spec, opts Options) (*Mapper, error) {
 	m.log = m.log.With("component", "transform")
 	m.vm = newRuntime(m.log, m.consoleAttrs)
 	m.watch = newWatchdog(m.vm, m.timeout)
-	mc, err := m.vm.RunScript("cdcbridge-change.js", makeChange)
+	mc, err := m.vm.RunProgram(makeChangeProgram)
 	if err != nil {
 		return nil, fmt.Errorf("transform helpers: %w", err)
 	}
@@ -186,7 +192,7 @@ func New(specs []Spec, opts Options) (*Mapper, error) {
 		} else {
 			fns, ok := loaded[s.Script]
 			if !ok {
-				prg, err := compile(s.Script)
+				prg, err := opts.Scripts.program(s.Script)
 				if err == nil {
 					fns, err = load(m.vm, prg, s.Script, m.timeout)
 				}

@@ -8,7 +8,8 @@ import (
 	"github.com/cdcbridge/cdcbridge/catalog"
 )
 
-// kind is how a PostgreSQL type travels into JavaScript and back.
+// kind is how a PostgreSQL type travels into JavaScript and back; each kind
+// has one codec (see codecs).
 type kind uint8
 
 const (
