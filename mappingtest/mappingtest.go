@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -103,13 +104,17 @@ func Run(path string, o Options) (Result, error) {
 	if len(fwdSpecs) == 0 {
 		return res, fmt.Errorf("%s: none of the mapping's tables is in the fixture (it was recorded for other tables)", path)
 	}
+	scripts, err := transform.Compile(append(slices.Clone(fwdSpecs), bwdSpecs...))
+	if err != nil {
+		return res, err
+	}
 	fwd, err := transform.New(fwdSpecs, transform.Options{
-		Func: v.Func, Timeout: o.Mapping.TransformTimeout, Read: readCat, Write: writeCat})
+		Func: v.Func, Timeout: o.Mapping.TransformTimeout, Read: readCat, Write: writeCat, Scripts: scripts})
 	if err != nil {
 		return res, err
 	}
 	bwd, err := transform.New(bwdSpecs, transform.Options{
-		Func: back.Func, Timeout: o.Mapping.TransformTimeout, Read: writeCat, Write: readCat})
+		Func: back.Func, Timeout: o.Mapping.TransformTimeout, Read: writeCat, Write: readCat, Scripts: scripts})
 	if err != nil {
 		return res, err
 	}

@@ -109,13 +109,19 @@ func newChecker(ctx context.Context, o Options) (*checker, error) {
 		return nil, err
 	}
 	back := dir.Opposite()
+	// Both directions run the same script files: compiled once.
+	scripts, err := transform.Compile(transform.Specs(m, dir))
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("preparing %s(): %w", transform.FuncName(dir), err)
+	}
 	if c.fwd, err = transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir),
-		Timeout: m.TransformTimeout, Read: c.read.cat, Write: c.write.cat, Logger: o.Logger}); err != nil {
+		Timeout: m.TransformTimeout, Read: c.read.cat, Write: c.write.cat, Logger: o.Logger, Scripts: scripts}); err != nil {
 		c.close()
 		return nil, fmt.Errorf("preparing %s(): %w", transform.FuncName(dir), err)
 	}
 	if c.bwd, err = transform.New(transform.Specs(m, back), transform.Options{Func: transform.FuncName(back),
-		Timeout: m.TransformTimeout, Read: c.write.cat, Write: c.read.cat, Logger: o.Logger}); err != nil {
+		Timeout: m.TransformTimeout, Read: c.write.cat, Write: c.read.cat, Logger: o.Logger, Scripts: scripts}); err != nil {
 		c.close()
 		return nil, fmt.Errorf("preparing %s(), which maps rows of the %s back to find extra ones: %w", transform.FuncName(back), writeName, err)
 	}
