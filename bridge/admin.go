@@ -14,6 +14,8 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
@@ -102,7 +104,7 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 		name string
 		dsn  config.DSN
 	}{{"source", m.Source.DSN}, {"target", m.Target.DSN}} {
-		conn, err := Connect(ctx, side.dsn, side.name)
+		conn, err := dbconn.Connect(ctx, side.dsn, side.name)
 		if err != nil {
 			errs = append(errs, m.Redact(err))
 			continue
@@ -128,7 +130,7 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 				mode = "draining"
 			}
 		}
-		readSide, writeSide := sideNames(dir)
+		readSide, writeSide := dbconn.SideNames(dir)
 		ds, derrs := directionStatus(ctx, m, dir, mode, conns[readSide], conns[writeSide])
 		st.Directions = append(st.Directions, ds)
 		errs = append(errs, derrs...)
@@ -168,7 +170,7 @@ func readState(ctx context.Context, state *pgx.Conn, name string, st *Status) er
 	}
 	st.LastAnswer = bs.Answer
 	if bs.ForeignTxns > 0 {
-		side, _ := sideNames(dirOf(bs.ForeignDir))
+		side, _ := dbconn.SideNames(dirOf(bs.ForeignDir))
 		st.Foreign = &ForeignStatus{Side: side, Txns: bs.ForeignTxns, FirstLSN: bs.FirstForeignLSN.String(), FirstAt: bs.FirstForeignAt}
 	}
 	return nil
@@ -189,7 +191,7 @@ func policyName(p string) string {
 // not be reached, which GetStatus has reported already. The errors it
 // returns name the direction and the side.
 func directionStatus(ctx context.Context, m *config.Mapping, dir config.Direction, mode string, read, write *pgx.Conn) (DirectionStatus, []error) {
-	readSide, writeSide := sideNames(dir)
+	readSide, writeSide := dbconn.SideNames(dir)
 	ds := DirectionStatus{Direction: dir.String(), Mode: mode, Reads: readSide, Slot: m.SlotName(dir)}
 	var errs []error
 	fail := func(side string, err error) string {
@@ -356,7 +358,7 @@ func describeEntry(e EntryStatus) string {
 func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 	release, err := lockAll(ctx, m)
 	if errors.Is(err, checkpoint.ErrLocked) {
-		return &FatalError{Err: fmt.Errorf("a daemon is running mapping %s: stop it first (%w)", m.Name, err)}
+		return &fault.FatalError{Err: fmt.Errorf("a daemon is running mapping %s: stop it first (%w)", m.Name, err)}
 	}
 	if err != nil {
 		return err
@@ -364,15 +366,15 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 	defer release()
 	for _, dir := range []config.Direction{config.Forward, config.Reverse} {
 		readDSN, writeDSN := sides(m, dir)
-		readSide, writeSide := sideNames(dir)
-		read, err := Connect(ctx, readDSN, readSide)
+		readSide, writeSide := dbconn.SideNames(dir)
+		read, err := dbconn.Connect(ctx, readDSN, readSide)
 		if err != nil {
 			return err
 		}
 		info, err := replication.InspectSlot(ctx, read, m.SlotName(dir))
 		if err == nil && info.Active {
 			read.Close(ctx)
-			return &FatalError{Err: fmt.Errorf("the slot %s is in use by process %d on the %s: stop what streams from it first", m.SlotName(dir), info.ActivePID, readSide)}
+			return &fault.FatalError{Err: fmt.Errorf("the slot %s is in use by process %d on the %s: stop what streams from it first", m.SlotName(dir), info.ActivePID, readSide)}
 		}
 		if err == nil && info.Exists {
 			if err := replication.DropSlot(ctx, read, m.SlotName(dir)); err != nil {
@@ -388,7 +390,7 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		fmt.Fprintf(w, "dropped publication %s on the %s (if it existed)\n", m.PublicationName(dir), readSide)
 		read.Close(ctx)
 
-		write, err := Connect(ctx, writeDSN, writeSide)
+		write, err := dbconn.Connect(ctx, writeDSN, writeSide)
 		if err != nil {
 			return err
 		}
@@ -404,7 +406,7 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		fmt.Fprintf(w, "deleted the %s checkpoint on the %s\n", dir, writeSide)
 		write.Close(ctx)
 	}
-	state, err := Connect(ctx, m.Target.DSN, "target")
+	state, err := dbconn.Connect(ctx, m.Target.DSN, "target")
 	if err != nil {
 		return err
 	}
@@ -417,7 +419,7 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		name string
 		dsn  config.DSN
 	}{{"source", m.Source.DSN}, {"target", m.Target.DSN}} {
-		conn, err := Connect(ctx, side.dsn, side.name)
+		conn, err := dbconn.Connect(ctx, side.dsn, side.name)
 		if err != nil {
 			return err
 		}

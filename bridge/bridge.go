@@ -19,6 +19,8 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/metrics"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/transform"
@@ -120,13 +122,6 @@ func sides(m *config.Mapping, dir config.Direction) (read, write config.DSN) {
 	return m.Source.DSN, m.Target.DSN
 }
 
-func sideNames(dir config.Direction) (read, write string) {
-	if dir == config.Reverse {
-		return "target", "source"
-	}
-	return "source", "target"
-}
-
 // Run runs a direction until ctx ends (then it returns nil after a clean
 // stop) or a fatal error.
 func Run(ctx context.Context, o Options) error {
@@ -171,7 +166,7 @@ func Run(ctx context.Context, o Options) error {
 				"error", stale.Err.Error())
 			continue
 		}
-		if !Retryable(err) {
+		if !fault.Retryable(err) {
 			return err
 		}
 		wait.ran(o.report)
@@ -229,23 +224,6 @@ func (b *backoff) next(limit time.Duration) time.Duration {
 	return jitter(b.d)
 }
 
-// Connect opens a normal connection to a side, with errors that name the
-// side and never the password.
-func Connect(ctx context.Context, dsn config.DSN, side string) (*pgx.Conn, error) {
-	cfg, err := pgx.ParseConfig(dsn.ConnString())
-	if err != nil {
-		return nil, &FatalError{Err: fmt.Errorf("the %s DSN is not valid: %w", side, dsn.Redact(err))}
-	}
-	replication.SetClientEncoding(cfg.RuntimeParams)
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(cctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to the %s (%s): %w", side, dsn, dsn.Redact(err))
-	}
-	return conn, nil
-}
-
 // setup is what a start of the pipeline resolved.
 type setup struct {
 	read, write       *pgx.Conn
@@ -261,7 +239,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	m, dir := o.Mapping, o.Direction
 	log := o.Logger.With("component", "bridge", "direction", dir.String())
 	readDSN, writeDSN := sides(m, dir)
-	readSide, writeSide := sideNames(dir)
+	readSide, writeSide := dbconn.SideNames(dir)
 
 	s := &setup{}
 	defer func() {
@@ -274,29 +252,29 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			s.write.Close(cctx)
 		}
 	}()
-	if s.read, err = Connect(ctx, readDSN, readSide); err != nil {
+	if s.read, err = dbconn.Connect(ctx, readDSN, readSide); err != nil {
 		return err
 	}
-	if s.write, err = Connect(ctx, writeDSN, writeSide); err != nil {
+	if s.write, err = dbconn.Connect(ctx, writeDSN, writeSide); err != nil {
 		return err
 	}
 	// The daemon lock lives on the applier's connection: it is held exactly
 	// as long as this pipeline can write.
 	if err := checkpoint.Lock(ctx, s.write, m.Name, dir.String(), o.LockWait); err != nil {
 		if errors.Is(err, checkpoint.ErrLocked) {
-			return &FatalError{Err: err}
+			return &fault.FatalError{Err: err}
 		}
 		return err
 	}
 	if findings := preflight(ctx, m, dir, s); len(findings) > 0 {
-		return &FatalError{Err: findingsError(findings)}
+		return &fault.FatalError{Err: findingsError(findings)}
 	}
 	slot, pub := m.SlotName(dir), m.PublicationName(dir)
 	if err := replication.EnsurePublication(ctx, s.read, pub, m.SourceTables(dir)); err != nil {
-		return classify(err)
+		return fault.Classify(err)
 	}
 	if err := checkpoint.Ensure(ctx, s.write); err != nil {
-		return classify(err)
+		return fault.Classify(err)
 	}
 	if s.start, err = resume(ctx, o, s, readDSN, writeDSN, slot, log); err != nil {
 		return err
@@ -319,7 +297,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
 			if err != nil {
-				return &FatalError{Err: err}
+				return &fault.FatalError{Err: err}
 			}
 			mappers = append(mappers, mp)
 		}
@@ -340,7 +318,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		},
 	}, s.start)
 	if err := applier.Prepare(ctx); err != nil {
-		return classify(err)
+		return fault.Classify(err)
 	}
 	stream := replication.NewStream(replication.StreamConfig{
 		ConnString:  readDSN.ConnString(),
@@ -400,7 +378,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			// next start does it again.
 			if err := bf.run(streamCtx); err != nil {
 				if !errors.Is(err, context.Canceled) {
-					fail(classify(err))
+					fail(fault.Classify(err))
 				}
 				return
 			}
@@ -415,7 +393,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		defer close(events)
 		err := stream.Run(streamCtx, s.start, events, applier.Flushed)
 		if streamCtx.Err() == nil {
-			fail(classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err))))
+			fail(fault.Classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err))))
 		}
 	}()
 	go func() {
@@ -434,7 +412,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			err = &staleCatalog{Err: err}
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
-			fail(classify(writeDSN.Redact(err)))
+			fail(fault.Classify(writeDSN.Redact(err)))
 		}
 		// The applier has stopped: nothing more can be applied, so the
 		// stream stops too (it may be blocked sending to a full channel).
@@ -465,7 +443,7 @@ func observer(o Options) apply.Observer {
 }
 
 func sideName(dir config.Direction) string {
-	r, _ := sideNames(dir)
+	r, _ := dbconn.SideNames(dir)
 	return r
 }
 
@@ -535,7 +513,7 @@ func passOn(ctx context.Context, o Options, gate *entryGate, ev change.Event, ou
 			case config.PolicyDeadletter:
 				d, derr := deadletter(o, ev.Change, err)
 				if derr != nil {
-					return true, &FatalError{Err: derr}
+					return true, &fault.FatalError{Err: derr}
 				}
 				log.Error("transform failed; the change goes to cdcbridge.deadletter (on_error: deadletter)", "error", err.Error(), "lsn", ev.Change.LSN.String())
 				if o.Metrics != nil {
@@ -543,7 +521,7 @@ func passOn(ctx context.Context, o Options, gate *entryGate, ev change.Event, ou
 				}
 				outs = []change.Out{d}
 			default:
-				return true, &FatalError{Err: fmt.Errorf("%w; nothing at or after this change was applied (on_error: halt); fix the transform and restart", err)}
+				return true, &fault.FatalError{Err: fmt.Errorf("%w; nothing at or after this change was applied (on_error: halt); fix the transform and restart", err)}
 			}
 		}
 		outs = gate.filter(ev.Change, outs)
@@ -586,7 +564,7 @@ func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<
 		}
 		if held.Txns == 0 {
 			held.First, held.FirstAt = ev.Txn.FinalLSN, ev.Txn.CommitTime
-			r, _ := sideNames(o.Direction)
+			r, _ := dbconn.SideNames(o.Direction)
 			log.Warn("the "+r+" is taking writes on mapped tables while traffic should flow the other way; holding the "+o.Direction.String()+" slot before them so a flip can carry them over",
 				"first_lsn", held.First.String(), "first_at", held.FirstAt, "xid", ev.Txn.Xid)
 		}

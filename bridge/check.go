@@ -13,6 +13,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/transform"
 )
@@ -109,17 +110,17 @@ func findingsError(fs []Finding) error { return &ConfigError{Findings: fs} }
 // check without streaming. It returns all findings, good and bad.
 func Check(ctx context.Context, m *config.Mapping, dir config.Direction) []Finding {
 	readDSN, writeDSN := sides(m, dir)
-	readSide, writeSide := sideNames(dir)
+	readSide, writeSide := dbconn.SideNames(dir)
 	var fs []Finding
 	s := &setup{}
 	var err error
-	if s.read, err = Connect(ctx, readDSN, readSide); err != nil {
+	if s.read, err = dbconn.Connect(ctx, readDSN, readSide); err != nil {
 		fs = append(fs, Finding{Where: readSide, Message: m.Redact(err).Error(), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
 	} else {
 		defer s.read.Close(context.Background())
 		fs = append(fs, Finding{Where: readSide, OK: true, Message: "connected to " + readDSN.String()})
 	}
-	if s.write, err = Connect(ctx, writeDSN, writeSide); err != nil {
+	if s.write, err = dbconn.Connect(ctx, writeDSN, writeSide); err != nil {
 		fs = append(fs, Finding{Where: writeSide, Message: m.Redact(err).Error(), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
 	} else {
 		defer s.write.Close(context.Background())
@@ -152,7 +153,7 @@ func preflight(ctx context.Context, m *config.Mapping, dir config.Direction, s *
 }
 
 func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup) []Finding {
-	readSide, writeSide := sideNames(dir)
+	readSide, writeSide := dbconn.SideNames(dir)
 	var fs []Finding
 	readTables, writeTables := m.SourceTables(dir), m.WriteTables(dir)
 	for _, p := range replication.Preflight(ctx, s.read, readTables) {
@@ -243,7 +244,7 @@ const sqlASCII = "SQL_ASCII"
 // bridge's connections to them (UTF8 unless a DSN sets client_encoding; see
 // replication.SetClientEncoding).
 func encodingFindings(ctx context.Context, dir config.Direction, s *setup) []Finding {
-	readSide, writeSide := sideNames(dir)
+	readSide, writeSide := dbconn.SideNames(dir)
 	var enc [2][2]string
 	for i, c := range []*pgx.Conn{s.read, s.write} {
 		if err := c.QueryRow(ctx, `SELECT current_setting('server_encoding'), current_setting('client_encoding')`).Scan(&enc[i][0], &enc[i][1]); err != nil {
@@ -368,7 +369,7 @@ func singleByte(enc string) bool {
 // their changes under its own name, so the partition's rows would arrive
 // twice.
 func partitionFindings(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup) []Finding {
-	readSide, _ := sideNames(dir)
+	readSide, _ := dbconn.SideNames(dir)
 	byOID := map[uint32]change.Table{}
 	for _, t := range m.SourceTables(dir) {
 		if info := s.readCat.Table(t); info != nil {
@@ -482,7 +483,7 @@ func writePrivileges(ctx context.Context, s *setup, side string, t change.Table)
 // positionFindings reports the checkpoint and slot, and whether a start
 // would be refused.
 func positionFindings(ctx context.Context, m *config.Mapping, dir config.Direction, s *setup) []Finding {
-	readSide, _ := sideNames(dir)
+	readSide, _ := dbconn.SideNames(dir)
 	slot := m.SlotName(dir)
 	info, err := replication.InspectSlot(ctx, s.read, slot)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
@@ -18,7 +19,7 @@ import (
 // without a replica identity is insert-only while it is published, which
 // is a warning: the source rejects its updates and deletes.
 func keyFindings(m *config.Mapping, dir config.Direction, s *setup) []Finding {
-	readSide, writeSide := sideNames(dir)
+	readSide, writeSide := dbconn.SideNames(dir)
 	var fs []Finding
 	warned := map[change.Table]bool{}
 	for _, e := range m.Tables {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 )
 
@@ -120,7 +122,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	// has never flipped.
 	if o.Reverse && st.Live != want.String() {
 		if st.Generation > 0 {
-			return &FatalError{Err: &ConfigError{Findings: []Finding{{Where: "state",
+			return &fault.FatalError{Err: &ConfigError{Findings: []Finding{{Where: "state",
 				Message: fmt.Sprintf("the live direction recorded for %s is %s", m.Name, st.Live),
 				Fix:     "run without --reverse to follow it, or move it with `cdcbridge flip`"}}}}
 		}
@@ -152,7 +154,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				foreign = foreignReport{dir: dir, fw: fw, dirty: true}
 				foreignMu.Unlock()
 				if o.Metrics != nil {
-					side, _ := sideNames(dir)
+					side, _ := dbconn.SideNames(dir)
 					o.Metrics.ForeignWrites.WithLabelValues(side).Set(float64(fw.Txns))
 				}
 			}
@@ -228,7 +230,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				continue
 			}
 			if err := link.open(ctx); err != nil {
-				var fe *FatalError
+				var fe *fault.FatalError
 				if errors.As(err, &fe) {
 					stopAll()
 					return err
@@ -372,12 +374,12 @@ type stateLink struct {
 }
 
 // open connects and takes the daemon lock. Another daemon holding the lock
-// is a FatalError; other errors are worth a retry.
+// is a fault.FatalError; other errors are worth a retry.
 func (l *stateLink) open(ctx context.Context) error {
 	l.close()
 	l.next = time.Now().Add(jitter(l.backoff))
 	l.backoff = min(max(2*l.backoff, 250*time.Millisecond), 5*time.Second)
-	conn, err := Connect(ctx, l.m.Target.DSN, "target")
+	conn, err := dbconn.Connect(ctx, l.m.Target.DSN, "target")
 	if err != nil {
 		return err
 	}
@@ -386,7 +388,7 @@ func (l *stateLink) open(ctx context.Context) error {
 	if err := checkpoint.Lock(ctx, conn, l.m.Name, "daemon", l.wait); err != nil {
 		conn.Close(context.Background())
 		if errors.Is(err, checkpoint.ErrLocked) {
-			return &FatalError{Err: fmt.Errorf("another cdcbridge daemon runs mapping %s: %w", l.m.Name, err)}
+			return &fault.FatalError{Err: fmt.Errorf("another cdcbridge daemon runs mapping %s: %w", l.m.Name, err)}
 		}
 		return l.m.Redact(err)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
@@ -94,18 +96,18 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Policy, requestID int64, sync SequenceSync, log *slog.Logger) (FlipResult, error) {
 	res := FlipResult{To: to}
 	readDSN, writeDSN := sides(m, to)
-	readSide, writeSide := sideNames(to)
-	read, err := Connect(ctx, readDSN, readSide)
+	readSide, writeSide := dbconn.SideNames(to)
+	read, err := dbconn.Connect(ctx, readDSN, readSide)
 	if err != nil {
 		return res, err
 	}
 	defer read.Close(context.Background())
-	write, err := Connect(ctx, writeDSN, writeSide)
+	write, err := dbconn.Connect(ctx, writeDSN, writeSide)
 	if err != nil {
 		return res, err
 	}
 	defer write.Close(context.Background())
-	state, err := Connect(ctx, m.Target.DSN, "target")
+	state, err := dbconn.Connect(ctx, m.Target.DSN, "target")
 	if err != nil {
 		return res, err
 	}
@@ -211,7 +213,7 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 // gap is how far past the old live side's sequences the new live side's are
 // set when RequestFlip flips by itself (the daemon uses its own setting).
 func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout time.Duration, gap int64, log *slog.Logger) (FlipResult, error) {
-	state, err := Connect(ctx, m.Target.DSN, "target")
+	state, err := dbconn.Connect(ctx, m.Target.DSN, "target")
 	if err != nil {
 		return FlipResult{}, err
 	}
@@ -260,7 +262,7 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 				return FlipResult{}, err
 			}
 			if withdrawn {
-				return FlipResult{}, &RetryableError{Err: fmt.Errorf("the daemon did not take the flip request up within %s (is it running and connected to the target?); the request is withdrawn and will not be carried out later: ask again with `cdcbridge flip`", timeout)}
+				return FlipResult{}, &fault.RetryableError{Err: fmt.Errorf("the daemon did not take the flip request up within %s (is it running and connected to the target?); the request is withdrawn and will not be carried out later: ask again with `cdcbridge flip`", timeout)}
 			}
 			continue // claimed or answered meanwhile
 		}
@@ -268,7 +270,7 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 			// Begun: is the daemon that began it still there?
 			if err := checkpoint.Lock(ctx, state, m.Name, "daemon", 0); err == nil {
 				checkpoint.Answer(context.WithoutCancel(ctx), state, m.Name, id, false, interruptedAnswer)
-				return FlipResult{}, &RetryableError{Err: errors.New("the daemon stopped while carrying out the flip; `cdcbridge status` shows the live direction: ask again once a daemon runs")}
+				return FlipResult{}, &fault.RetryableError{Err: errors.New("the daemon stopped while carrying out the flip; `cdcbridge status` shows the live direction: ask again once a daemon runs")}
 			} else if !errors.Is(err, checkpoint.ErrLocked) {
 				return FlipResult{}, err
 			}
@@ -303,7 +305,7 @@ func lockAll(ctx context.Context, m *config.Mapping) (func(), error) {
 	}
 	for _, d := range []config.Direction{config.Forward, config.Reverse} {
 		_, w := sides(m, d)
-		conn, err := Connect(ctx, w, writeSideName(d))
+		conn, err := dbconn.Connect(ctx, w, writeSideName(d))
 		if err != nil {
 			release()
 			return nil, err

@@ -10,17 +10,18 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/sequences"
 )
 
 // sequencePairs connects to both sides and finds the sequences a direction
 // keeps in step. The caller closes the connections.
 func sequencePairs(ctx context.Context, m *config.Mapping, dir config.Direction) (from, to *pgx.Conn, pairs []sequences.Pair, err error) {
-	src, err := Connect(ctx, m.Source.DSN, "source")
+	src, err := dbconn.Connect(ctx, m.Source.DSN, "source")
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	tgt, err := Connect(ctx, m.Target.DSN, "target")
+	tgt, err := dbconn.Connect(ctx, m.Target.DSN, "target")
 	if err != nil {
 		src.Close(context.Background())
 		return nil, nil, nil, err

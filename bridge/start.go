@@ -14,6 +14,8 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/snapshot"
@@ -28,14 +30,14 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 	m, dir := o.Mapping, o.Direction
 	sysid, err := replication.SystemID(ctx, s.read)
 	if err != nil {
-		return 0, classify(err)
+		return 0, fault.Classify(err)
 	}
 	info, err := replication.InspectSlot(ctx, s.read, slot)
 	if err != nil {
-		return 0, classify(err)
+		return 0, fault.Classify(err)
 	}
 	if info.Active {
-		return 0, &RetryableError{Err: fmt.Errorf("the replication slot %s is in use by process %d (a previous connection not yet gone, or another daemon)", slot, info.ActivePID)}
+		return 0, &fault.RetryableError{Err: fmt.Errorf("the replication slot %s is in use by process %d (a previous connection not yet gone, or another daemon)", slot, info.ActivePID)}
 	}
 	st, err := checkpoint.Load(ctx, s.write, m.Name, dir.String())
 	if err == nil && st.Copying {
@@ -43,7 +45,7 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 		// copy starts over, from empty tables (they were empty when it began).
 		log.Warn("the initial copy was interrupted; emptying the tables it wrote and starting it over")
 		if err := discardCopy(ctx, m, dir, s.write); err != nil {
-			return 0, classify(err)
+			return 0, fault.Classify(err)
 		}
 		err = checkpoint.ErrNone
 	}
@@ -51,11 +53,11 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 		return firstStart(ctx, o, s, readDSN, writeDSN, slot, sysid, info.Exists, log)
 	}
 	if err != nil {
-		return 0, classify(err)
+		return 0, fault.Classify(err)
 	}
 	start, err := checkpoint.Resume(st, checkpoint.Slot{Exists: info.Exists, ConfirmedFlushLSN: info.ConfirmedFlushLSN, WALStatus: info.WALStatus, Active: info.Active, ActivePID: info.ActivePID}, sysid)
 	if err != nil {
-		return 0, &FatalError{Err: err}
+		return 0, &fault.FatalError{Err: err}
 	}
 	log.Info("resuming after the checkpoint", "lsn", start.String(), "slot_confirmed", info.ConfirmedFlushLSN.String())
 	// Only the live direction copies the entries added to the mapping: the
@@ -81,12 +83,12 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	}
 	if slotExists {
 		if err := replication.DropSlot(ctx, s.read, slot); err != nil {
-			return 0, classify(err)
+			return 0, fault.Classify(err)
 		}
 	}
 	created, err := replication.CreateSlot(ctx, readDSN.ConnString(), slot, copying)
 	if err != nil {
-		return 0, classify(readDSN.Redact(err))
+		return 0, fault.Classify(readDSN.Redact(err))
 	}
 	// The exported snapshot lives as long as the slot's connection.
 	defer created.Close(context.WithoutCancel(ctx))
@@ -103,7 +105,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, created.ConsistentPoint, entryIDs(m, dir)...)
 	})
 	if err != nil {
-		return 0, classify(err)
+		return 0, fault.Classify(err)
 	}
 	log.Info("created the replication slot", "slot", slot, "lsn", created.ConsistentPoint.String(), "initial_copy", copying)
 	if !copying {
@@ -132,7 +134,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		Logger: o.Logger,
 	})
 	if err != nil {
-		return 0, classify(m.Redact(err))
+		return 0, fault.Classify(m.Redact(err))
 	}
 	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
 		if err := checkpoint.FinishCopy(ctx, tx, m.Name, dirName); err != nil {
@@ -141,7 +143,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		return checkpoint.SetEntries(ctx, tx, m.Name, dirName, checkpoint.Synced, created.ConsistentPoint, entryIDs(m, dir)...)
 	})
 	if err != nil {
-		return 0, classify(err)
+		return 0, fault.Classify(err)
 	}
 	rate := float64(st.Rows) / max(st.Took.Seconds(), 1e-9)
 	log.Info("initial copy done; streaming from the slot's consistent point", "rows", st.Rows, "written", st.Written,
@@ -158,7 +160,7 @@ func inTx(ctx context.Context, conn *pgx.Conn, origin string, fn func(pgx.Tx) er
 }
 
 func writeSideName(dir config.Direction) string {
-	_, w := sideNames(dir)
+	_, w := dbconn.SideNames(dir)
 	return w
 }
 
@@ -168,7 +170,7 @@ func requireEmpty(ctx context.Context, tables []change.Table, conn *pgx.Conn, si
 	for _, t := range tables {
 		var has bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t.String()+")").Scan(&has); err != nil {
-			return classify(fmt.Errorf("checking that %s is empty: %w", t, err))
+			return fault.Classify(fmt.Errorf("checking that %s is empty: %w", t, err))
 		}
 		if has {
 			fs = append(fs, Finding{Where: side + " table " + t.String(),
@@ -177,7 +179,7 @@ func requireEmpty(ctx context.Context, tables []change.Table, conn *pgx.Conn, si
 		}
 	}
 	if len(fs) > 0 {
-		return &FatalError{Err: &ConfigError{Findings: fs}}
+		return &fault.FatalError{Err: &ConfigError{Findings: fs}}
 	}
 	return nil
 }

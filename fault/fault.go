@@ -1,4 +1,4 @@
-package bridge
+package fault
 
 import (
 	"context"
@@ -68,9 +68,9 @@ func Retryable(err error) bool {
 	return false
 }
 
-// classify marks errors that are certainly fatal; others are judged by
-// Retryable.
-func classify(err error) error {
+// Classify wraps an error that Retryable does not retry in a FatalError,
+// and returns every other error (nil included) as it is.
+func Classify(err error) error {
 	if err == nil || Retryable(err) {
 		return err
 	}
