@@ -14,6 +14,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/replication"
@@ -112,23 +113,18 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 		defer conn.Close(context.Background())
 		conns[side.name] = conn
 	}
-	stateKnown := false
+	var bs *control.State
 	if state := conns["target"]; state != nil {
-		if err := readState(ctx, state, m.Name, &st); err != nil {
+		if s, err := readState(ctx, state, m.Name, &st); err != nil {
 			errs = append(errs, fmt.Errorf("reading the bridge state on the target: %w", m.Redact(err)))
 		} else {
-			stateKnown = true
+			bs = &s
 		}
 	}
 	for _, dir := range []config.Direction{config.Forward, config.Reverse} {
 		mode := "unknown"
-		if stateKnown {
-			mode = "armed"
-			if strings.HasPrefix(st.Live, dir.String()) {
-				mode = "live"
-			} else if st.Draining == dir.String() {
-				mode = "draining"
-			}
+		if bs != nil {
+			mode = bs.Mode(dir).String()
 		}
 		readSide, writeSide := dbconn.SideNames(dir)
 		ds, derrs := directionStatus(ctx, m, dir, mode, conns[readSide], conns[writeSide])
@@ -141,23 +137,26 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 	return st, errors.Join(errs...)
 }
 
-// readState fills in what the bridge state on the target says.
-func readState(ctx context.Context, state *pgx.Conn, name string, st *Status) error {
-	bs, err := checkpoint.LoadState(ctx, state, name)
-	if errors.Is(err, checkpoint.ErrNoState) {
+// readState fills in what the bridge state on the target says, and returns
+// it: a mapping that has never run is forward.
+func readState(ctx context.Context, state *pgx.Conn, name string, st *Status) (control.State, error) {
+	bs, err := control.Load(ctx, state, name)
+	if errors.Is(err, control.ErrNoState) {
 		st.Live = "forward (never run)"
-		return nil
+		return control.State{Name: name, Live: config.Forward}, nil
 	}
 	if err != nil {
-		return err
+		return bs, err
 	}
-	st.Live = bs.Live
+	st.Live = bs.Live.String()
 	if bs.FlipLSN != 0 {
 		st.FlipLSN = bs.FlipLSN.String()
 		t := bs.FlippedAt
 		st.FlippedAt = &t
 	}
-	st.Draining = bs.Draining
+	if bs.Drains {
+		st.Draining = bs.Draining.String()
+	}
 	if bs.RequestID > bs.AnsweredID {
 		switch {
 		case bs.ClaimedID >= bs.RequestID:
@@ -169,18 +168,18 @@ func readState(ctx context.Context, state *pgx.Conn, name string, st *Status) er
 		}
 	}
 	st.LastAnswer = bs.Answer
-	if bs.ForeignTxns > 0 {
-		side, _ := dbconn.SideNames(dirOf(bs.ForeignDir))
-		st.Foreign = &ForeignStatus{Side: side, Txns: bs.ForeignTxns, FirstLSN: bs.FirstForeignLSN.String(), FirstAt: bs.FirstForeignAt}
+	if bs.Foreign.Txns > 0 {
+		side, _ := dbconn.SideNames(bs.ForeignDir)
+		st.Foreign = &ForeignStatus{Side: side, Txns: bs.Foreign.Txns, FirstLSN: bs.Foreign.First.String(), FirstAt: bs.Foreign.FirstAt}
 	}
-	return nil
+	return bs, nil
 }
 
-func policyName(p string) string {
-	switch Policy(p) {
-	case IncludeWrites:
+func policyName(p control.ForeignPolicy) string {
+	switch p {
+	case control.IncludeWrites:
 		return "include target writes"
-	case DiscardWrites:
+	case control.DiscardWrites:
 		return "discard target writes"
 	}
 	return "no target writes expected"
@@ -356,7 +355,7 @@ func describeEntry(e EntryStatus) string {
 // publications, the replication origins on both sides, and the checkpoint
 // and state rows. It refuses while a daemon runs the mapping.
 func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
-	release, err := lockAll(ctx, m)
+	release, err := control.LockDirections(ctx, m)
 	if errors.Is(err, checkpoint.ErrLocked) {
 		return &fault.FatalError{Err: fmt.Errorf("a daemon is running mapping %s: stop it first (%w)", m.Name, err)}
 	}
@@ -411,7 +410,7 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		return err
 	}
 	defer state.Close(context.Background())
-	if err := checkpoint.DeleteState(ctx, state, m.Name); err != nil {
+	if err := control.Delete(ctx, state, m.Name); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, "deleted the bridge state on the target")

@@ -19,6 +19,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/metrics"
@@ -59,7 +60,7 @@ type Options struct {
 	Draining bool
 	// Foreign, if set, is called in Armed mode when the stream holds foreign
 	// writes, with what is known so far.
-	Foreign func(ForeignWrites)
+	Foreign func(control.ForeignWrites)
 	// Applied, if set, is called in Live mode with the commit time of each
 	// source transaction that reached the applier.
 	Applied func(commit time.Time)
@@ -93,15 +94,6 @@ func (m Mode) String() string {
 		return "armed"
 	}
 	return "live"
-}
-
-// ForeignWrites describes the foreign transactions an armed stream holds.
-type ForeignWrites struct {
-	// First is the commit LSN of the first one, FirstAt its commit time.
-	First   pglogrepl.LSN
-	FirstAt time.Time
-	// Txns counts them since the checkpoint.
-	Txns int64
 }
 
 // ownIdleWrites remembers, per mapping and side, how far in that side's WAL
@@ -260,7 +252,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 	// The daemon lock lives on the applier's connection: it is held exactly
 	// as long as this pipeline can write.
-	if err := checkpoint.Lock(ctx, s.write, m.Name, dir.String(), o.LockWait); err != nil {
+	if err := control.LockDirection(ctx, s.write, m.Name, dir, o.LockWait); err != nil {
 		if errors.Is(err, checkpoint.ErrLocked) {
 			return &fault.FatalError{Err: err}
 		}
@@ -549,7 +541,7 @@ func passOn(ctx context.Context, o Options, gate *entryGate, ev change.Event, ou
 // first of them.
 func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<- change.Event) error {
 	log := o.Logger.With("component", "armed", "direction", o.Direction.String())
-	var held ForeignWrites
+	var held control.ForeignWrites
 	for ev := range in {
 		if held.Txns == 0 && ev.Kind == change.EvPosition {
 			select {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
@@ -101,7 +102,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	if o.Reverse {
 		want = config.Reverse
 	}
-	st, err := checkpoint.EnsureState(ctx, conn, m.Name, want.String())
+	st, err := control.Ensure(ctx, conn, m.Name, want)
 	if err != nil {
 		return m.Redact(err)
 	}
@@ -112,7 +113,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	// the operator asks again.
 	if st.RequestID > st.AnsweredID && st.ClaimedID >= st.RequestID {
 		log.Warn("a flip request was interrupted by the daemon's stop and is not carried out: ask again", "request", st.RequestID)
-		if err := checkpoint.Answer(ctx, conn, m.Name, st.RequestID, false, interruptedAnswer); err != nil {
+		if err := control.Answer(ctx, conn, m.Name, st.RequestID, false, interruptedAnswer); err != nil {
 			return m.Redact(err)
 		}
 		st.AnsweredID = st.RequestID
@@ -120,21 +121,21 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	// Without --reverse the daemon follows the recorded direction; with it,
 	// the recorded direction must be reverse, or become it on a mapping that
 	// has never flipped.
-	if o.Reverse && st.Live != want.String() {
+	if o.Reverse && st.Live != want {
 		if st.Generation > 0 {
 			return &fault.FatalError{Err: &ConfigError{Findings: []Finding{{Where: "state",
 				Message: fmt.Sprintf("the live direction recorded for %s is %s", m.Name, st.Live),
 				Fix:     "run without --reverse to follow it, or move it with `cdcbridge flip`"}}}}
 		}
-		if _, err := conn.Exec(ctx, `UPDATE cdcbridge.state SET live = $2 WHERE name = $1`, m.Name, want.String()); err != nil {
+		if err := control.SetLive(ctx, conn, m.Name, want); err != nil {
 			return err
 		}
-		st.Live = want.String()
+		st.Live = want
 	}
 
 	var (
 		// live is the direction live in the state, as this daemon follows it.
-		live      = dirOf(st.Live)
+		live      = st.Live
 		mu        sync.Mutex
 		pipes     = map[config.Direction]*pipeline{}
 		foreignMu sync.Mutex
@@ -149,7 +150,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		po.Draining = mode == Live && dir != live
 		po.Applied = func(time.Time) { p.lastApplied.Store(time.Now().UnixNano()) }
 		if mode == Armed {
-			po.Foreign = func(fw ForeignWrites) {
+			po.Foreign = func(fw control.ForeignWrites) {
 				foreignMu.Lock()
 				foreign = foreignReport{dir: dir, fw: fw, dirty: true}
 				foreignMu.Unlock()
@@ -207,7 +208,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		go runSequences(p.ctx, m, dir, o.SequenceEvery, o.Logger)
 	}
 	start(live, Live)
-	if st.Draining == live.Opposite().String() {
+	if st.Mode(live.Opposite()) == control.Draining {
 		start(live.Opposite(), Live)
 		syncSequences(live.Opposite())
 	} else {
@@ -265,11 +266,11 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		foreign.dirty = false
 		foreignMu.Unlock()
 		if fr.dirty {
-			if err := checkpoint.RecordForeign(ctx, conn, m.Name, fr.dir.String(), fr.fw.Txns, fr.fw.First, fr.fw.FirstAt); err != nil && ctx.Err() == nil {
+			if err := control.RecordForeign(ctx, conn, m.Name, fr.dir, fr.fw); err != nil && ctx.Err() == nil {
 				log.Warn("recording foreign writes in the state", "error", m.Redact(err).Error())
 			}
 		}
-		st, err := checkpoint.LoadState(ctx, conn, m.Name)
+		st, err := control.Load(ctx, conn, m.Name)
 		if err != nil {
 			if ctx.Err() != nil {
 				return stopAll()
@@ -279,8 +280,8 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		}
 		// The direction that was live before the last flip drains until
 		// its side has been quiet, then it is armed.
-		if st.Draining != "" {
-			d := dirOf(st.Draining)
+		if st.Drains {
+			d := st.Draining
 			mu.Lock()
 			p := pipes[d]
 			mu.Unlock()
@@ -290,17 +291,17 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 					return err
 				}
 				failpoint.Hit("drain-quiet")
-				if err := checkpoint.DrainDone(ctx, conn, m.Name, d.String()); err != nil {
+				if err := control.DrainDone(ctx, conn, m.Name, d); err != nil {
 					return err
 				}
 				start(d, Armed)
 				syncSequences(live)
 			}
 		}
-		if st.Live != live.String() {
+		if st.Live != live {
 			// Flipped by someone else (a flip command while no daemon ran
 			// finished before this one took over): follow.
-			to := dirOf(st.Live)
+			to := st.Live
 			log.Info("the live direction changed in the state; following", "live", to.String())
 			if err := stop(to); err != nil && !errors.Is(err, context.Canceled) {
 				return err
@@ -311,12 +312,12 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			continue
 		}
 		if st.RequestID > st.AnsweredID {
-			to := dirOf(st.Request)
+			to := st.Request
 			if to == live {
-				checkpoint.Answer(ctx, conn, m.Name, st.RequestID, true, fmt.Sprintf("%s is already the live direction", to))
+				control.Answer(ctx, conn, m.Name, st.RequestID, true, fmt.Sprintf("%s is already the live direction", to))
 				continue
 			}
-			claimed, expired, err := checkpoint.Claim(ctx, conn, m.Name, st.RequestID)
+			claimed, expired, err := control.Claim(ctx, conn, m.Name, st.RequestID)
 			if err != nil {
 				log.Warn("reading the flip request", "error", m.Redact(err).Error())
 				continue
@@ -324,19 +325,19 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			if !claimed {
 				if expired {
 					log.Warn("a flip request expired before it could be carried out; it is not carried out: ask again", "to", to.String(), "request", st.RequestID)
-					checkpoint.Answer(ctx, conn, m.Name, st.RequestID, false, "expired: the flip command had given up before the daemon could take it up; ask again")
+					control.Answer(ctx, conn, m.Name, st.RequestID, false, "expired: the flip command had given up before the daemon could take it up; ask again")
 				}
 				continue
 			}
-			log.Info("flip requested", "to", to.String(), "policy", st.RequestPolicy)
+			log.Info("flip requested", "to", to.String(), "policy", string(st.RequestPolicy))
 			failpoint.Hit("flip-requested")
 			if err := stop(to); err != nil && !errors.Is(err, context.Canceled) {
 				return err
 			}
 			failpoint.Hit("flip-armed-stopped")
-			res, err := Flip(ctx, m, to, Policy(st.RequestPolicy), st.RequestID, o.SyncSequences, o.Logger)
+			res, err := Flip(ctx, m, to, st.RequestPolicy, st.RequestID, o.SyncSequences, o.Logger)
 			if err != nil {
-				checkpoint.Answer(context.WithoutCancel(ctx), conn, m.Name, st.RequestID, false, "the flip failed: "+m.Redact(err).Error())
+				control.Answer(context.WithoutCancel(ctx), conn, m.Name, st.RequestID, false, "the flip failed: "+m.Redact(err).Error())
 				return err
 			}
 			if !res.OK {
@@ -385,7 +386,7 @@ func (l *stateLink) open(ctx context.Context) error {
 	}
 	// One daemon per mapping: the lock also keeps a flip or cleanup command
 	// from acting behind a daemon's back while it starts.
-	if err := checkpoint.Lock(ctx, conn, l.m.Name, "daemon", l.wait); err != nil {
+	if err := control.LockDaemon(ctx, conn, l.m.Name, l.wait); err != nil {
 		conn.Close(context.Background())
 		if errors.Is(err, checkpoint.ErrLocked) {
 			return &fault.FatalError{Err: fmt.Errorf("another cdcbridge daemon runs mapping %s: %w", l.m.Name, err)}
@@ -419,13 +420,6 @@ func jitter(d time.Duration) time.Duration {
 
 type foreignReport struct {
 	dir   config.Direction
-	fw    ForeignWrites
+	fw    control.ForeignWrites
 	dirty bool
-}
-
-func dirOf(s string) config.Direction {
-	if s == config.Reverse.String() {
-		return config.Reverse
-	}
-	return config.Forward
 }

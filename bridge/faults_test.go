@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
-	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -47,7 +47,7 @@ func TestTargetRestartThenFlip(t *testing.T) {
 	pgtest_exec(t, e, `INSERT INTO orders (amount, status, note) SELECT g, 'paid', 'after' FROM generate_series(1, 20) g`)
 	eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
 
-	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK {
 		t.Fatalf("flip after the target restarted: %+v %v\n%s", res, err, d.logs.String())
 	}
@@ -72,10 +72,10 @@ func TestFlipRequestNotCarriedOutLater(t *testing.T) {
 	// Something holds the daemon lock (a daemon cut off from the target,
 	// as far as the flip command can tell) and never answers.
 	hold := pgtest.Connect(t, e.TgtDSN)
-	if err := checkpoint.Lock(context.Background(), hold, m.Name, "daemon", 0); err != nil {
+	if err := control.LockDaemon(context.Background(), hold, m.Name, 0); err != nil {
 		t.Fatal(err)
 	}
-	_, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	_, err := bridge.RequestFlip(context.Background(), m, control.Refuse, time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err == nil || !strings.Contains(err.Error(), "withdrawn and will not be carried out later") {
 		t.Fatalf("a flip command that timed out: %v", err)
 	}
@@ -84,7 +84,7 @@ func TestFlipRequestNotCarriedOutLater(t *testing.T) {
 		t.Fatalf("status after a withdrawn request: pending %q, answer %q, %v", st.Pending, st.LastAnswer, err)
 	}
 	// A flip command killed before it could withdraw: its request expires.
-	if _, err := checkpoint.RequestFlip(context.Background(), e.Tgt, m.Name, config.Reverse.String(), "", time.Millisecond); err != nil {
+	if _, err := control.RequestFlip(context.Background(), e.Tgt, m.Name, config.Reverse, control.Refuse, time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	hold.Close(context.Background())

@@ -13,24 +13,11 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
-)
-
-// Policy says what a flip does with foreign writes held by the slot of the
-// direction becoming live.
-type Policy string
-
-const (
-	// Refuse: foreign writes stop the flip (the default).
-	Refuse Policy = ""
-	// IncludeWrites starts the new live direction at the first foreign
-	// write: they were live traffic and are carried over.
-	IncludeWrites Policy = "include"
-	// DiscardWrites starts it at the flip point: they were test writes.
-	DiscardWrites Policy = "discard"
 )
 
 // FlipResult says what a flip did or why it did not.
@@ -38,7 +25,7 @@ type FlipResult struct {
 	OK      bool
 	To      config.Direction
 	Point   pglogrepl.LSN // where the new live direction starts
-	Foreign ForeignWrites
+	Foreign control.ForeignWrites
 	Message string
 }
 
@@ -52,8 +39,8 @@ type SequenceSync func(ctx context.Context, from config.Direction) error
 
 // foreignWrites counts the foreign transactions that a stopped slot holds,
 // by peeking at its changes through the real decoder.
-func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir config.Direction, from, upto pglogrepl.LSN) (ForeignWrites, error) {
-	var fw ForeignWrites
+func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir config.Direction, from, upto pglogrepl.LSN) (control.ForeignWrites, error) {
+	var fw control.ForeignWrites
 	rows, err := conn.Query(ctx, `SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
 		m.SlotName(dir), m.PublicationName(dir))
 	if err != nil {
@@ -93,7 +80,7 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 // locks). Every step is idempotent, so a flip cut short by a crash is
 // finished by running it again, which the daemon does on restart while the
 // request is unanswered.
-func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Policy, requestID int64, sync SequenceSync, log *slog.Logger) (FlipResult, error) {
+func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy control.ForeignPolicy, requestID int64, sync SequenceSync, log *slog.Logger) (FlipResult, error) {
 	res := FlipResult{To: to}
 	readDSN, writeDSN := sides(m, to)
 	readSide, writeSide := dbconn.SideNames(to)
@@ -113,14 +100,14 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 	}
 	defer state.Close(context.Background())
 
-	st, err := checkpoint.EnsureState(ctx, state, m.Name, config.Forward.String())
+	st, err := control.Ensure(ctx, state, m.Name, config.Forward)
 	if err != nil {
 		return res, err
 	}
-	if st.Live == to.String() {
+	if st.Live == to {
 		res.OK, res.Point = true, st.FlipLSN
 		res.Message = fmt.Sprintf("%s is already the live direction (since %s)", to, st.FlipLSN)
-		return res, checkpoint.Answer(ctx, state, m.Name, requestID, true, res.Message)
+		return res, control.Answer(ctx, state, m.Name, requestID, true, res.Message)
 	}
 	if err := replication.EnsurePublication(ctx, read, m.PublicationName(to), m.SourceTables(to)); err != nil {
 		return res, err
@@ -168,12 +155,12 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 	}
 	if res.Foreign.Txns > 0 {
 		switch policy {
-		case Refuse:
+		case control.Refuse:
 			res.Message = fmt.Sprintf("the %s took %d foreign transaction(s) on mapped tables since %s (the first at LSN %s) while traffic was to flow the other way; "+
 				"if they are live traffic, carry them over with `cdcbridge flip --include-target-writes`; if they were test writes, start at the flip point with `cdcbridge flip --discard-target-writes`",
 				readSide, res.Foreign.Txns, res.Foreign.FirstAt.UTC().Format(time.RFC3339), res.Foreign.First)
-			return res, checkpoint.Answer(ctx, state, m.Name, requestID, false, res.Message)
-		case IncludeWrites:
+			return res, control.Answer(ctx, state, m.Name, requestID, false, res.Message)
+		case control.IncludeWrites:
 			point = ck.LSN // everything from the held position on, foreign writes included
 		}
 	}
@@ -192,13 +179,13 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 	res.OK = true
 	res.Message = fmt.Sprintf("flipped: %s is live from %s LSN %s", to, readSide, res.Point)
 	if res.Foreign.Txns > 0 {
-		if policy == IncludeWrites {
+		if policy == control.IncludeWrites {
 			res.Message += fmt.Sprintf(", carrying over %d foreign transaction(s)", res.Foreign.Txns)
 		} else {
 			res.Message += fmt.Sprintf(", skipping %d foreign transaction(s) as asked", res.Foreign.Txns)
 		}
 	}
-	if err := checkpoint.RecordFlip(ctx, state, m.Name, to.String(), to.Opposite().String(), res.Point, requestID, res.Message); err != nil {
+	if err := control.RecordFlip(ctx, state, m.Name, to, res.Point, requestID, res.Message); err != nil {
 		return res, err
 	}
 	log.Info("flipped", "live", to.String(), "point", res.Point.String(), "foreign_txns", res.Foreign.Txns, "policy", string(policy))
@@ -212,27 +199,27 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy Po
 //
 // gap is how far past the old live side's sequences the new live side's are
 // set when RequestFlip flips by itself (the daemon uses its own setting).
-func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout time.Duration, gap int64, log *slog.Logger) (FlipResult, error) {
+func RequestFlip(ctx context.Context, m *config.Mapping, policy control.ForeignPolicy, timeout time.Duration, gap int64, log *slog.Logger) (FlipResult, error) {
 	state, err := dbconn.Connect(ctx, m.Target.DSN, "target")
 	if err != nil {
 		return FlipResult{}, err
 	}
 	defer state.Close(context.Background())
-	st, err := checkpoint.LoadState(ctx, state, m.Name)
+	st, err := control.Load(ctx, state, m.Name)
 	if err != nil {
 		return FlipResult{}, err
 	}
-	to := dirOf(st.Live).Opposite()
-	id, err := checkpoint.RequestFlip(ctx, state, m.Name, to.String(), string(policy), timeout)
+	to := st.Live.Opposite()
+	id, err := control.RequestFlip(ctx, state, m.Name, to, policy, timeout)
 	if err != nil {
 		return FlipResult{}, err
 	}
 	// Is a daemon there to carry it out? It holds the mapping's daemon lock
 	// on the target for its life.
-	err = checkpoint.Lock(ctx, state, m.Name, "daemon", 0)
+	err = control.LockDaemon(ctx, state, m.Name, 0)
 	var locks func()
 	if err == nil {
-		locks, err = lockAll(ctx, m)
+		locks, err = control.LockDirections(ctx, m)
 	}
 	if err == nil {
 		defer locks()
@@ -248,7 +235,7 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 	// later by surprise. One the daemon has begun is waited for.
 	deadline := time.Now().Add(timeout)
 	for {
-		st, err := checkpoint.LoadState(ctx, state, m.Name)
+		st, err := control.Load(ctx, state, m.Name)
 		if err != nil {
 			return FlipResult{}, err
 		}
@@ -257,7 +244,7 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 		}
 		if time.Now().After(deadline) && st.ClaimedID < id {
 			msg := fmt.Sprintf("withdrawn: the daemon did not take the flip request up within %s", timeout)
-			withdrawn, err := checkpoint.Withdraw(context.WithoutCancel(ctx), state, m.Name, id, msg)
+			withdrawn, err := control.Withdraw(context.WithoutCancel(ctx), state, m.Name, id, msg)
 			if err != nil {
 				return FlipResult{}, err
 			}
@@ -268,8 +255,8 @@ func RequestFlip(ctx context.Context, m *config.Mapping, policy Policy, timeout 
 		}
 		if time.Now().After(deadline) && st.ClaimedID >= id {
 			// Begun: is the daemon that began it still there?
-			if err := checkpoint.Lock(ctx, state, m.Name, "daemon", 0); err == nil {
-				checkpoint.Answer(context.WithoutCancel(ctx), state, m.Name, id, false, interruptedAnswer)
+			if err := control.LockDaemon(ctx, state, m.Name, 0); err == nil {
+				control.Answer(context.WithoutCancel(ctx), state, m.Name, id, false, interruptedAnswer)
 				return FlipResult{}, &fault.RetryableError{Err: errors.New("the daemon stopped while carrying out the flip; `cdcbridge status` shows the live direction: ask again once a daemon runs")}
 			} else if !errors.Is(err, checkpoint.ErrLocked) {
 				return FlipResult{}, err
@@ -293,28 +280,3 @@ const interruptedAnswer = "interrupted: the daemon stopped while carrying out th
 // flipClaimedWait is how much longer than its timeout the flip command
 // waits for a flip that the daemon has begun.
 const flipClaimedWait = 2 * time.Minute
-
-// lockAll takes the daemon locks of both directions, each on the side it
-// writes, and returns their release.
-func lockAll(ctx context.Context, m *config.Mapping) (func(), error) {
-	var conns []*pgx.Conn
-	release := func() {
-		for _, c := range conns {
-			c.Close(context.Background())
-		}
-	}
-	for _, d := range []config.Direction{config.Forward, config.Reverse} {
-		_, w := sides(m, d)
-		conn, err := dbconn.Connect(ctx, w, writeSideName(d))
-		if err != nil {
-			release()
-			return nil, err
-		}
-		conns = append(conns, conn)
-		if err := checkpoint.Lock(ctx, conn, m.Name, d.String(), 0); err != nil {
-			release()
-			return nil, err
-		}
-	}
-	return release, nil
-}

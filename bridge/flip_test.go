@@ -11,6 +11,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/verify"
 )
 
@@ -112,7 +113,7 @@ func TestFlipAndRollback(t *testing.T) {
 	eventually(t, e.Tgt, blueRows, query(t, e.Src, greenAsBlue), nil)
 
 	// Flip while green still takes writes.
-	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK {
 		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
 	}
@@ -146,7 +147,7 @@ func TestFlipAndRollback(t *testing.T) {
 	d.waitModes(t, "forward armed")
 
 	// Rollback, then green is live again.
-	res, err = bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err = bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK || res.To != config.Forward {
 		t.Fatalf("rollback: %+v %v\n%s", res, err, d.logs.String())
 	}
@@ -212,7 +213,7 @@ func TestFlipAndRollback(t *testing.T) {
 // refuses and says how many; the operator then carries them over or skips
 // them, and nothing is dropped without that word.
 func TestFlipWithWritesAlreadyOnTheTarget(t *testing.T) {
-	for _, policy := range []bridge.Policy{bridge.IncludeWrites, bridge.DiscardWrites} {
+	for _, policy := range []control.ForeignPolicy{control.IncludeWrites, control.DiscardWrites} {
 		t.Run(string(policy), func(t *testing.T) {
 			e := newEnv(t, flipGreen, flipBlue)
 			m := e.mapping("early", "  - source: orders\n    target: orders_v2\n    transform: orders.js\n", map[string]string{"orders.js": copyJS})
@@ -233,7 +234,7 @@ func TestFlipWithWritesAlreadyOnTheTarget(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+			res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 			if err != nil || res.OK || !strings.Contains(res.Message, "took 2 foreign transaction(s)") || !strings.Contains(res.Message, "--include-target-writes") {
 				t.Fatalf("flip with foreign writes: %+v %v", res, err)
 			}
@@ -249,7 +250,7 @@ func TestFlipWithWritesAlreadyOnTheTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := "(\"after the flip\")\n(\"from green\")"
-			if policy == bridge.IncludeWrites {
+			if policy == control.IncludeWrites {
 				want = "(\"after the flip\")\n(\"early 1\")\n(\"early 2\")\n(\"from green\")"
 			}
 			eventually(t, e.Src, `SELECT note FROM orders`, want, nil)

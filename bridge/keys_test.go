@@ -10,6 +10,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 )
 
 // Both slices hold the same tables without primary keys, each in its own
@@ -138,7 +139,7 @@ func TestTablesWithoutPrimaryKey(t *testing.T) {
 		t.Fatalf("bag on blue: one copy changes per update, one goes per delete; got\n%s", got)
 	}
 
-	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK {
 		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
 	}

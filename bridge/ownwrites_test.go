@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -56,7 +57,7 @@ func TestRetriedCopyIsNoForeignWrite(t *testing.T) {
 	// The flip counts foreign writes on blue by reading its WAL up to a
 	// flushed point: the two truncates of the retried copies are there,
 	// and must be known as the bridge's.
-	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK {
 		t.Fatalf("flip after a retried copy: %+v %v\n%s", res, err, d.logs.String())
 	}
@@ -90,7 +91,7 @@ function backward(r) { check(r); return { id: r.order_id, amount: (r.amount_cent
 	eventually(t, e.Tgt, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'forward'`, "(1)", nil)
 	flip := func(to string) {
 		t.Helper()
-		res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+		res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 		if err != nil || !res.OK || res.To.String() != to {
 			t.Fatalf("flip to %s found the bridge's own writes foreign: %+v %v\n%s", to, res, err, d.logs.String())
 		}

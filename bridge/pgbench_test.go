@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -55,7 +56,7 @@ func TestPgbenchStory(t *testing.T) {
 
 	flip := func(to string) {
 		t.Helper()
-		res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+		res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 		if err != nil || !res.OK || res.To.String() != to {
 			t.Fatalf("flip to %s: %+v %v\n%s", to, res, err, d.logs.String())
 		}

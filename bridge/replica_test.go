@@ -8,6 +8,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -94,7 +95,7 @@ func TestApplyAsReplica(t *testing.T) {
 
 	// Flip: blue is live, its writes are a client's there (its triggers
 	// fire), and reach green as blue wrote them.
-	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK {
 		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
 	}
@@ -185,7 +186,7 @@ func TestPartitions(t *testing.T) {
 		INSERT INTO m VALUES (5001, 'asia', 2); UPDATE m SET region = 'asia' WHERE id = 4`)
 	eventually(t, e.Tgt, `SELECT id, region, v FROM m WHERE id <> 5000`, query(t, e.Src, `SELECT id, region, v FROM m WHERE id <> 5000`), nil)
 
-	res, err := bridge.RequestFlip(context.Background(), m, bridge.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
 	if err != nil || !res.OK {
 		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
-	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/control"
 )
 
 func cmdFlip(args []string, stdout, stderr io.Writer) int {
@@ -42,11 +42,11 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cdcbridge flip: --include-target-writes and --discard-target-writes exclude each other")
 		return exitUsage
 	}
-	policy := bridge.Refuse
+	policy := control.Refuse
 	if include {
-		policy = bridge.IncludeWrites
+		policy = control.IncludeWrites
 	} else if discard {
-		policy = bridge.DiscardWrites
+		policy = control.DiscardWrites
 	}
 	log, err := newLogger(&c, stderr)
 	if err != nil {
@@ -63,7 +63,7 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge flip: %v\n", m.Redact(err))
 		var ce *bridge.ConfigError
-		if errors.As(err, &ce) || errors.Is(err, checkpoint.ErrNoState) {
+		if errors.As(err, &ce) || errors.Is(err, control.ErrNoState) {
 			return exitUsage
 		}
 		return exitFinding
