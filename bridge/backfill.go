@@ -21,12 +21,12 @@ import (
 	"github.com/cdcbridge/cdcbridge/transform"
 )
 
-// entryIDs names each entry of the mapping, in file order, the way its row
+// EntryIDs names each entry of the mapping, in file order, the way its row
 // in cdcbridge.tables does: "read -> written" in direction dir, so that an
 // entry keeps its name when others are added or removed around it. Entries
 // with the same two tables (the file allows it) are told apart by their
 // order among themselves: " #2", " #3".
-func entryIDs(m *config.Mapping, dir config.Direction) []string {
+func EntryIDs(m *config.Mapping, dir config.Direction) []string {
 	ids := make([]string, len(m.Tables))
 	seen := map[string]int{}
 	for i, e := range m.Tables {
@@ -71,7 +71,7 @@ type entryPlan struct {
 // before that LSN dropped (see entryGate).
 func planEntries(ctx context.Context, o Options, s *setup, start pglogrepl.LSN, backfill bool, log *slog.Logger) (*entryPlan, error) {
 	m, dir := o.Mapping, o.Direction
-	ids := entryIDs(m, dir)
+	ids := EntryIDs(m, dir)
 	rows, err := checkpoint.LoadEntries(ctx, s.write, m.Name, dir.String())
 	if err != nil {
 		return nil, fault.Classify(err)
@@ -146,7 +146,7 @@ type backfill struct {
 // entries as copying at S. The caller runs it (run) and closes it.
 func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, log *slog.Logger) (*backfill, error) {
 	m, dir := o.Mapping, o.Direction
-	all := entryIDs(m, dir)
+	all := EntryIDs(m, dir)
 	b := &backfill{o: o, s: s, entries: plan.add, done: make(chan struct{}), log: log.With("component", "backfill")}
 	var written []change.Table
 	for _, i := range plan.add {

@@ -17,11 +17,14 @@ import (
 	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/deadletter"
 	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/metrics"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/transform"
@@ -258,9 +261,11 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		}
 		return err
 	}
-	if findings := preflight(ctx, m, dir, s); len(findings) > 0 {
-		return &fault.FatalError{Err: findingsError(findings)}
+	resolved, probs := check.Preflight(ctx, m, dir, s.read, s.write)
+	if len(probs) > 0 {
+		return &fault.FatalError{Err: &finding.ConfigError{Findings: probs}}
 	}
+	s.readCat, s.writeCat, s.mapper = resolved.ReadCat, resolved.WriteCat, resolved.Mapper
 	slot, pub := m.SlotName(dir), m.PublicationName(dir)
 	if err := replication.EnsurePublication(ctx, s.read, pub, m.SourceTables(dir)); err != nil {
 		return fault.Classify(err)
@@ -503,7 +508,7 @@ func passOn(ctx context.Context, o Options, gate *entryGate, ev change.Event, ou
 				}
 				return false, nil
 			case config.PolicyDeadletter:
-				d, derr := deadletter(o, ev.Change, err)
+				d, derr := deadletter.Row(o.Mapping, o.Direction, ev.Change, err)
 				if derr != nil {
 					return true, &fault.FatalError{Err: derr}
 				}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/finding"
 )
 
 const copyJS = `
@@ -107,7 +108,7 @@ func TestInitialCopyNeedsEmptyTargets(t *testing.T) {
 		`CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (7)`)
 	m := e.mapping("full", "  - source: a\n    target: a\n", nil)
 	err := bridge.Run(context.Background(), bridge.Options{Mapping: m})
-	var ce *bridge.ConfigError
+	var ce *finding.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `target table "public"."a": holds rows`) || !strings.Contains(err.Error(), "--skip-copy") {
 		t.Fatalf("err = %v", err)
 	}

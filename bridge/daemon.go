@@ -17,6 +17,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 )
 
@@ -123,7 +124,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	// has never flipped.
 	if o.Reverse && st.Live != want {
 		if st.Generation > 0 {
-			return &fault.FatalError{Err: &ConfigError{Findings: []Finding{{Where: "state",
+			return &fault.FatalError{Err: &finding.ConfigError{Findings: []finding.Finding{{Where: "state",
 				Message: fmt.Sprintf("the live direction recorded for %s is %s", m.Name, st.Live),
 				Fix:     "run without --reverse to follow it, or move it with `cdcbridge flip`"}}}}
 		}

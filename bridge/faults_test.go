@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcbridge/cdcbridge/admin"
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
@@ -79,7 +80,7 @@ func TestFlipRequestNotCarriedOutLater(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "withdrawn and will not be carried out later") {
 		t.Fatalf("a flip command that timed out: %v", err)
 	}
-	st, err := bridge.GetStatus(context.Background(), m)
+	st, err := admin.GetStatus(context.Background(), m)
 	if err != nil || st.Pending != "" || !strings.HasPrefix(st.LastAnswer, "withdrawn") {
 		t.Fatalf("status after a withdrawn request: pending %q, answer %q, %v", st.Pending, st.LastAnswer, err)
 	}
@@ -92,7 +93,7 @@ func TestFlipRequestNotCarriedOutLater(t *testing.T) {
 	d = e.daemon(m, false)
 	d.waitModes(t, "forward live", "reverse armed")
 	eventually(t, e.Tgt, `SELECT answered_id = request_id, answer LIKE 'expired%', live FROM cdcbridge.state`, "(t,t,forward)", nil)
-	st, err = bridge.GetStatus(context.Background(), m)
+	st, err = admin.GetStatus(context.Background(), m)
 	if err != nil || st.Live != "forward" || st.Pending != "" {
 		t.Fatalf("status after the daemon met an expired request: %+v %v", st, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcbridge/cdcbridge/admin"
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
@@ -61,7 +62,7 @@ func TestRetriedCopyIsNoForeignWrite(t *testing.T) {
 	if err != nil || !res.OK {
 		t.Fatalf("flip after a retried copy: %+v %v\n%s", res, err, d.logs.String())
 	}
-	st, err := bridge.GetStatus(context.Background(), m)
+	st, err := admin.GetStatus(context.Background(), m)
 	if err != nil || st.Foreign != nil || st.Live != config.Reverse.String() {
 		t.Fatalf("status after the flip: %+v %v", st, err)
 	}
@@ -102,7 +103,7 @@ function backward(r) { check(r); return { id: r.order_id, amount: (r.amount_cent
 	eventually(t, e.Src, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'reverse'`, "(1)", nil)
 	eventually(t, e.Src, `SELECT count(*) FROM orders WHERE note = 'blue'`, "(1)", nil)
 	flip("forward")
-	if st, err := bridge.GetStatus(context.Background(), m); err != nil || st.Foreign != nil {
+	if st, err := admin.GetStatus(context.Background(), m); err != nil || st.Foreign != nil {
 		t.Fatalf("status after flipping back: %+v %v", st, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
@@ -54,7 +55,7 @@ func TestApplyAsReplica(t *testing.T) {
 	e := newEnv(t, shopGreen, shopBlue)
 	m := e.mapping("replica", shopTables, nil)
 
-	fs := bridge.Check(context.Background(), m, config.Forward)
+	fs := check.Check(context.Background(), m, config.Forward)
 	var report []string
 	for _, f := range fs {
 		report = append(report, f.String())
@@ -163,7 +164,7 @@ func TestPartitions(t *testing.T) {
 
 	bad := e.mapping("bothparts", "  - source: m\n    target: m\n  - source: m_eu\n    target: m_0\n", nil)
 	var refused string
-	for _, f := range bridge.Check(context.Background(), bad, config.Forward) {
+	for _, f := range check.Check(context.Background(), bad, config.Forward) {
 		if !f.OK && strings.Contains(f.Message, "is a partition of") {
 			refused = f.String()
 		}
@@ -192,27 +193,4 @@ func TestPartitions(t *testing.T) {
 	}
 	pgtest.MustExec(t, e.Tgt, `INSERT INTO m VALUES (7000, 'eu', 7), (7001, 'asia', 8); UPDATE m SET region = 'eu' WHERE id = 1; DELETE FROM m WHERE id = 6`)
 	eventually(t, e.Src, `SELECT id, region, v FROM m WHERE id <> 5000`, query(t, e.Tgt, `SELECT id, region, v FROM m WHERE id <> 5000`), nil)
-}
-
-// TestMissingTableHint: a table with capitals or spaces written unquoted in
-// the mapping folds to lower case and is not found; check says how to
-// write it.
-func TestMissingTableHint(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE "Order Items" (id int PRIMARY KEY)`, `CREATE TABLE "Order Items" (id int PRIMARY KEY)`)
-	m := e.mapping("hint", "  - source: public.Order Items\n    target: public.Order Items\n", nil)
-	var got []string
-	for _, f := range bridge.Check(context.Background(), m, config.Forward) {
-		if !f.OK && strings.Contains(f.Fix, `did you mean public."Order Items"?`) {
-			got = append(got, f.Where)
-		}
-	}
-	if len(got) != 2 {
-		t.Fatalf("want the hint for the side read and the side written, got it for %q", got)
-	}
-	m = e.mapping("hint", "  - source: public.\"Order Items\"\n    target: public.\"Order Items\"\n", nil)
-	for _, f := range bridge.Check(context.Background(), m, config.Forward) {
-		if !f.OK {
-			t.Errorf("quoted as the hint says, check still fails: %s", f)
-		}
-	}
 }

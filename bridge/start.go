@@ -16,6 +16,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/snapshot"
@@ -102,7 +103,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		if copying {
 			return nil
 		}
-		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, created.ConsistentPoint, entryIDs(m, dir)...)
+		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, created.ConsistentPoint, EntryIDs(m, dir)...)
 	})
 	if err != nil {
 		return 0, fault.Classify(err)
@@ -140,7 +141,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		if err := checkpoint.FinishCopy(ctx, tx, m.Name, dirName); err != nil {
 			return err
 		}
-		return checkpoint.SetEntries(ctx, tx, m.Name, dirName, checkpoint.Synced, created.ConsistentPoint, entryIDs(m, dir)...)
+		return checkpoint.SetEntries(ctx, tx, m.Name, dirName, checkpoint.Synced, created.ConsistentPoint, EntryIDs(m, dir)...)
 	})
 	if err != nil {
 		return 0, fault.Classify(err)
@@ -166,20 +167,20 @@ func writeSideName(dir config.Direction) string {
 
 // requireEmpty refuses an initial copy into tables that hold rows.
 func requireEmpty(ctx context.Context, tables []change.Table, conn *pgx.Conn, side string) error {
-	var fs []Finding
+	var fs []finding.Finding
 	for _, t := range tables {
 		var has bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t.String()+")").Scan(&has); err != nil {
 			return fault.Classify(fmt.Errorf("checking that %s is empty: %w", t, err))
 		}
 		if has {
-			fs = append(fs, Finding{Where: side + " table " + t.String(),
+			fs = append(fs, finding.Finding{Where: side + " table " + t.String(),
 				Message: "holds rows, and the initial copy needs empty tables",
 				Fix:     "TRUNCATE it on the " + side + " to copy everything afresh, or, if it already holds every row as of now, start with --skip-copy"})
 		}
 	}
 	if len(fs) > 0 {
-		return &fault.FatalError{Err: &ConfigError{Findings: fs}}
+		return &fault.FatalError{Err: &finding.ConfigError{Findings: fs}}
 	}
 	return nil
 }

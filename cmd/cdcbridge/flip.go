@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/finding"
 )
 
 func cmdFlip(args []string, stdout, stderr io.Writer) int {
@@ -62,7 +63,7 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	res, err := bridge.RequestFlip(ctx, m, policy, timeout, gap, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge flip: %v\n", m.Redact(err))
-		var ce *bridge.ConfigError
+		var ce *finding.ConfigError
 		if errors.As(err, &ce) || errors.Is(err, control.ErrNoState) {
 			return exitUsage
 		}

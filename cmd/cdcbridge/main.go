@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/metrics"
 )
 
@@ -205,7 +207,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if err := bridge.CheckScripts(m); err != nil {
+	if err := check.CheckScripts(m); err != nil {
 		fmt.Fprintf(stderr, "cdcbridge run: %v\n", err)
 		return exitUsage
 	}
@@ -234,7 +236,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		// Printed once, plainly: a list of findings stays readable, which a
 		// quoted log attribute would not be.
 		fmt.Fprintf(stderr, "cdcbridge run: %v\n", m.Redact(err))
-		var ce *bridge.ConfigError
+		var ce *finding.ConfigError
 		if errors.As(err, &ce) {
 			return exitUsage
 		}
@@ -267,7 +269,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	for _, dir := range dirs {
 		fmt.Fprintf(stdout, "-- %s\n", dir)
-		for _, f := range bridge.Check(ctx, m, dir) {
+		for _, f := range check.Check(ctx, m, dir) {
 			if !f.OK {
 				failed++
 			}

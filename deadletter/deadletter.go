@@ -1,4 +1,4 @@
-package bridge
+package deadletter
 
 import (
 	"context"
@@ -8,14 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/config"
 )
 
-// deadletterTable receives changes whose transform failed, under the
-// deadletter policy, in the same transaction as the checkpoint that passes
-// them.
-var deadletterTable = change.Table{Schema: "cdcbridge", Name: "deadletter"}
+// Table receives changes whose transform failed, under the deadletter
+// policy, in the same transaction as the checkpoint that passes them.
+var Table = change.Table{Schema: "cdcbridge", Name: "deadletter"}
 
-const deadletterDDL = `
+const ddl = `
 CREATE SCHEMA IF NOT EXISTS cdcbridge;
 CREATE TABLE IF NOT EXISTS cdcbridge.deadletter (
 	id           bigserial PRIMARY KEY,
@@ -29,16 +29,18 @@ CREATE TABLE IF NOT EXISTS cdcbridge.deadletter (
 	created_at   timestamptz NOT NULL DEFAULT now()
 );`
 
-func ensureDeadletter(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, deadletterDDL); err != nil {
+// Ensure creates the table when missing.
+func Ensure(ctx context.Context, conn *pgx.Conn) error {
+	if _, err := conn.Exec(ctx, ddl); err != nil {
 		return fmt.Errorf("creating cdcbridge.deadletter: %w", err)
 	}
 	return nil
 }
 
-// deadletter turns a failed change into a row of cdcbridge.deadletter: the
-// values in their text form, NULL as null, unchanged TOASTed values left out.
-func deadletter(o Options, ch *change.Change, cause error) (change.Out, error) {
+// Row turns a change of mapping m in direction dir whose transform failed
+// with cause into a row of Table: the values in their text form, NULL as
+// null, unchanged TOASTed values left out; the error without secrets.
+func Row(m *config.Mapping, dir config.Direction, ch *change.Change, cause error) (change.Out, error) {
 	row := map[string]any{}
 	img := ch.New
 	if ch.Op == change.Delete {
@@ -67,12 +69,12 @@ func deadletter(o Options, ch *change.Change, cause error) (change.Out, error) {
 	}
 	return change.Out{
 		Op:    change.Insert,
-		Table: deadletterTable,
+		Table: Table,
 		Cols:  []string{"name", "direction", "lsn", "source_table", "op", "row", "error"},
 		Vals: []change.Value{
-			change.TextValue(o.Mapping.Name), change.TextValue(o.Direction.String()), change.TextValue(ch.LSN.String()),
+			change.TextValue(m.Name), change.TextValue(dir.String()), change.TextValue(ch.LSN.String()),
 			change.TextValue(table), change.TextValue(ch.Op.String()), {Kind: change.Text, Data: b},
-			change.TextValue(o.Mapping.Redact(cause).Error()),
+			change.TextValue(m.Redact(cause).Error()),
 		},
 		Source: ch.Rel.Table,
 		LSN:    ch.LSN,

@@ -1,10 +1,9 @@
-package bridge
+package admin
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -12,11 +11,11 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
-	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
@@ -247,7 +246,7 @@ func directionStatus(ctx context.Context, m *config.Mapping, dir config.Directio
 // checkpoint: a synced entry that the checkpoint has passed is streaming,
 // though its row says so only from the next start.
 func entryStatuses(m *config.Mapping, dir config.Direction, ck checkpoint.State, rows map[string]checkpoint.Entry) []EntryStatus {
-	ids := entryIDs(m, dir)
+	ids := bridge.EntryIDs(m, dir)
 	var out []EntryStatus
 	for _, id := range ids {
 		r, ok := rows[id]
@@ -282,188 +281,4 @@ func entryStatuses(m *config.Mapping, dir config.Direction, ck checkpoint.State,
 		out = append(out, EntryStatus{Entry: id, State: "removed"})
 	}
 	return out
-}
-
-// WriteStatus renders a Status for people.
-func WriteStatus(w io.Writer, st Status) {
-	fmt.Fprintf(w, "mapping %s: live direction %s", st.Mapping, st.Live)
-	if st.FlipLSN != "" {
-		fmt.Fprintf(w, " since flip point %s (%s)", st.FlipLSN, st.FlippedAt.UTC().Format(time.RFC3339))
-	}
-	fmt.Fprintln(w)
-	// What could not be read, once; below it is "unknown".
-	for _, e := range st.Errors {
-		fmt.Fprintf(w, "  ERROR: %s\n", e)
-	}
-	if st.Draining != "" {
-		fmt.Fprintf(w, "  %s is draining what still arrives on the side that was live\n", st.Draining)
-	}
-	if st.Pending != "" {
-		fmt.Fprintf(w, "  flip requested %s, not yet carried out (is the daemon running?)\n", st.Pending)
-	}
-	if st.Foreign != nil {
-		fmt.Fprintf(w, "  WARNING: the %s took %d foreign transaction(s) on mapped tables since %s (first at LSN %s); `cdcbridge flip` will ask what to do with them\n",
-			st.Foreign.Side, st.Foreign.Txns, st.Foreign.FirstAt.UTC().Format(time.RFC3339), st.Foreign.FirstLSN)
-	}
-	for _, d := range st.Directions {
-		fmt.Fprintf(w, "  %-7s %-8s reads the %s; slot %s", d.Direction, d.Mode, d.Reads, d.Slot)
-		switch {
-		case d.SlotError != "":
-			fmt.Fprint(w, " unknown")
-		case !d.SlotExists:
-			fmt.Fprint(w, " (none)")
-		default:
-			active := "inactive"
-			if d.SlotActive {
-				active = "active"
-			}
-			fmt.Fprintf(w, " %s, confirmed %s, retains %d bytes of WAL (%s)", active, d.SlotConfirmed, d.RetainedWALBytes, d.SlotWALStatus)
-		}
-		switch {
-		case d.CheckpointError != "":
-			fmt.Fprint(w, "; checkpoint unknown")
-		case d.Checkpoint != "" && d.SlotError != "":
-			fmt.Fprintf(w, "; checkpoint %s (%s), lag unknown", d.Checkpoint, d.CheckpointState)
-		case d.Checkpoint != "":
-			fmt.Fprintf(w, "; checkpoint %s (%s), lag %d bytes", d.Checkpoint, d.CheckpointState, d.LagBytes)
-		}
-		fmt.Fprintln(w)
-		for _, e := range d.Entries {
-			fmt.Fprintf(w, "    %s: %s\n", e.Entry, describeEntry(e))
-		}
-	}
-}
-
-func describeEntry(e EntryStatus) string {
-	switch e.State {
-	case "new":
-		return "new (copied at the next start of the live direction)"
-	case "copying":
-		if e.LSN == "" {
-			return "copying"
-		}
-		return "copying (snapshot at " + e.LSN + ")"
-	case "synced":
-		return "synced at " + e.LSN + " (streaming once the checkpoint passes it)"
-	case "removed":
-		return "removed from the mapping (no longer applied; forgotten at the next start)"
-	}
-	return e.State
-}
-
-// Cleanup drops what the bridge made for a mapping: both slots and
-// publications, the replication origins on both sides, and the checkpoint
-// and state rows. It refuses while a daemon runs the mapping.
-func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
-	release, err := control.LockDirections(ctx, m)
-	if errors.Is(err, checkpoint.ErrLocked) {
-		return &fault.FatalError{Err: fmt.Errorf("a daemon is running mapping %s: stop it first (%w)", m.Name, err)}
-	}
-	if err != nil {
-		return err
-	}
-	defer release()
-	for _, dir := range []config.Direction{config.Forward, config.Reverse} {
-		readDSN, writeDSN := sides(m, dir)
-		readSide, writeSide := dbconn.SideNames(dir)
-		read, err := dbconn.Connect(ctx, readDSN, readSide)
-		if err != nil {
-			return err
-		}
-		info, err := replication.InspectSlot(ctx, read, m.SlotName(dir))
-		if err == nil && info.Active {
-			read.Close(ctx)
-			return &fault.FatalError{Err: fmt.Errorf("the slot %s is in use by process %d on the %s: stop what streams from it first", m.SlotName(dir), info.ActivePID, readSide)}
-		}
-		if err == nil && info.Exists {
-			if err := replication.DropSlot(ctx, read, m.SlotName(dir)); err != nil {
-				read.Close(ctx)
-				return err
-			}
-			fmt.Fprintf(w, "dropped slot %s on the %s\n", m.SlotName(dir), readSide)
-		}
-		if err := replication.DropPublication(ctx, read, m.PublicationName(dir)); err != nil {
-			read.Close(ctx)
-			return err
-		}
-		fmt.Fprintf(w, "dropped publication %s on the %s (if it existed)\n", m.PublicationName(dir), readSide)
-		read.Close(ctx)
-
-		write, err := dbconn.Connect(ctx, writeDSN, writeSide)
-		if err != nil {
-			return err
-		}
-		if _, err := write.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1 OR roname ~ ('^' || $1 || '_copy[0-9]+$')`, m.OriginName(dir)); err != nil {
-			write.Close(ctx)
-			return fmt.Errorf("dropping the replication origin %s on the %s: %w", m.OriginName(dir), writeSide, err)
-		}
-		fmt.Fprintf(w, "dropped replication origin %s on the %s (if it existed)\n", m.OriginName(dir), writeSide)
-		if err := checkpoint.Delete(ctx, write, m.Name, dir.String()); err != nil {
-			write.Close(ctx)
-			return err
-		}
-		fmt.Fprintf(w, "deleted the %s checkpoint on the %s\n", dir, writeSide)
-		write.Close(ctx)
-	}
-	state, err := dbconn.Connect(ctx, m.Target.DSN, "target")
-	if err != nil {
-		return err
-	}
-	defer state.Close(context.Background())
-	if err := control.Delete(ctx, state, m.Name); err != nil {
-		return err
-	}
-	fmt.Fprintln(w, "deleted the bridge state on the target")
-	for _, side := range []struct {
-		name string
-		dsn  config.DSN
-	}{{"source", m.Source.DSN}, {"target", m.Target.DSN}} {
-		conn, err := dbconn.Connect(ctx, side.dsn, side.name)
-		if err != nil {
-			return err
-		}
-		err = dropSchemaIfUnused(ctx, conn, side.name, w)
-		conn.Close(context.Background())
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// dropSchemaIfUnused drops the bridge's schema once none of its tables
-// holds a row: no other mapping keeps state there, and no dead letter waits
-// to be read.
-func dropSchemaIfUnused(ctx context.Context, conn *pgx.Conn, side string, w io.Writer) error {
-	rows, err := conn.Query(ctx, `SELECT c.oid::regclass::text FROM pg_class c WHERE c.relnamespace = to_regnamespace($1) AND c.relkind IN ('r', 'p') ORDER BY 1`, checkpoint.Schema)
-	if err != nil {
-		return fmt.Errorf("listing the tables of schema %s on the %s: %w", checkpoint.Schema, side, err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("listing the tables of schema %s on the %s: %w", checkpoint.Schema, side, err)
-	}
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT to_regnamespace($1) IS NOT NULL`, checkpoint.Schema).Scan(&exists); err != nil || !exists {
-		return err
-	}
-	var used []string
-	for _, t := range tables {
-		var any bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t+")").Scan(&any); err != nil {
-			return fmt.Errorf("reading %s on the %s: %w", t, side, err)
-		}
-		if any {
-			used = append(used, t)
-		}
-	}
-	if len(used) > 0 {
-		fmt.Fprintf(w, "kept the schema %s on the %s: %s still hold rows (other mappings, or dead letters to read)\n", checkpoint.Schema, side, strings.Join(used, ", "))
-		return nil
-	}
-	if _, err := conn.Exec(ctx, "DROP SCHEMA "+checkpoint.Schema+" CASCADE"); err != nil {
-		return fmt.Errorf("dropping the schema %s on the %s: %w", checkpoint.Schema, side, err)
-	}
-	fmt.Fprintf(w, "dropped the schema %s on the %s, which held nothing more\n", checkpoint.Schema, side)
-	return nil
 }

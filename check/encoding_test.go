@@ -1,4 +1,4 @@
-package bridge_test
+package check_test
 
 import (
 	"context"
@@ -10,7 +10,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/finding"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -46,7 +49,7 @@ func encodedDB(t *testing.T, c *pgtest.Cluster, encoding string) string {
 // encodedEnv is a pair whose source and target databases have the given
 // encodings ("" for the clusters' UTF8 default), with a table t on both;
 // dsnParams is appended to both DSNs.
-func encodedEnv(t *testing.T, srcEnc, tgtEnc, dsnParams string) *env {
+func encodedEnv(t *testing.T, srcEnc, tgtEnc, dsnParams string) *bridgetest.Env {
 	t.Helper()
 	p := &pgtest.Pair{Dir: t.TempDir()}
 	for _, side := range []struct {
@@ -64,14 +67,14 @@ func encodedEnv(t *testing.T, srcEnc, tgtEnc, dsnParams string) *env {
 	p.Src, p.Tgt = pgtest.Connect(t, p.SrcDSN), pgtest.Connect(t, p.TgtDSN)
 	pgtest.MustExec(t, p.Src, `CREATE TABLE t (id int PRIMARY KEY, s text)`)
 	pgtest.MustExec(t, p.Tgt, `CREATE TABLE t (id int PRIMARY KEY, s text)`)
-	return &env{Pair: p, t: t}
+	return &bridgetest.Env{Pair: p, T: t}
 }
 
 // encodingFinding returns the finding of check about encodings.
-func encodingFinding(t *testing.T, m *config.Mapping, dir config.Direction) bridge.Finding {
+func encodingFinding(t *testing.T, m *config.Mapping, dir config.Direction) finding.Finding {
 	t.Helper()
-	var found []bridge.Finding
-	for _, f := range bridge.Check(context.Background(), m, dir) {
+	var found []finding.Finding
+	for _, f := range check.Check(context.Background(), m, dir) {
 		if f.Where == "encoding" {
 			found = append(found, f)
 		}
@@ -123,7 +126,7 @@ func TestCheckEncodings(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := encodedEnv(t, c.src, c.tgt, c.dsn)
-			m := e.mapping("enc", mapping, nil)
+			m := e.Mapping("enc", mapping, nil)
 			if got := encodingFinding(t, m, config.Forward).String(); got != c.forward {
 				t.Errorf("forward:\n got %s\nwant %s", got, c.forward)
 			}
@@ -134,9 +137,9 @@ func TestCheckEncodings(t *testing.T) {
 				// What the finding says happens: é (one byte in LATIN1)
 				// arrives as é (two in UTF8), copied and streamed.
 				pgtest.MustExec(t, e.Src, `INSERT INTO t VALUES (1, convert_from('\x636166e9', 'LATIN1'))`)
-				d := e.start(m, config.Forward)
+				d := e.Start(m, config.Forward)
 				pgtest.MustExec(t, e.Src, `INSERT INTO t VALUES (2, convert_from('\xe974e9', 'LATIN1'))`)
-				eventually(t, e.Tgt, `SELECT string_agg(s || ' ' || octet_length(s), ', ' ORDER BY id) FROM t`, `("café 5, été 5")`, d)
+				bridgetest.Eventually(t, e.Tgt, `SELECT string_agg(s || ' ' || octet_length(s), ', ' ORDER BY id) FROM t`, `("café 5, été 5")`, d)
 				return
 			}
 			if c.name != "SQL_ASCII to UTF8" {
@@ -147,8 +150,8 @@ func TestCheckEncodings(t *testing.T) {
 			pgtest.MustExec(t, e.Src, `INSERT INTO t VALUES (1, 'plain'), (2, E'caf\351')`)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			logs := &logSink{}
-			err := bridge.Run(ctx, bridge.Options{Mapping: m, Direction: config.Forward, Logger: slogText(logs), MaxBackoff: time.Second})
+			logs := &bridgetest.LogSink{}
+			err := bridge.Run(ctx, bridge.Options{Mapping: m, Direction: config.Forward, Logger: bridgetest.TextLogger(logs), MaxBackoff: time.Second})
 			if err == nil || !strings.Contains(err.Error(), `invalid byte sequence for encoding "UTF8": 0xe9`) {
 				t.Fatalf("the daemon ended with %v; want it stopped by the byte that is not UTF8\n%s", err, logs.String())
 			}
