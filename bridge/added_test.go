@@ -12,6 +12,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/admin"
 	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -131,29 +132,29 @@ func entryState(t *testing.T, conn *pgx.Conn, direction, entry string) string {
 // existing rows were copied, and no change was missed or applied twice
 // across the hand-off from the copy to the stream, while a kept streaming.
 func TestTableAddedUnderWrites(t *testing.T) {
-	e := newEnv(t, addedSrc, addedTgt)
+	e := bridgetest.NewEnv(t, addedSrc, addedTgt)
 	files := map[string]string{"b.js": addedJS}
-	m := e.mapping("added", entryA, files)
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	m := e.Mapping("added", entryA, files)
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	w := startWriter(t, e.SrcDSN)
 	defer w.finish(t)
 	w.waitWrites(t, 100)
-	d.stop(t)
+	d.Stop(t)
 	if got := entryState(t, e.Tgt, "forward", idOfA); got != "synced" && got != "streaming" {
 		t.Fatalf("after the initial copy a's entry is %q, want synced or streaming", got)
 	}
 
 	// Writes go on while the daemon is down and while it copies b.
 	w.waitWrites(t, 100)
-	m = e.mapping("added", entryA+entryB, files)
-	d = e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	m = e.Mapping("added", entryA+entryB, files)
+	d = e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	w.waitWrites(t, 200)
 	w.finish(t)
 
-	eventually(t, e.Tgt, digest(tgtB), query(t, e.Src, digest(srcB)), nil)
-	eventually(t, e.Tgt, digest(srcA), query(t, e.Src, digest(srcA)), nil)
+	bridgetest.Eventually(t, e.Tgt, digest(tgtB), bridgetest.Query(t, e.Src, digest(srcB)), nil)
+	bridgetest.Eventually(t, e.Tgt, digest(srcA), bridgetest.Query(t, e.Src, digest(srcA)), nil)
 	if got := entryState(t, e.Tgt, "forward", idOfB); got != "synced" {
 		t.Fatalf("b's entry is %q after its copy, want synced", got)
 	}
@@ -164,13 +165,13 @@ func TestTableAddedUnderWrites(t *testing.T) {
 	}
 	// Nothing was applied twice: the stream's inserts into b2 before the
 	// copy's snapshot (which holds them) would have met rows already there.
-	if strings.Contains(d.logs.String(), "an insert met a row already on the target") {
-		t.Fatalf("a change the copy held was applied again:\n%s", d.logs.String())
+	if strings.Contains(d.Logs.String(), "an insert met a row already on the target") {
+		t.Fatalf("a change the copy held was applied again:\n%s", d.Logs.String())
 	}
 	// The copy and the stream wrote b2 under the bridge's origins: the
 	// armed reverse direction saw no foreign write.
-	if strings.Contains(d.logs.String(), "is taking writes on mapped tables") {
-		t.Fatalf("the armed direction took the copy for foreign writes:\n%s", d.logs.String())
+	if strings.Contains(d.Logs.String(), "is taking writes on mapped tables") {
+		t.Fatalf("the armed direction took the copy for foreign writes:\n%s", d.Logs.String())
 	}
 
 	st, err := admin.GetStatus(context.Background(), m)
@@ -186,10 +187,10 @@ func TestTableAddedUnderWrites(t *testing.T) {
 	// Once the checkpoint has passed the copy's LSN, a restart marks the
 	// entry streaming.
 	pgtest.MustExec(t, e.Src, `UPDATE b SET note = 'after' WHERE id = 3`)
-	eventually(t, e.Tgt, `SELECT note FROM b2 WHERE id = 3`, "(after)", nil)
-	d.stop(t)
-	d = e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	bridgetest.Eventually(t, e.Tgt, `SELECT note FROM b2 WHERE id = 3`, "(after)", nil)
+	d.Stop(t)
+	d = e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	if got := entryState(t, e.Tgt, "forward", idOfB); got != "streaming" {
 		t.Fatalf("b's entry is %q after the checkpoint passed its copy, want streaming", got)
 	}
@@ -199,27 +200,27 @@ func TestTableAddedUnderWrites(t *testing.T) {
 // being applied (its target table no longer changes), its table leaves the
 // publication, and status no longer lists it.
 func TestTableRemovedFromMapping(t *testing.T) {
-	e := newEnv(t, addedSrc, addedTgt)
+	e := bridgetest.NewEnv(t, addedSrc, addedTgt)
 	files := map[string]string{"b.js": addedJS}
-	m := e.mapping("removed", entryA+entryB, files)
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
-	eventually(t, e.Tgt, digest(tgtB), query(t, e.Src, digest(srcB)), nil)
-	d.stop(t)
+	m := e.Mapping("removed", entryA+entryB, files)
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	bridgetest.Eventually(t, e.Tgt, digest(tgtB), bridgetest.Query(t, e.Src, digest(srcB)), nil)
+	d.Stop(t)
 
-	m = e.mapping("removed", entryA, files)
-	d = e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
-	before := query(t, e.Tgt, digest(tgtB))
+	m = e.Mapping("removed", entryA, files)
+	d = e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	before := bridgetest.Query(t, e.Tgt, digest(tgtB))
 	// b changes first, then a: once a's change is on the target, b's has
 	// been through the pipeline.
 	pgtest.MustExec(t, e.Src, `UPDATE b SET note = 'gone' WHERE id <= 10; INSERT INTO b VALUES (999999, 1, 'x')`)
 	pgtest.MustExec(t, e.Src, `UPDATE a SET v = 'later' WHERE id = 1`)
-	eventually(t, e.Tgt, `SELECT v FROM a WHERE id = 1`, "(later)", nil)
-	if got := query(t, e.Tgt, digest(tgtB)); got != before {
+	bridgetest.Eventually(t, e.Tgt, `SELECT v FROM a WHERE id = 1`, "(later)", nil)
+	if got := bridgetest.Query(t, e.Tgt, digest(tgtB)); got != before {
 		t.Fatalf("b2 changed after b's entry was removed: %s, was %s", got, before)
 	}
-	if got := query(t, e.Src, `SELECT count(*) FROM pg_publication_tables WHERE tablename = 'b'`); got != "(0)" {
+	if got := bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_publication_tables WHERE tablename = 'b'`); got != "(0)" {
 		t.Fatalf("b is still published after its entry was removed (%s)", got)
 	}
 	for _, dir := range []string{"forward", "reverse"} {
@@ -227,7 +228,7 @@ func TestTableRemovedFromMapping(t *testing.T) {
 		if dir == "reverse" {
 			conn = e.Src
 		}
-		if got := query(t, conn, `SELECT count(*) FROM cdcbridge.tables WHERE direction = '`+dir+`'`); got != "(1)" {
+		if got := bridgetest.Query(t, conn, `SELECT count(*) FROM cdcbridge.tables WHERE direction = '`+dir+`'`); got != "(1)" {
 			t.Fatalf("%s entry rows after removing b: %s, want 1 (a)", dir, got)
 		}
 	}
@@ -250,15 +251,15 @@ func TestTableRemovedFromMapping(t *testing.T) {
 
 	// A direction set up before entry states were kept (a checkpoint, no
 	// entry rows) records every entry as streaming, and copies nothing.
-	d.stop(t)
+	d.Stop(t)
 	pgtest.MustExec(t, e.Tgt, `DELETE FROM cdcbridge.tables`)
-	d = e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	d = e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	if got := entryState(t, e.Tgt, "forward", idOfA); got != "streaming" {
 		t.Fatalf("a's entry is %q after a start without entry rows, want streaming", got)
 	}
-	if strings.Contains(d.logs.String(), "copying the entries new to the mapping") {
-		t.Fatalf("a start without entry rows copied:\n%s", d.logs.String())
+	if strings.Contains(d.Logs.String(), "copying the entries new to the mapping") {
+		t.Fatalf("a start without entry rows copied:\n%s", d.Logs.String())
 	}
 }
 
@@ -267,20 +268,20 @@ func TestTableRemovedFromMapping(t *testing.T) {
 // entry; nothing of the copy is kept, and the entry is copied again at the
 // next start.
 func TestBackfillFailureStops(t *testing.T) {
-	e := newEnv(t, addedSrc, addedTgt+`ALTER TABLE b2 ADD CHECK (n_times_ten < 100000);`)
+	e := bridgetest.NewEnv(t, addedSrc, addedTgt+`ALTER TABLE b2 ADD CHECK (n_times_ten < 100000);`)
 	files := map[string]string{"b.js": addedJS}
-	d := e.start(e.mapping("failing", entryA, files), 0)
-	d.stop(t)
+	d := e.Start(e.Mapping("failing", entryA, files), 0)
+	d.Stop(t)
 
-	m := e.mapping("failing", entryA+entryB, files)
+	m := e.Mapping("failing", entryA+entryB, files)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var logs logSink
-	err := bridge.Run(ctx, bridge.Options{Mapping: m, Logger: slogText(&logs), MaxBackoff: time.Second})
+	var logs bridgetest.LogSink
+	err := bridge.Run(ctx, bridge.Options{Mapping: m, Logger: bridgetest.TextLogger(&logs), MaxBackoff: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "tables[1] (public.b -> public.b2)") || !strings.Contains(err.Error(), "b2_n_times_ten_check") {
 		t.Fatalf("Run = %v; want an error naming the entry and the constraint\n%s", err, logs.String())
 	}
-	if got := query(t, e.Tgt, `SELECT count(*) FROM b2`); got != "(0)" {
+	if got := bridgetest.Query(t, e.Tgt, `SELECT count(*) FROM b2`); got != "(0)" {
 		t.Fatalf("the failed copy left %s rows in b2", got)
 	}
 	if got := entryState(t, e.Tgt, "forward", idOfB); got != "copying" {

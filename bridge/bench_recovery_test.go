@@ -18,6 +18,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -46,7 +47,7 @@ func BenchmarkRecovery(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	sink := &logSink{}
+	sink := &bridgetest.LogSink{}
 	var logs io.Writer = sink
 	if f := os.Getenv("BENCH_LOG"); f != "" { // the daemon's logs, for a closer look
 		w, err := os.Create(f)

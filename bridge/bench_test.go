@@ -16,6 +16,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -85,7 +86,7 @@ func BenchmarkForwardBacklog(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				log := slog.New(slog.NewTextHandler(&logSink{}, nil))
+				log := slog.New(slog.NewTextHandler(&bridgetest.LogSink{}, nil))
 				// First start creates the slot; stop, pile up the backlog, start again.
 				run := func() (context.CancelFunc, chan error) {
 					ctx, cancel := context.WithCancel(context.Background())
@@ -180,7 +181,7 @@ func BenchmarkInitialCopy(b *testing.B) {
 				t0 := time.Now()
 				started := make(chan struct{})
 				go func() {
-					done <- bridge.Run(ctx, bridge.Options{Mapping: m, Logger: slog.New(slog.NewTextHandler(&logSink{}, nil)),
+					done <- bridge.Run(ctx, bridge.Options{Mapping: m, Logger: slog.New(slog.NewTextHandler(&bridgetest.LogSink{}, nil)),
 						Started: func(_ pglogrepl.LSN) { close(started) }})
 				}()
 				select {

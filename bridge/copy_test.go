@@ -15,20 +15,8 @@ import (
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/finding"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 )
-
-const copyJS = `
-const STATES = { new: 0, paid: 1, shipped: 2 };
-const NAMES = ["new", "paid", "shipped"];
-function forward(r) {
-  const o = { order_id: r.id };
-  if (r.amount !== undefined) o.amount_cents = r.amount === null ? null : Math.round(Number(r.amount) * 100);
-  if (r.status !== undefined) o.state = STATES[r.status];
-  if (r.note !== undefined) o.note = r.note;
-  return o;
-}
-function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: NAMES[r.state], note: r.note } }
-`
 
 const (
 	copySrc = `
@@ -53,14 +41,14 @@ func digest(sql string) string {
 // the transformed source exactly: nothing missed or applied twice across
 // the hand-off from the snapshot to the stream.
 func TestInitialCopyUnderWrites(t *testing.T) {
-	e := newEnv(t, copySrc, copyTgt)
-	m := e.mapping("copy", `
+	e := bridgetest.NewEnv(t, copySrc, copyTgt)
+	m := e.Mapping("copy", `
   - source: orders
     target: orders_v2
     transform: orders.js
   - source: '"Items"'
     target: '"Items"'
-`, map[string]string{"orders.js": copyJS})
+`, map[string]string{"orders.js": bridgetest.OrdersJS})
 
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -88,47 +76,49 @@ func TestInitialCopyUnderWrites(t *testing.T) {
 		}
 	}()
 	time.Sleep(100 * time.Millisecond)
-	d := e.start(m, config.Forward)
+	d := e.Start(m, config.Forward)
 	time.Sleep(1500 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
 	if writes.Load() < 10 {
 		t.Fatalf("only %d workload transactions ran", writes.Load())
 	}
-	eventually(t, e.Tgt, digest(gotOrders), query(t, e.Src, digest(wantOrders)), d)
-	eventually(t, e.Tgt, digest(`SELECT * FROM "Items"`), query(t, e.Src, digest(`SELECT * FROM "Items"`)), d)
-	if !strings.Contains(d.logs.String(), "initial copy done") {
-		t.Fatalf("no initial copy was logged:\n%s", d.logs.String())
+	bridgetest.Eventually(t, e.Tgt, digest(gotOrders), bridgetest.Query(t, e.Src, digest(wantOrders)), d)
+	bridgetest.Eventually(t, e.Tgt, digest(`SELECT * FROM "Items"`), bridgetest.Query(t, e.Src, digest(`SELECT * FROM "Items"`)), d)
+	if !strings.Contains(d.Logs.String(), "initial copy done") {
+		t.Fatalf("no initial copy was logged:\n%s", d.Logs.String())
 	}
 	t.Logf("%d workload transactions during the copy", writes.Load())
 }
 
 func TestInitialCopyNeedsEmptyTargets(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1)`,
+	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1)`,
 		`CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (7)`)
-	m := e.mapping("full", "  - source: a\n    target: a\n", nil)
+	m := e.Mapping("full", "  - source: a\n    target: a\n", nil)
 	err := bridge.Run(context.Background(), bridge.Options{Mapping: m})
 	var ce *finding.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `target table "public"."a": holds rows`) || !strings.Contains(err.Error(), "--skip-copy") {
 		t.Fatalf("err = %v", err)
 	}
 	// Nothing was created: no slot, and the next start can still copy.
-	if got := query(t, e.Src, `SELECT count(*) FROM pg_replication_slots`); got != "(0)" {
+	if got := bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots`); got != "(0)" {
 		t.Fatalf("slots left behind: %s", got)
 	}
 	// With --skip-copy the existing rows stay as they are and streaming starts now.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- bridge.Run(ctx, bridge.Options{Mapping: m, SkipCopy: true, Logger: testLogger()}) }()
+	go func() {
+		done <- bridge.Run(ctx, bridge.Options{Mapping: m, SkipCopy: true, Logger: bridgetest.Logger()})
+	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
+	for bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
 		if time.Now().After(deadline) {
 			t.Fatal("the daemon did not start with SkipCopy")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	pgtest_exec(t, e, "INSERT INTO a VALUES (2)")
-	eventually(t, e.Tgt, "SELECT id FROM a", "(2)\n(7)", nil)
+	e.ExecSource(t, "INSERT INTO a VALUES (2)")
+	bridgetest.Eventually(t, e.Tgt, "SELECT id FROM a", "(2)\n(7)", nil)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -140,25 +130,25 @@ func TestInitialCopyNeedsEmptyTargets(t *testing.T) {
 // the table's inserts become upserts, and the replay from the checkpoint
 // applies everything once.
 func TestInsertMeetsRowOnTarget(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`,
+	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`,
 		`CREATE TABLE a (id int PRIMARY KEY, v text); INSERT INTO a VALUES (1, 'held by the target')`)
-	m := e.mapping("held", "  - source: a\n    target: a\n", nil)
+	m := e.Mapping("held", "  - source: a\n    target: a\n", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	logs := &logSink{}
+	logs := &bridgetest.LogSink{}
 	go func() {
 		done <- bridge.Run(ctx, bridge.Options{Mapping: m, SkipCopy: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
+	for bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
 		if time.Now().After(deadline) {
 			t.Fatalf("the daemon did not start:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	pgtest_exec(t, e, "INSERT INTO a VALUES (2, 'b'), (1, 'from the source'), (3, 'c')")
-	pgtest_exec(t, e, "INSERT INTO a VALUES (4, 'd'); INSERT INTO a VALUES (5, 'e')")
-	eventually(t, e.Tgt, "SELECT * FROM a", "(1,\"from the source\")\n(2,b)\n(3,c)\n(4,d)\n(5,e)", nil)
+	e.ExecSource(t, "INSERT INTO a VALUES (2, 'b'), (1, 'from the source'), (3, 'c')")
+	e.ExecSource(t, "INSERT INTO a VALUES (4, 'd'); INSERT INTO a VALUES (5, 'e')")
+	bridgetest.Eventually(t, e.Tgt, "SELECT * FROM a", "(1,\"from the source\")\n(2,b)\n(3,c)\n(4,d)\n(5,e)", nil)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/finding"
+	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 )
 
@@ -35,9 +36,9 @@ type DaemonOptions struct {
 	Quiet time.Duration
 	// Poll is how often the state is read for flip requests (default 500ms).
 	Poll time.Duration
-	// SyncSequences runs at every flip (see SequenceSync); nil uses
-	// SyncSequencesOnce.
-	SyncSequences SequenceSync
+	// SyncSequences runs at every flip (see flip.SequenceSync); nil uses
+	// flip.SyncSequences.
+	SyncSequences flip.SequenceSync
 	// SequenceGap is how far past the old live side's sequences the new
 	// live side's are set at a flip, to clear the ids the old side may still
 	// hand out while traffic moves (default 1000; negative: none).
@@ -79,7 +80,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 		o.LockWait = 15 * time.Second
 	}
 	if o.SequenceGap == 0 {
-		o.SequenceGap = DefaultSequenceGap
+		o.SequenceGap = flip.DefaultSequenceGap
 	} else if o.SequenceGap < 0 {
 		o.SequenceGap = 0
 	}
@@ -89,7 +90,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	m := o.Mapping
 	if o.SyncSequences == nil {
 		o.SyncSequences = func(ctx context.Context, from config.Direction) error {
-			return SyncSequencesOnce(ctx, m, from, o.SequenceGap)
+			return flip.SyncSequences(ctx, m, from, o.SequenceGap)
 		}
 	}
 	log := o.Logger.With("component", "daemon")
@@ -114,7 +115,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 	// the operator asks again.
 	if st.RequestID > st.AnsweredID && st.ClaimedID >= st.RequestID {
 		log.Warn("a flip request was interrupted by the daemon's stop and is not carried out: ask again", "request", st.RequestID)
-		if err := control.Answer(ctx, conn, m.Name, st.RequestID, false, interruptedAnswer); err != nil {
+		if err := flip.AnswerInterrupted(ctx, conn, m.Name, st.RequestID); err != nil {
 			return m.Redact(err)
 		}
 		st.AnsweredID = st.RequestID
@@ -206,7 +207,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 			return
 		}
 		p.syncing = true
-		go runSequences(p.ctx, m, dir, o.SequenceEvery, o.Logger)
+		go flip.KeepSequences(p.ctx, m, dir, o.SequenceEvery, o.Logger)
 	}
 	start(live, Live)
 	if st.Mode(live.Opposite()) == control.Draining {
@@ -336,7 +337,7 @@ func Daemon(ctx context.Context, o DaemonOptions) error {
 				return err
 			}
 			failpoint.Hit("flip-armed-stopped")
-			res, err := Flip(ctx, m, to, st.RequestPolicy, st.RequestID, o.SyncSequences, o.Logger)
+			res, err := flip.CarryOut(ctx, m, to, st.RequestPolicy, st.RequestID, o.SyncSequences, o.Logger)
 			if err != nil {
 				control.Answer(context.WithoutCancel(ctx), conn, m.Name, st.RequestID, false, "the flip failed: "+m.Redact(err).Error())
 				return err

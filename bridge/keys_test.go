@@ -8,10 +8,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/flip"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 )
 
 // Both slices hold the same tables without primary keys, each in its own
@@ -51,7 +52,7 @@ function backward(r) { return {code: r.code2, v: r.v} }
 
 // keylessSame waits until both slices hold the same rows, compared as
 // multisets: every row, ordered by its whole text.
-func keylessSame(t *testing.T, e *env, step string, d *daemonRun) {
+func keylessSame(t *testing.T, e *bridgetest.Env, step string, d *bridgetest.Proc) {
 	t.Helper()
 	queries := []string{
 		`SELECT * FROM history h ORDER BY h::text`,
@@ -65,18 +66,15 @@ func keylessSame(t *testing.T, e *env, step string, d *daemonRun) {
 			src, tgt = `SELECT code, v FROM acct a ORDER BY a::text`, `SELECT code2, v FROM acct_v2 a ORDER BY a::text`
 		}
 		for {
-			s, g := query(t, e.Src, src), query(t, e.Tgt, tgt)
+			s, g := bridgetest.Query(t, e.Src, src), bridgetest.Query(t, e.Tgt, tgt)
 			if s == g {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: the slices differ for %s\ngreen:\n%s\nblue:\n%s\nlogs:\n%s", step, src, s, g, d.logs.String())
+				t.Fatalf("%s: the slices differ for %s\ngreen:\n%s\nblue:\n%s\nlogs:\n%s", step, src, s, g, d.Logs.String())
 			}
-			select {
-			case err := <-d.done:
-				d.cancel = nil
-				t.Fatalf("%s: the daemon stopped: %v\n%s", step, err, d.logs.String())
-			default:
+			if err, stopped := d.Stopped(); stopped {
+				t.Fatalf("%s: the daemon stopped: %v\n%s", step, err, d.Logs.String())
 			}
 			time.Sleep(30 * time.Millisecond)
 		}
@@ -101,8 +99,8 @@ func oneOf(table, where string) string {
 // duplicates included; each update or delete of a duplicated row changes
 // exactly one copy.
 func TestTablesWithoutPrimaryKey(t *testing.T) {
-	e := newEnv(t, keylessGreen, keylessBlue)
-	m := e.mapping("keyless", keylessTables, map[string]string{"acct.js": acctJS})
+	e := bridgetest.NewEnv(t, keylessGreen, keylessBlue)
+	m := e.Mapping("keyless", keylessTables, map[string]string{"acct.js": acctJS})
 
 	// check: the insert-only log is a warning, not a problem, in both
 	// directions.
@@ -124,8 +122,8 @@ func TestTablesWithoutPrimaryKey(t *testing.T) {
 		INSERT INTO bag VALUES (1, '{"k":  1}', 'dup'), (1, '{"k":  1}', 'dup'), (1, '{"k":  1}', 'dup'), (2, NULL, NULL), (2, NULL, NULL);
 		INSERT INTO uk VALUES ('a', 1), ('b', 2);
 		INSERT INTO acct VALUES ('x', 'one'), ('y', 'two');`)
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	keylessSame(t, e, "after the initial copy", d)
 
 	execOn(t, e.Src, `
@@ -136,13 +134,13 @@ func TestTablesWithoutPrimaryKey(t *testing.T) {
 		UPDATE uk SET code = 'c' WHERE code = 'a';
 		INSERT INTO acct VALUES ('z', 'three');`)
 	keylessSame(t, e, "after the stream", d)
-	if got := query(t, e.Tgt, `SELECT note, count(*) FROM bag GROUP BY note ORDER BY note`); got != "(,1)\n(changed,1)\n(dup,2)" {
+	if got := bridgetest.Query(t, e.Tgt, `SELECT note, count(*) FROM bag GROUP BY note ORDER BY note`); got != "(,1)\n(changed,1)\n(dup,2)" {
 		t.Fatalf("bag on blue: one copy changes per update, one goes per delete; got\n%s", got)
 	}
 
-	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
 	if err != nil || !res.OK {
-		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
+		t.Fatalf("flip: %+v %v\n%s", res, err, d.Logs.String())
 	}
 	keylessSame(t, e, "after the flip", d)
 
@@ -159,10 +157,10 @@ func TestTablesWithoutPrimaryKey(t *testing.T) {
 		UPDATE acct_v2 SET code2 = 'w' WHERE code2 = 'y';
 		DELETE FROM acct_v2 WHERE code2 = 'z';`)
 	keylessSame(t, e, "after writes on blue", d)
-	if got := query(t, e.Src, `SELECT a, j::text, note FROM bag WHERE a IN (1, 3)`); got != `(1,"{""k"":  1}",changed)`+"\n"+`(1,"{""k"": 2}",dup)`+"\n"+`(3,"[1, 2]",new)` {
+	if got := bridgetest.Query(t, e.Src, `SELECT a, j::text, note FROM bag WHERE a IN (1, 3)`); got != `(1,"{""k"":  1}",changed)`+"\n"+`(1,"{""k"": 2}",dup)`+"\n"+`(3,"[1, 2]",new)` {
 		t.Fatalf("bag on green after blue's writes:\n%s", got)
 	}
-	if got := query(t, e.Src, `SELECT * FROM acct`); got != "(w,two)\n(x,\"changed on blue\")" {
+	if got := bridgetest.Query(t, e.Src, `SELECT * FROM acct`); got != "(w,two)\n(x,\"changed on blue\")" {
 		t.Fatalf("acct on green after blue's writes (found by key: in reverse):\n%s", got)
 	}
 }
@@ -170,9 +168,9 @@ func TestTablesWithoutPrimaryKey(t *testing.T) {
 // A key: that names a column the table written does not have is a finding
 // that names the entry, the side and the form that names each table's own.
 func TestKeyColumnMissingOnOneSide(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE acct (code text, v text); CREATE UNIQUE INDEX ON acct (code);`,
+	e := bridgetest.NewEnv(t, `CREATE TABLE acct (code text, v text); CREATE UNIQUE INDEX ON acct (code);`,
 		`CREATE TABLE acct_v2 (code2 text PRIMARY KEY, v text);`)
-	m := e.mapping("badkey", "  - source: acct\n    target: acct_v2\n    transform: acct.js\n    key: [code2]\n", map[string]string{"acct.js": acctJS})
+	m := e.Mapping("badkey", "  - source: acct\n    target: acct_v2\n    transform: acct.js\n    key: [code2]\n", map[string]string{"acct.js": acctJS})
 	var found bool
 	for _, f := range check.Check(context.Background(), m, config.Reverse) {
 		if !f.OK && strings.Contains(f.Where, "tables[0]") && strings.Contains(f.Message, `key column "code2" is not a column of "public"."acct", the source table`) &&

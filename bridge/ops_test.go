@@ -11,6 +11,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -31,7 +32,7 @@ function backward(row, change) {
 `
 
 func TestTwoSchemasEveryOp(t *testing.T) {
-	e := newEnv(t, `
+	e := bridgetest.NewEnv(t, `
 		CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text, note text);
 		CREATE TABLE "Line Items" ("Order" bigint, "select" int, qty int, PRIMARY KEY ("Order", "select"));
 		CREATE TABLE unmapped (id int PRIMARY KEY);`, `
@@ -39,36 +40,36 @@ func TestTwoSchemasEveryOp(t *testing.T) {
 		CREATE TABLE v2.orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint, note text,
 			doubled bigint GENERATED ALWAYS AS (amount_cents * 2) STORED);
 		CREATE TABLE "Line Items" ("Order" bigint, "select" int, qty int, PRIMARY KEY ("Order", "select"));`)
-	m := e.mapping("ops", `
+	m := e.Mapping("ops", `
   - source: public.orders
     target: v2.orders_v2
     transform: transforms/orders.js
   - source: '"Line Items"'
     target: '"Line Items"'
 `, map[string]string{"transforms/orders.js": ordersJS})
-	d := e.start(m, config.Forward)
-	pgtest_exec(t, e, `
+	d := e.Start(m, config.Forward)
+	e.ExecSource(t, `
 		INSERT INTO orders VALUES (1, 19.90, 'new', NULL), (2, 5.00, 'paid', 'x');
 		INSERT INTO orders SELECT 3, 1.00, 'new', string_agg(md5(i::text), '') FROM generate_series(1, 4000) i;
 		INSERT INTO "Line Items" VALUES (1, 1, 10), (1, 2, 20);
 		INSERT INTO unmapped VALUES (1);`)
-	eventually(t, e.Tgt, `SELECT order_id, amount_cents, state, length(note), doubled FROM v2.orders_v2`,
+	bridgetest.Eventually(t, e.Tgt, `SELECT order_id, amount_cents, state, length(note), doubled FROM v2.orders_v2`,
 		"(1,1990,0,,3980)\n(2,500,1,1,1000)\n(3,100,0,128000,200)", d)
-	eventually(t, e.Tgt, `SELECT * FROM "Line Items"`, "(1,1,10)\n(1,2,20)", d)
+	bridgetest.Eventually(t, e.Tgt, `SELECT * FROM "Line Items"`, "(1,1,10)\n(1,2,20)", d)
 
 	// An update that leaves the large TOASTed note unchanged: the target keeps it.
-	pgtest_exec(t, e, `UPDATE orders SET status = 'shipped' WHERE id = 3`)
-	eventually(t, e.Tgt, `SELECT order_id, state, length(note), md5(note) = (SELECT md5(string_agg(md5(i::text), '')) FROM generate_series(1, 4000) i) FROM v2.orders_v2 WHERE order_id = 3`,
+	e.ExecSource(t, `UPDATE orders SET status = 'shipped' WHERE id = 3`)
+	bridgetest.Eventually(t, e.Tgt, `SELECT order_id, state, length(note), md5(note) = (SELECT md5(string_agg(md5(i::text), '')) FROM generate_series(1, 4000) i) FROM v2.orders_v2 WHERE order_id = 3`,
 		"(3,2,128000,t)", d)
 
 	// Primary-key changes, identity mapping and through the transform.
-	pgtest_exec(t, e, `UPDATE "Line Items" SET "select" = 3 WHERE "Order" = 1 AND "select" = 2; UPDATE orders SET id = 10 WHERE id = 2`)
-	eventually(t, e.Tgt, `SELECT * FROM "Line Items"`, "(1,1,10)\n(1,3,20)", d)
-	eventually(t, e.Tgt, `SELECT order_id, amount_cents, md5(note) FROM v2.orders_v2 ORDER BY 1`, query(t, e.Src, `SELECT id, round(amount * 100), md5(note) FROM orders ORDER BY 1`), d)
+	e.ExecSource(t, `UPDATE "Line Items" SET "select" = 3 WHERE "Order" = 1 AND "select" = 2; UPDATE orders SET id = 10 WHERE id = 2`)
+	bridgetest.Eventually(t, e.Tgt, `SELECT * FROM "Line Items"`, "(1,1,10)\n(1,3,20)", d)
+	bridgetest.Eventually(t, e.Tgt, `SELECT order_id, amount_cents, md5(note) FROM v2.orders_v2 ORDER BY 1`, bridgetest.Query(t, e.Src, `SELECT id, round(amount * 100), md5(note) FROM orders ORDER BY 1`), d)
 
 	// A delete whose target key (order_id) comes out of the transform.
-	pgtest_exec(t, e, `DELETE FROM orders WHERE id = 1`)
-	eventually(t, e.Tgt, `SELECT order_id FROM v2.orders_v2`, "(10)\n(3)", d)
+	e.ExecSource(t, `DELETE FROM orders WHERE id = 1`)
+	bridgetest.Eventually(t, e.Tgt, `SELECT order_id FROM v2.orders_v2`, "(10)\n(3)", d)
 
 	// A rolled-back transaction never appears; a multi-statement one appears whole.
 	tx, err := e.Src.Begin(context.Background())
@@ -77,13 +78,13 @@ func TestTwoSchemasEveryOp(t *testing.T) {
 	}
 	tx.Exec(context.Background(), `INSERT INTO orders VALUES (99, 1, 'new', 'rolled back')`)
 	tx.Rollback(context.Background())
-	pgtest_exec(t, e, `BEGIN;
+	e.ExecSource(t, `BEGIN;
 		INSERT INTO orders VALUES (20, 2.00, 'new', 'a');
 		UPDATE orders SET amount = 3.00 WHERE id = 20;
 		INSERT INTO "Line Items" VALUES (20, 1, 1);
 		DELETE FROM "Line Items" WHERE "Order" = 1 AND "select" = 1;
 		COMMIT;`)
-	eventually(t, e.Tgt, `SELECT (SELECT string_agg(order_id || ':' || amount_cents, ',' ORDER BY order_id) FROM v2.orders_v2), (SELECT string_agg("Order" || '/' || "select", ',' ORDER BY 1) FROM "Line Items")`,
+	bridgetest.Eventually(t, e.Tgt, `SELECT (SELECT string_agg(order_id || ':' || amount_cents, ',' ORDER BY order_id) FROM v2.orders_v2), (SELECT string_agg("Order" || '/' || "select", ',' ORDER BY 1) FROM "Line Items")`,
 		`("3:100,10:500,20:300","1/3,20/1")`, d)
 	var n int
 	e.Tgt.QueryRow(context.Background(), `SELECT count(*) FROM v2.orders_v2 WHERE order_id = 99`).Scan(&n)
@@ -92,11 +93,11 @@ func TestTwoSchemasEveryOp(t *testing.T) {
 	}
 
 	// Truncate of several tables at once.
-	pgtest_exec(t, e, `TRUNCATE orders, "Line Items"`)
-	eventually(t, e.Tgt, `SELECT (SELECT count(*) FROM v2.orders_v2) + (SELECT count(*) FROM "Line Items")`, "(0)", d)
+	e.ExecSource(t, `TRUNCATE orders, "Line Items"`)
+	bridgetest.Eventually(t, e.Tgt, `SELECT (SELECT count(*) FROM v2.orders_v2) + (SELECT count(*) FROM "Line Items")`, "(0)", d)
 
 	// The checkpoint is where the target is, and the slot never passes it.
-	d.stop(t)
+	d.Stop(t)
 	st, err := checkpoint.Load(context.Background(), e.Tgt, "ops", "forward")
 	if err != nil {
 		t.Fatal(err)
@@ -113,17 +114,17 @@ func TestTwoSchemasEveryOp(t *testing.T) {
 }
 
 func TestIdleStreamAdvancesTheSlot(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY);`, `CREATE TABLE a (id int PRIMARY KEY);`)
-	m := e.mapping("idle", "  - source: a\n    target: a\n", nil)
-	d := e.start(m, config.Forward)
-	before := query(t, e.Src, `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdcbridge_idle_forward'`)
+	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE other (id int PRIMARY KEY);`, `CREATE TABLE a (id int PRIMARY KEY);`)
+	m := e.Mapping("idle", "  - source: a\n    target: a\n", nil)
+	d := e.Start(m, config.Forward)
+	before := bridgetest.Query(t, e.Src, `SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'cdcbridge_idle_forward'`)
 	// Only unmapped tables take writes.
 	// Only unmapped tables take writes, more than the applier's idle
 	// threshold of WAL.
 	for i := 0; i < 20; i++ {
-		pgtest_exec(t, e, "INSERT INTO other SELECT g FROM generate_series("+itoa(i*1000)+", "+itoa(i*1000+999)+") g")
+		e.ExecSource(t, "INSERT INTO other SELECT g FROM generate_series("+itoa(i*1000)+", "+itoa(i*1000+999)+") g")
 	}
-	cur := query(t, e.Src, `SELECT pg_current_wal_lsn()`)
+	cur := bridgetest.Query(t, e.Src, `SELECT pg_current_wal_lsn()`)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var passed bool
@@ -132,7 +133,7 @@ func TestIdleStreamAdvancesTheSlot(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the slot stayed at %s while the source moved to %s on unmapped tables\n%s", before, cur, d.logs.String())
+			t.Fatalf("the slot stayed at %s while the source moved to %s on unmapped tables\n%s", before, cur, d.Logs.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -148,18 +149,18 @@ func TestIdleStreamAdvancesTheSlot(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE TABLE a (id int PRIMARY KEY)`)
-	m := e.mapping("refuse", "  - source: a\n    target: a\n", nil)
-	d := e.start(m, config.Forward)
-	pgtest_exec(t, e, "INSERT INTO a VALUES (1)")
-	eventually(t, e.Tgt, "SELECT * FROM a", "(1)", d)
+	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, `CREATE TABLE a (id int PRIMARY KEY)`)
+	m := e.Mapping("refuse", "  - source: a\n    target: a\n", nil)
+	d := e.Start(m, config.Forward)
+	e.ExecSource(t, "INSERT INTO a VALUES (1)")
+	bridgetest.Eventually(t, e.Tgt, "SELECT * FROM a", "(1)", d)
 
 	// A second daemon on the same mapping and direction is refused.
 	err := bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward, LockWait: 300 * time.Millisecond})
 	if !errors.Is(err, checkpoint.ErrLocked) {
 		t.Fatalf("a second daemon: %v, want ErrLocked", err)
 	}
-	d.stop(t)
+	d.Stop(t)
 
 	// A slot ahead of the checkpoint is refused with the reason.
 	pgtest.MustExec(t, e.Tgt, `UPDATE cdcbridge.checkpoint SET lsn = '0/10' WHERE name = 'refuse'`)
@@ -185,11 +186,11 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // backend under a running daemon: it restarts from the checkpoint by itself
 // and the target ends up exact.
 func TestRecoversFromLostConnections(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v int)`, `CREATE TABLE a (id int PRIMARY KEY, v int)`)
-	m := e.mapping("lost", "  - source: a\n    target: a\n", nil)
-	d := e.start(m, config.Forward)
+	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v int)`, `CREATE TABLE a (id int PRIMARY KEY, v int)`)
+	m := e.Mapping("lost", "  - source: a\n    target: a\n", nil)
+	d := e.Start(m, config.Forward)
 	for i := 0; i < 30; i++ {
-		pgtest_exec(t, e, "INSERT INTO a VALUES ("+itoa(i)+", 0); UPDATE a SET v = v + 1")
+		e.ExecSource(t, "INSERT INTO a VALUES ("+itoa(i)+", 0); UPDATE a SET v = v + 1")
 		switch i {
 		case 10:
 			pgtest.MustExec(t, e.Src, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_lost_forward'`)
@@ -197,16 +198,16 @@ func TestRecoversFromLostConnections(t *testing.T) {
 			pgtest.MustExec(t, e.Tgt, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`)
 		}
 	}
-	want := query(t, e.Src, "SELECT * FROM a")
+	want := bridgetest.Query(t, e.Src, "SELECT * FROM a")
 	deadline := time.Now().Add(30 * time.Second)
-	for query(t, e.Tgt, "SELECT * FROM a") != want {
+	for bridgetest.Query(t, e.Tgt, "SELECT * FROM a") != want {
 		if time.Now().After(deadline) {
-			t.Fatalf("target differs after lost connections:\n%s\nwant\n%s\nlogs:\n%s", query(t, e.Tgt, "SELECT * FROM a"), want, d.logs.String())
+			t.Fatalf("target differs after lost connections:\n%s\nwant\n%s\nlogs:\n%s", bridgetest.Query(t, e.Tgt, "SELECT * FROM a"), want, d.Logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !strings.Contains(d.logs.String(), "restarting from the checkpoint") {
-		t.Fatalf("no restart was logged:\n%s", d.logs.String())
+	if !strings.Contains(d.Logs.String(), "restarting from the checkpoint") {
+		t.Fatalf("no restart was logged:\n%s", d.Logs.String())
 	}
 }
 
@@ -217,29 +218,24 @@ func TestErrorPolicies(t *testing.T) {
 	const script = "function forward(r) { if (r.id === 2) throw new Error('bad row ' + r.id); return r }\nfunction backward(r) { return r }\n"
 	for _, policy := range []string{"skip", "deadletter", "halt"} {
 		t.Run(policy, func(t *testing.T) {
-			e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
-			m := e.mapping("pol", "  - source: a\n    target: a\n    transform: t.js\non_error: "+policy+"\n", map[string]string{"t.js": script})
-			d := e.start(m, config.Forward)
-			pgtest_exec(t, e, "INSERT INTO a VALUES (1, 'one'); INSERT INTO a VALUES (2, 'two'); INSERT INTO a VALUES (3, 'three')")
+			e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
+			m := e.Mapping("pol", "  - source: a\n    target: a\n    transform: t.js\non_error: "+policy+"\n", map[string]string{"t.js": script})
+			d := e.Start(m, config.Forward)
+			e.ExecSource(t, "INSERT INTO a VALUES (1, 'one'); INSERT INTO a VALUES (2, 'two'); INSERT INTO a VALUES (3, 'three')")
 			if policy == "halt" {
-				select {
-				case err := <-d.done:
-					d.cancel = nil
-					if err == nil || !strings.Contains(err.Error(), "bad row 2") || !strings.Contains(err.Error(), "t.js:1") {
-						t.Fatalf("halt: %v", err)
-					}
-				case <-time.After(20 * time.Second):
-					t.Fatal("the daemon did not halt on a throwing transform")
+				err := d.Wait(t, 20*time.Second)
+				if err == nil || !strings.Contains(err.Error(), "bad row 2") || !strings.Contains(err.Error(), "t.js:1") {
+					t.Fatalf("halt: %v", err)
 				}
 				// The three inserts are one source transaction: none of it is applied.
-				if got := query(t, e.Tgt, "SELECT id FROM a"); got != "" {
+				if got := bridgetest.Query(t, e.Tgt, "SELECT id FROM a"); got != "" {
 					t.Fatalf("rows after a halt: %s", got)
 				}
 				return
 			}
-			eventually(t, e.Tgt, "SELECT id FROM a", "(1)\n(3)", d)
+			bridgetest.Eventually(t, e.Tgt, "SELECT id FROM a", "(1)\n(3)", d)
 			if policy == "deadletter" {
-				eventually(t, e.Tgt, "SELECT op, row->>'v', error LIKE '%bad row 2%' FROM cdcbridge.deadletter", "(insert,two,t)", d)
+				bridgetest.Eventually(t, e.Tgt, "SELECT op, row->>'v', error LIKE '%bad row 2%' FROM cdcbridge.deadletter", "(insert,two,t)", d)
 			}
 		})
 	}

@@ -7,24 +7,12 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/admin"
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/flip"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
-
-// waitErr waits for a daemon that is expected to stop by itself.
-func (d *daemonRun) waitErr(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-d.done:
-		d.cancel = nil
-		return err
-	case <-time.After(60 * time.Second):
-		t.Fatalf("the daemon did not stop\n%s", d.logs.String())
-	}
-	return nil
-}
 
 // TestRetriedCopyIsNoForeignWrite: an initial copy that fails and is
 // retried empties the target tables first. That truncate is the bridge's
@@ -40,27 +28,27 @@ func TestRetriedCopyIsNoForeignWrite(t *testing.T) {
 	const blue = `
 		CREATE TABLE t1 (id int PRIMARY KEY, v text);
 		CREATE TABLE t2 (id int PRIMARY KEY, v text CONSTRAINT no_bad CHECK (v <> 'bad'));`
-	e := newEnv(t, green, blue)
-	m := e.mapping("retried", "  - source: t1\n    target: t1\n  - source: t2\n    target: t2\n", nil)
+	e := bridgetest.NewEnv(t, green, blue)
+	m := e.Mapping("retried", "  - source: t1\n    target: t1\n  - source: t2\n    target: t2\n", nil)
 
 	for i := 0; i < 2; i++ {
-		d := e.daemon(m, false)
-		err := d.waitErr(t)
+		d := e.Daemon(m, false)
+		err := d.Wait(t, 60*time.Second)
 		if err == nil || !strings.Contains(err.Error(), "no_bad") {
-			t.Fatalf("start %d: want the copy to fail on the CHECK no_bad, got %v\n%s", i+1, err, d.logs.String())
+			t.Fatalf("start %d: want the copy to fail on the CHECK no_bad, got %v\n%s", i+1, err, d.Logs.String())
 		}
 	}
 	pgtest.MustExec(t, e.Tgt, `ALTER TABLE t2 DROP CONSTRAINT no_bad`)
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
-	eventually(t, e.Tgt, `SELECT (SELECT count(*) FROM t1), (SELECT count(*) FROM t2)`, "(1000,2)", nil)
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	bridgetest.Eventually(t, e.Tgt, `SELECT (SELECT count(*) FROM t1), (SELECT count(*) FROM t2)`, "(1000,2)", nil)
 
 	// The flip counts foreign writes on blue by reading its WAL up to a
 	// flushed point: the two truncates of the retried copies are there,
 	// and must be known as the bridge's.
-	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
 	if err != nil || !res.OK {
-		t.Fatalf("flip after a retried copy: %+v %v\n%s", res, err, d.logs.String())
+		t.Fatalf("flip after a retried copy: %+v %v\n%s", res, err, d.Logs.String())
 	}
 	st, err := admin.GetStatus(context.Background(), m)
 	if err != nil || st.Foreign != nil || st.Live != config.Reverse.String() {
@@ -68,7 +56,7 @@ func TestRetriedCopyIsNoForeignWrite(t *testing.T) {
 	}
 	// Green keeps every row, and blue's next write reaches it.
 	pgtest.MustExec(t, e.Tgt, `UPDATE t2 SET v = 'fine' WHERE id = 2`)
-	eventually(t, e.Src, `SELECT (SELECT count(*) FROM t1), (SELECT string_agg(v, ',' ORDER BY id) FROM t2)`, "(1000,\"ok,fine\")", nil)
+	bridgetest.Eventually(t, e.Src, `SELECT (SELECT count(*) FROM t1), (SELECT string_agg(v, ',' ORDER BY id) FROM t2)`, "(1000,\"ok,fine\")", nil)
 }
 
 // TestNoBridgeWriteIsForeign: everything the bridge writes on either side
@@ -80,28 +68,28 @@ func TestNoBridgeWriteIsForeign(t *testing.T) {
 function check(r) { if (r.note === 'poison') throw new Error('poisoned row ' + JSON.stringify(r)) }
 function forward(r) { check(r); return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100), state: 1, note: r.note } }
 function backward(r) { check(r); return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: 'paid', note: r.note } }`
-	e := newEnv(t, flipGreen+`INSERT INTO orders (amount, status, note) SELECT g, 'paid', 'g' || g FROM generate_series(1, 500) g;`, flipBlue)
-	m := e.mapping("own", "  - source: orders\n    target: orders_v2\n    transform: orders.js\non_error: deadletter\n", map[string]string{"orders.js": js})
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen+`INSERT INTO orders (amount, status, note) SELECT g, 'paid', 'g' || g FROM generate_series(1, 500) g;`, bridgetest.OrdersBlue)
+	m := e.Mapping("own", "  - source: orders\n    target: orders_v2\n    transform: orders.js\non_error: deadletter\n", map[string]string{"orders.js": js})
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	rows := `SELECT order_id, amount_cents, note FROM orders_v2`
 	greenRows := `SELECT id, round(amount * 100)::bigint, note FROM orders`
-	eventually(t, e.Tgt, rows, query(t, e.Src, greenRows), nil)
+	bridgetest.Eventually(t, e.Tgt, rows, bridgetest.Query(t, e.Src, greenRows), nil)
 
 	pgtest.MustExec(t, e.Src, `INSERT INTO orders (amount, status, note) VALUES (1, 'paid', 'poison'), (2, 'paid', 'fine')`)
-	eventually(t, e.Tgt, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'forward'`, "(1)", nil)
+	bridgetest.Eventually(t, e.Tgt, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'forward'`, "(1)", nil)
 	flip := func(to string) {
 		t.Helper()
-		res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+		res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
 		if err != nil || !res.OK || res.To.String() != to {
-			t.Fatalf("flip to %s found the bridge's own writes foreign: %+v %v\n%s", to, res, err, d.logs.String())
+			t.Fatalf("flip to %s found the bridge's own writes foreign: %+v %v\n%s", to, res, err, d.Logs.String())
 		}
 	}
 	flip("reverse")
 
 	pgtest.MustExec(t, e.Tgt, `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (300, 1, 'poison'), (400, 1, 'blue')`)
-	eventually(t, e.Src, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'reverse'`, "(1)", nil)
-	eventually(t, e.Src, `SELECT count(*) FROM orders WHERE note = 'blue'`, "(1)", nil)
+	bridgetest.Eventually(t, e.Src, `SELECT count(*) FROM cdcbridge.deadletter WHERE direction = 'reverse'`, "(1)", nil)
+	bridgetest.Eventually(t, e.Src, `SELECT count(*) FROM orders WHERE note = 'blue'`, "(1)", nil)
 	flip("forward")
 	if st, err := admin.GetStatus(context.Background(), m); err != nil || st.Foreign != nil {
 		t.Fatalf("status after flipping back: %+v %v", st, err)

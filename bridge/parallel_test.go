@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 )
 
 // backlogSQL commits n source transactions one by one: updates of 7 rows
@@ -32,14 +33,14 @@ const doubling = "function forward(r) { if (r.v === 2500 && globalThis.THROW) th
 
 // backlogEnv copies 7 rows through the doubling transform, stops the
 // daemon and commits a backlog of 3000 transactions behind it.
-func backlogEnv(t *testing.T, name string) (*env, *config.Mapping) {
+func backlogEnv(t *testing.T, name string) (*bridgetest.Env, *config.Mapping) {
 	ddl := `CREATE TABLE a (id int PRIMARY KEY, v int, note text); INSERT INTO a SELECT g, 0, 'start' FROM generate_series(0, 6) g`
-	e := newEnv(t, ddl, `CREATE TABLE a (id int PRIMARY KEY, v int, note text)`)
-	m := e.mapping(name, "  - source: a\n    target: a\n    transform: t.js\n", map[string]string{"t.js": doubling})
-	d := e.start(m, config.Forward)
-	eventually(t, e.Tgt, "SELECT count(*) FROM a", "(7)", d)
-	d.stop(t)
-	pgtest_exec(t, e, backlogSQL(3000))
+	e := bridgetest.NewEnv(t, ddl, `CREATE TABLE a (id int PRIMARY KEY, v int, note text)`)
+	m := e.Mapping(name, "  - source: a\n    target: a\n    transform: t.js\n", map[string]string{"t.js": doubling})
+	d := e.Start(m, config.Forward)
+	bridgetest.Eventually(t, e.Tgt, "SELECT count(*) FROM a", "(7)", d)
+	d.Stop(t)
+	e.ExecSource(t, backlogSQL(3000))
 	return e, m
 }
 
@@ -48,8 +49,8 @@ func backlogEnv(t *testing.T, name string) (*env, *config.Mapping) {
 // machine with more than one CPU, lands in commit order.
 func TestTransformBacklogInOrder(t *testing.T) {
 	e, m := backlogEnv(t, "order")
-	d := e.start(m, config.Forward)
-	eventually(t, e.Tgt, "SELECT id, v, note FROM a", query(t, e.Src, "SELECT id, v * 2, note FROM a"), d)
+	d := e.Start(m, config.Forward)
+	bridgetest.Eventually(t, e.Tgt, "SELECT id, v, note FROM a", bridgetest.Query(t, e.Src, "SELECT id, v * 2, note FROM a"), d)
 }
 
 // TestTransformHaltInBacklog: a transform that throws in the middle of a
@@ -62,15 +63,10 @@ func TestTransformHaltInBacklog(t *testing.T) {
 	if err := os.WriteFile(script, []byte("globalThis.THROW = true;\n"+doubling), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := e.start(m, config.Forward)
-	select {
-	case err := <-d.done:
-		d.cancel = nil
-		if err == nil || !strings.Contains(err.Error(), "bad step 2500") {
-			t.Fatalf("halt: %v", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the daemon did not halt")
+	d := e.Start(m, config.Forward)
+	err := d.Wait(t, 60*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "bad step 2500") {
+		t.Fatalf("halt: %v", err)
 	}
 	// Step 2500 (id 1) and everything after it are not on the target.
 	var maxV int
@@ -83,6 +79,6 @@ func TestTransformHaltInBacklog(t *testing.T) {
 	if err := os.WriteFile(script, []byte(doubling), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d = e.start(m, config.Forward)
-	eventually(t, e.Tgt, "SELECT id, v, note FROM a", query(t, e.Src, "SELECT id, v * 2, note FROM a"), d)
+	d = e.Start(m, config.Forward)
+	bridgetest.Eventually(t, e.Tgt, "SELECT id, v, note FROM a", bridgetest.Query(t, e.Src, "SELECT id, v * 2, note FROM a"), d)
 }

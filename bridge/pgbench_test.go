@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/flip"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -33,10 +34,10 @@ const pgbenchRows = `SELECT 'a', aid, bid, abalance, NULL::int, NULL::timestamp 
 // story: copy, stream under pgbench's load, a flip, pgbench on blue, a
 // rollback, pgbench on green; the slices are compared exactly after each.
 func TestPgbenchStory(t *testing.T) {
-	e := newEnv(t, "", "")
+	e := bridgetest.NewEnv(t, "", "")
 	pgbench(t, e.SrcDSN, "-i", "-q", "-s", "1", "-I", "dtgpf")
 	pgbench(t, e.TgtDSN, "-i", "-q", "-s", "1", "-I", "dtpf")
-	m := e.mapping("bench", `
+	m := e.Mapping("bench", `
   - source: pgbench_accounts
     target: pgbench_accounts
   - source: pgbench_branches
@@ -46,29 +47,29 @@ func TestPgbenchStory(t *testing.T) {
   - source: pgbench_history
     target: pgbench_history
 `, nil)
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	digestRows := digest(pgbenchRows)
-	eventually(t, e.Tgt, digestRows, query(t, e.Src, digestRows), nil)
+	bridgetest.Eventually(t, e.Tgt, digestRows, bridgetest.Query(t, e.Src, digestRows), nil)
 
 	pgbench(t, e.SrcDSN, "-n", "-c", "2", "-t", "300")
-	eventually(t, e.Tgt, digestRows, query(t, e.Src, digestRows), nil)
+	bridgetest.Eventually(t, e.Tgt, digestRows, bridgetest.Query(t, e.Src, digestRows), nil)
 
 	flip := func(to string) {
 		t.Helper()
-		res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+		res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
 		if err != nil || !res.OK || res.To.String() != to {
-			t.Fatalf("flip to %s: %+v %v\n%s", to, res, err, d.logs.String())
+			t.Fatalf("flip to %s: %+v %v\n%s", to, res, err, d.Logs.String())
 		}
 	}
 	flip("reverse")
 	pgbench(t, e.TgtDSN, "-n", "-c", "2", "-t", "300")
-	eventually(t, e.Src, digestRows, query(t, e.Tgt, digestRows), nil)
+	bridgetest.Eventually(t, e.Src, digestRows, bridgetest.Query(t, e.Tgt, digestRows), nil)
 
 	flip("forward")
 	pgbench(t, e.SrcDSN, "-n", "-c", "2", "-t", "300")
-	eventually(t, e.Tgt, digestRows, query(t, e.Src, digestRows), nil)
-	if got := query(t, e.Src, `SELECT count(*) FROM pgbench_history`); got != "(1800)" {
+	bridgetest.Eventually(t, e.Tgt, digestRows, bridgetest.Query(t, e.Src, digestRows), nil)
+	if got := bridgetest.Query(t, e.Src, `SELECT count(*) FROM pgbench_history`); got != "(1800)" {
 		t.Fatalf("green's history holds %s rows, want the 1800 transactions of three pgbench runs", got)
 	}
 }

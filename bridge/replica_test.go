@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/flip"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -52,8 +53,8 @@ const shopRows = `SELECT 'c', id, name, last_updated::text, NULL::int FROM custo
 // one fire. Then a flip, and blue's writes (where blue's own triggers fire
 // as for any client) reach green exactly.
 func TestApplyAsReplica(t *testing.T) {
-	e := newEnv(t, shopGreen, shopBlue)
-	m := e.mapping("replica", shopTables, nil)
+	e := bridgetest.NewEnv(t, shopGreen, shopBlue)
+	m := e.Mapping("replica", shopTables, nil)
 
 	fs := check.Check(context.Background(), m, config.Forward)
 	var report []string
@@ -73,10 +74,10 @@ func TestApplyAsReplica(t *testing.T) {
 		}
 	}
 
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
-	eventually(t, e.Tgt, shopRows, query(t, e.Src, shopRows), nil)
-	if got := query(t, e.Tgt, `SELECT count(*) FROM audit WHERE tbl = 'customer' AND op = 'INSERT'`); got != "(300)" {
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	bridgetest.Eventually(t, e.Tgt, shopRows, bridgetest.Query(t, e.Src, shopRows), nil)
+	if got := bridgetest.Query(t, e.Tgt, `SELECT count(*) FROM audit WHERE tbl = 'customer' AND op = 'INSERT'`); got != "(300)" {
 		t.Fatalf("the ENABLE ALWAYS trigger fired %s times for 300 copied customers", got)
 	}
 	// The stream: children before their parents inside one transaction,
@@ -89,22 +90,22 @@ func TestApplyAsReplica(t *testing.T) {
 		UPDATE customer SET name = 'renamed', last_updated = '2024-04-04' WHERE id = 7;
 		DELETE FROM line WHERE order_id = 3;
 		COMMIT;`)
-	eventually(t, e.Tgt, shopRows, query(t, e.Src, shopRows), nil)
-	if got := query(t, e.Tgt, `SELECT op, count(*) FROM audit WHERE tbl = 'customer' GROUP BY op`); got != "(INSERT,301)\n(UPDATE,1)" {
+	bridgetest.Eventually(t, e.Tgt, shopRows, bridgetest.Query(t, e.Src, shopRows), nil)
+	if got := bridgetest.Query(t, e.Tgt, `SELECT op, count(*) FROM audit WHERE tbl = 'customer' GROUP BY op`); got != "(INSERT,301)\n(UPDATE,1)" {
 		t.Fatalf("the ENABLE ALWAYS trigger on blue fired %q", got)
 	}
 
 	// Flip: blue is live, its writes are a client's there (its triggers
 	// fire), and reach green as blue wrote them.
-	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
 	if err != nil || !res.OK {
-		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
+		t.Fatalf("flip: %+v %v\n%s", res, err, d.Logs.String())
 	}
 	pgtest.MustExec(t, e.Tgt, `INSERT INTO customer VALUES (2000, 'blue', '1999-01-01'); UPDATE orders SET customer_id = 2000 WHERE id = 10`)
-	if got := query(t, e.Tgt, `SELECT last_updated > '2025-01-01' FROM customer WHERE id = 2000`); got != "(t)" {
+	if got := bridgetest.Query(t, e.Tgt, `SELECT last_updated > '2025-01-01' FROM customer WHERE id = 2000`); got != "(t)" {
 		t.Fatalf("blue's own trigger did not fire for a client's insert: %s", got)
 	}
-	eventually(t, e.Src, shopRows, query(t, e.Tgt, shopRows), nil)
+	bridgetest.Eventually(t, e.Src, shopRows, bridgetest.Query(t, e.Tgt, shopRows), nil)
 }
 
 // TestTruncateStaysInsideTheMapping: a source TRUNCATE ... CASCADE empties
@@ -120,27 +121,22 @@ func TestTruncateStaysInsideTheMapping(t *testing.T) {
 	const blue = `
 		CREATE TABLE parent (id int PRIMARY KEY);
 		CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent);`
-	e := newEnv(t, green, blue)
-	m := e.mapping("trunc", "  - source: parent\n    target: parent\n  - source: child\n    target: child\n", nil)
-	d := e.start(m, config.Forward)
+	e := bridgetest.NewEnv(t, green, blue)
+	m := e.Mapping("trunc", "  - source: parent\n    target: parent\n  - source: child\n    target: child\n", nil)
+	d := e.Start(m, config.Forward)
 	counts := `SELECT (SELECT count(*) FROM parent), (SELECT count(*) FROM child)`
-	eventually(t, e.Tgt, counts, "(10,10)", d)
+	bridgetest.Eventually(t, e.Tgt, counts, "(10,10)", d)
 	pgtest.MustExec(t, e.Src, `TRUNCATE parent CASCADE; INSERT INTO parent VALUES (1)`)
-	eventually(t, e.Tgt, counts, "(1,0)", d)
+	bridgetest.Eventually(t, e.Tgt, counts, "(1,0)", d)
 
 	// A blue-only table that references a mapped one.
 	pgtest.MustExec(t, e.Tgt, `CREATE TABLE notes (parent_id int REFERENCES parent, body text); INSERT INTO notes VALUES (1, 'keep me')`)
 	pgtest.MustExec(t, e.Src, `INSERT INTO parent VALUES (2); TRUNCATE parent CASCADE`)
-	select {
-	case err := <-d.done:
-		d.cancel = nil
-		if err == nil || !strings.Contains(err.Error(), "truncate") || !strings.Contains(err.Error(), "notes") {
-			t.Fatalf("want an apply error naming the truncate and the referencing table notes, got %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the truncate that would cascade outside the mapping did not stop the direction\n%s", d.logs.String())
+	err := d.Wait(t, 30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "truncate") || !strings.Contains(err.Error(), "notes") {
+		t.Fatalf("want an apply error naming the truncate and the referencing table notes, got %v", err)
 	}
-	if got := query(t, e.Tgt, `SELECT (SELECT count(*) FROM notes), (SELECT string_agg(id::text, ',' ORDER BY id) FROM parent)`); got != "(1,1)" {
+	if got := bridgetest.Query(t, e.Tgt, `SELECT (SELECT count(*) FROM notes), (SELECT string_agg(id::text, ',' ORDER BY id) FROM parent)`); got != "(1,1)" {
 		t.Fatalf("blue after the refused truncate: %s (want notes kept, and parent as before the transaction that truncated it)", got)
 	}
 }
@@ -160,9 +156,9 @@ func TestPartitions(t *testing.T) {
 		CREATE TABLE m_0 PARTITION OF m FOR VALUES WITH (MODULUS 3, REMAINDER 0);
 		CREATE TABLE m_1 PARTITION OF m FOR VALUES WITH (MODULUS 3, REMAINDER 1);
 		CREATE TABLE m_2 PARTITION OF m FOR VALUES WITH (MODULUS 3, REMAINDER 2);`
-	e := newEnv(t, green, blue)
+	e := bridgetest.NewEnv(t, green, blue)
 
-	bad := e.mapping("bothparts", "  - source: m\n    target: m\n  - source: m_eu\n    target: m_0\n", nil)
+	bad := e.Mapping("bothparts", "  - source: m\n    target: m\n  - source: m_eu\n    target: m_0\n", nil)
 	var refused string
 	for _, f := range check.Check(context.Background(), bad, config.Forward) {
 		if !f.OK && strings.Contains(f.Message, "is a partition of") {
@@ -173,24 +169,24 @@ func TestPartitions(t *testing.T) {
 		t.Fatalf("check did not refuse a root mapped with its partition, naming both entries and the fix: %q", refused)
 	}
 
-	m := e.mapping("parts", "  - source: m\n    target: m\n", nil)
-	d := e.daemon(m, false)
-	d.waitModes(t, "forward live", "reverse armed")
+	m := e.Mapping("parts", "  - source: m\n    target: m\n", nil)
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
 	rows := `SELECT id, region, v FROM m`
-	eventually(t, e.Tgt, rows, query(t, e.Src, rows), nil)
+	bridgetest.Eventually(t, e.Tgt, rows, bridgetest.Query(t, e.Src, rows), nil)
 	// A row moves from eu to us; an update inside a partition; a delete.
 	pgtest.MustExec(t, e.Src, `UPDATE m SET region = 'us', v = -2 WHERE id = 2; UPDATE m SET v = -3 WHERE id = 3; DELETE FROM m WHERE id = 5`)
-	eventually(t, e.Tgt, rows, query(t, e.Src, rows), nil)
+	bridgetest.Eventually(t, e.Tgt, rows, bridgetest.Query(t, e.Src, rows), nil)
 	// A partition attached while running: its rows arrive under the root.
 	pgtest.MustExec(t, e.Src, `CREATE TABLE m_asia (LIKE m INCLUDING ALL); INSERT INTO m_asia VALUES (5000, 'asia', 1);
 		ALTER TABLE m ATTACH PARTITION m_asia FOR VALUES IN ('asia');
 		INSERT INTO m VALUES (5001, 'asia', 2); UPDATE m SET region = 'asia' WHERE id = 4`)
-	eventually(t, e.Tgt, `SELECT id, region, v FROM m WHERE id <> 5000`, query(t, e.Src, `SELECT id, region, v FROM m WHERE id <> 5000`), nil)
+	bridgetest.Eventually(t, e.Tgt, `SELECT id, region, v FROM m WHERE id <> 5000`, bridgetest.Query(t, e.Src, `SELECT id, region, v FROM m WHERE id <> 5000`), nil)
 
-	res, err := bridge.RequestFlip(context.Background(), m, control.Refuse, 30*time.Second, bridge.DefaultSequenceGap, slogText(&logSink{}))
+	res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
 	if err != nil || !res.OK {
-		t.Fatalf("flip: %+v %v\n%s", res, err, d.logs.String())
+		t.Fatalf("flip: %+v %v\n%s", res, err, d.Logs.String())
 	}
 	pgtest.MustExec(t, e.Tgt, `INSERT INTO m VALUES (7000, 'eu', 7), (7001, 'asia', 8); UPDATE m SET region = 'eu' WHERE id = 1; DELETE FROM m WHERE id = 6`)
-	eventually(t, e.Src, `SELECT id, region, v FROM m WHERE id <> 5000`, query(t, e.Tgt, `SELECT id, region, v FROM m WHERE id <> 5000`), nil)
+	bridgetest.Eventually(t, e.Src, `SELECT id, region, v FROM m WHERE id <> 5000`, bridgetest.Query(t, e.Tgt, `SELECT id, region, v FROM m WHERE id <> 5000`), nil)
 }

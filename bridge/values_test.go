@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 )
 
 // typesDDL creates a table with every row of the value table and the other
@@ -63,8 +64,8 @@ newline', 'ten chars!', 'ab   ', 'x', 'y', '00000000-0000-0000-0000-000000000000
 func TestEveryValueByteForByte(t *testing.T) {
 	src := typesPrelude + typesDDL("vals")
 	tgt := typesPrelude + typesDDL("vals") + typesDDL("vals_js") + typesDDL("vals_spread")
-	e := newEnv(t, src, tgt)
-	m := e.mapping("values", `
+	e := bridgetest.NewEnv(t, src, tgt)
+	m := e.Mapping("values", `
   - source: public.vals
     target: public.vals
   - source: public.vals
@@ -77,28 +78,21 @@ func TestEveryValueByteForByte(t *testing.T) {
 		"same.js":   "function forward(row) { return row }\nfunction backward(row) { return row }\n",
 		"spread.js": "function forward(row, change) { return {...row} }\nfunction backward(row) { return {...row} }\n",
 	})
-	d := e.start(m, config.Forward)
+	d := e.Start(m, config.Forward)
 	for _, r := range valueRows {
-		pgtest_exec(t, e, "INSERT INTO vals VALUES "+r)
+		e.ExecSource(t, "INSERT INTO vals VALUES "+r)
 	}
-	want := query(t, e.Src, "SELECT v::text FROM vals v")
-	if n := query(t, e.Src, "SELECT count(*) FROM vals"); n != "("+itoa(len(valueRows))+")" {
+	want := bridgetest.Query(t, e.Src, "SELECT v::text FROM vals v")
+	if n := bridgetest.Query(t, e.Src, "SELECT count(*) FROM vals"); n != "("+itoa(len(valueRows))+")" {
 		t.Fatalf("source holds %s rows", n)
 	}
 	for _, tbl := range []string{"vals", "vals_js", "vals_spread"} {
-		eventually(t, e.Tgt, "SELECT v::text FROM "+tbl+" v", want, d)
+		bridgetest.Eventually(t, e.Tgt, "SELECT v::text FROM "+tbl+" v", want, d)
 	}
 	// Updates that touch one column keep every other byte; deletes follow.
-	pgtest_exec(t, e, "UPDATE vals SET t = t || '!' WHERE id IN (1, 3); DELETE FROM vals WHERE id = 4; UPDATE vals SET i8 = i8 - 1 WHERE id = 2")
-	want = query(t, e.Src, "SELECT v::text FROM vals v")
+	e.ExecSource(t, "UPDATE vals SET t = t || '!' WHERE id IN (1, 3); DELETE FROM vals WHERE id = 4; UPDATE vals SET i8 = i8 - 1 WHERE id = 2")
+	want = bridgetest.Query(t, e.Src, "SELECT v::text FROM vals v")
 	for _, tbl := range []string{"vals", "vals_js", "vals_spread"} {
-		eventually(t, e.Tgt, "SELECT v::text FROM "+tbl+" v", want, d)
-	}
-}
-
-func pgtest_exec(t *testing.T, e *env, sql string) {
-	t.Helper()
-	if _, err := e.Src.Exec(t.Context(), sql); err != nil {
-		t.Fatalf("%v\n%s", err, sql)
+		bridgetest.Eventually(t, e.Tgt, "SELECT v::text FROM "+tbl+" v", want, d)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/finding"
+	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/metrics"
 )
 
@@ -192,7 +193,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var quiet time.Duration
 	fs.DurationVar(&quiet, "quiet-period", 10*time.Second, "after a flip, how long the old live side must take no writes before its direction stops draining and is armed")
 	var gap int64
-	fs.Int64Var(&gap, "sequence-gap", bridge.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
+	fs.Int64Var(&gap, "sequence-gap", flip.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
 	var skipCopy bool
 	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
 	if code, ok := parse(fs, args, &c, stdout); !ok {

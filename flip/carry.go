@@ -1,4 +1,4 @@
-package bridge
+package flip
 
 import (
 	"context"
@@ -15,27 +15,18 @@ import (
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
-	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
-// FlipResult says what a flip did or why it did not.
-type FlipResult struct {
+// Result says what a flip did or why it did not.
+type Result struct {
 	OK      bool
 	To      config.Direction
 	Point   pglogrepl.LSN // where the new live direction starts
 	Foreign control.ForeignWrites
 	Message string
 }
-
-// DefaultSequenceGap is how far past the old live side's sequences a flip
-// sets the new live side's.
-const DefaultSequenceGap = 1000
-
-// SequenceSync, if set on a flip, brings the sequences of the side becoming
-// live up to those of the side that was live.
-type SequenceSync func(ctx context.Context, from config.Direction) error
 
 // foreignWrites counts the foreign transactions that a stopped slot holds,
 // by peeking at its changes through the real decoder.
@@ -75,14 +66,14 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 	return fw, rows.Err()
 }
 
-// Flip makes direction `to` live. Its pipeline must not be running (the
+// CarryOut makes direction `to` live. Its pipeline must not be running (the
 // daemon stops its armed pipeline first; the flip command holds the daemon
 // locks). Every step is idempotent, so a flip cut short by a crash is
 // finished by running it again, which the daemon does on restart while the
 // request is unanswered.
-func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy control.ForeignPolicy, requestID int64, sync SequenceSync, log *slog.Logger) (FlipResult, error) {
-	res := FlipResult{To: to}
-	readDSN, writeDSN := sides(m, to)
+func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, policy control.ForeignPolicy, requestID int64, sync SequenceSync, log *slog.Logger) (Result, error) {
+	res := Result{To: to}
+	readDSN, writeDSN := m.ReadSide(to).DSN, m.WriteSide(to).DSN
 	readSide, writeSide := dbconn.SideNames(to)
 	read, err := dbconn.Connect(ctx, readDSN, readSide)
 	if err != nil {
@@ -191,92 +182,3 @@ func Flip(ctx context.Context, m *config.Mapping, to config.Direction, policy co
 	log.Info("flipped", "live", to.String(), "point", res.Point.String(), "foreign_txns", res.Foreign.Txns, "policy", string(policy))
 	return res, nil
 }
-
-// RequestFlip flips the mapping to the direction that is not live. When a
-// daemon runs (it holds the locks of the directions), the flip is handed to
-// it through the state and RequestFlip waits up to timeout for its answer;
-// otherwise RequestFlip takes the locks and flips by itself.
-//
-// gap is how far past the old live side's sequences the new live side's are
-// set when RequestFlip flips by itself (the daemon uses its own setting).
-func RequestFlip(ctx context.Context, m *config.Mapping, policy control.ForeignPolicy, timeout time.Duration, gap int64, log *slog.Logger) (FlipResult, error) {
-	state, err := dbconn.Connect(ctx, m.Target.DSN, "target")
-	if err != nil {
-		return FlipResult{}, err
-	}
-	defer state.Close(context.Background())
-	st, err := control.Load(ctx, state, m.Name)
-	if err != nil {
-		return FlipResult{}, err
-	}
-	to := st.Live.Opposite()
-	id, err := control.RequestFlip(ctx, state, m.Name, to, policy, timeout)
-	if err != nil {
-		return FlipResult{}, err
-	}
-	// Is a daemon there to carry it out? It holds the mapping's daemon lock
-	// on the target for its life.
-	err = control.LockDaemon(ctx, state, m.Name, 0)
-	var locks func()
-	if err == nil {
-		locks, err = control.LockDirections(ctx, m)
-	}
-	if err == nil {
-		defer locks()
-		sync := func(ctx context.Context, from config.Direction) error { return SyncSequencesOnce(ctx, m, from, gap) }
-		return Flip(ctx, m, to, policy, id, sync, log)
-	}
-	if !errors.Is(err, checkpoint.ErrLocked) {
-		return FlipResult{}, err
-	}
-	// The request is the daemon's to carry out until the deadline. Past
-	// it, a request the daemon has not begun is withdrawn (and would have
-	// expired anyway): a flip the operator gave up on must never happen
-	// later by surprise. One the daemon has begun is waited for.
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := control.Load(ctx, state, m.Name)
-		if err != nil {
-			return FlipResult{}, err
-		}
-		if st.AnsweredID >= id {
-			return FlipResult{OK: st.AnswerOK, To: to, Point: st.FlipLSN, Message: st.Answer}, nil
-		}
-		if time.Now().After(deadline) && st.ClaimedID < id {
-			msg := fmt.Sprintf("withdrawn: the daemon did not take the flip request up within %s", timeout)
-			withdrawn, err := control.Withdraw(context.WithoutCancel(ctx), state, m.Name, id, msg)
-			if err != nil {
-				return FlipResult{}, err
-			}
-			if withdrawn {
-				return FlipResult{}, &fault.RetryableError{Err: fmt.Errorf("the daemon did not take the flip request up within %s (is it running and connected to the target?); the request is withdrawn and will not be carried out later: ask again with `cdcbridge flip`", timeout)}
-			}
-			continue // claimed or answered meanwhile
-		}
-		if time.Now().After(deadline) && st.ClaimedID >= id {
-			// Begun: is the daemon that began it still there?
-			if err := control.LockDaemon(ctx, state, m.Name, 0); err == nil {
-				control.Answer(context.WithoutCancel(ctx), state, m.Name, id, false, interruptedAnswer)
-				return FlipResult{}, &fault.RetryableError{Err: errors.New("the daemon stopped while carrying out the flip; `cdcbridge status` shows the live direction: ask again once a daemon runs")}
-			} else if !errors.Is(err, checkpoint.ErrLocked) {
-				return FlipResult{}, err
-			}
-		}
-		if time.Now().After(deadline.Add(flipClaimedWait)) {
-			return FlipResult{}, fmt.Errorf("the daemon began the flip but has not finished it within %s; `cdcbridge status` shows its outcome", timeout+flipClaimedWait)
-		}
-		select {
-		case <-ctx.Done():
-			return FlipResult{}, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// interruptedAnswer answers a flip request whose daemon stopped while
-// carrying it out.
-const interruptedAnswer = "interrupted: the daemon stopped while carrying out this flip, which did not take effect; ask again"
-
-// flipClaimedWait is how much longer than its timeout the flip command
-// waits for a flip that the daemon has begun.
-const flipClaimedWait = 2 * time.Minute

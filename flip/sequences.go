@@ -1,4 +1,4 @@
-package bridge
+package flip
 
 import (
 	"context"
@@ -13,6 +13,14 @@ import (
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/sequences"
 )
+
+// DefaultSequenceGap is how far past the old live side's sequences a flip
+// sets the new live side's.
+const DefaultSequenceGap = 1000
+
+// SequenceSync, if set on a flip, brings the sequences of the side becoming
+// live up to those of the side that was live.
+type SequenceSync func(ctx context.Context, from config.Direction) error
 
 // sequencePairs connects to both sides and finds the sequences a direction
 // keeps in step. The caller closes the connections.
@@ -38,9 +46,9 @@ func sequencePairs(ctx context.Context, m *config.Mapping, dir config.Direction)
 	return src, tgt, pairs, nil
 }
 
-// SyncSequencesOnce brings the sequences behind the mapped columns of the
+// SyncSequences brings the sequences behind the mapped columns of the
 // side that direction dir writes up to those of the side it reads, plus gap.
-func SyncSequencesOnce(ctx context.Context, m *config.Mapping, dir config.Direction, gap int64) error {
+func SyncSequences(ctx context.Context, m *config.Mapping, dir config.Direction, gap int64) error {
 	from, to, pairs, err := sequencePairs(ctx, m, dir)
 	if err != nil {
 		return err
@@ -51,9 +59,9 @@ func SyncSequencesOnce(ctx context.Context, m *config.Mapping, dir config.Direct
 	return m.Redact(err)
 }
 
-// runSequences keeps the sequences of a live direction in step every
+// KeepSequences keeps the sequences of a live direction in step every
 // interval until ctx ends, reconnecting after lost connections.
-func runSequences(ctx context.Context, m *config.Mapping, dir config.Direction, every time.Duration, log *slog.Logger) {
+func KeepSequences(ctx context.Context, m *config.Mapping, dir config.Direction, every time.Duration, log *slog.Logger) {
 	log = log.With("direction", dir.String())
 	for ctx.Err() == nil {
 		from, to, pairs, err := sequencePairs(ctx, m, dir)
