@@ -153,8 +153,8 @@ func TestTableAddedUnderWrites(t *testing.T) {
 	w.waitWrites(t, 200)
 	w.finish(t)
 
-	bridgetest.Eventually(t, e.Tgt, digest(tgtB), bridgetest.Query(t, e.Src, digest(srcB)), nil)
-	bridgetest.Eventually(t, e.Tgt, digest(srcA), bridgetest.Query(t, e.Src, digest(srcA)), nil)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(tgtB), bridgetest.Query(t, e.Src, bridgetest.Digest(srcB)), nil)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(srcA), bridgetest.Query(t, e.Src, bridgetest.Digest(srcA)), nil)
 	if got := entryState(t, e.Tgt, "forward", idOfB); got != "synced" {
 		t.Fatalf("b's entry is %q after its copy, want synced", got)
 	}
@@ -205,19 +205,19 @@ func TestTableRemovedFromMapping(t *testing.T) {
 	m := e.Mapping("removed", entryA+entryB, files)
 	d := e.Daemon(m, false)
 	d.WaitModes(t, "forward live", "reverse armed")
-	bridgetest.Eventually(t, e.Tgt, digest(tgtB), bridgetest.Query(t, e.Src, digest(srcB)), nil)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(tgtB), bridgetest.Query(t, e.Src, bridgetest.Digest(srcB)), nil)
 	d.Stop(t)
 
 	m = e.Mapping("removed", entryA, files)
 	d = e.Daemon(m, false)
 	d.WaitModes(t, "forward live", "reverse armed")
-	before := bridgetest.Query(t, e.Tgt, digest(tgtB))
+	before := bridgetest.Query(t, e.Tgt, bridgetest.Digest(tgtB))
 	// b changes first, then a: once a's change is on the target, b's has
 	// been through the pipeline.
 	pgtest.MustExec(t, e.Src, `UPDATE b SET note = 'gone' WHERE id <= 10; INSERT INTO b VALUES (999999, 1, 'x')`)
 	pgtest.MustExec(t, e.Src, `UPDATE a SET v = 'later' WHERE id = 1`)
 	bridgetest.Eventually(t, e.Tgt, `SELECT v FROM a WHERE id = 1`, "(later)", nil)
-	if got := bridgetest.Query(t, e.Tgt, digest(tgtB)); got != before {
+	if got := bridgetest.Query(t, e.Tgt, bridgetest.Digest(tgtB)); got != before {
 		t.Fatalf("b2 changed after b's entry was removed: %s, was %s", got, before)
 	}
 	if got := bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_publication_tables WHERE tablename = 'b'`); got != "(0)" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,8 +26,6 @@ func backlogRows() int {
 	}
 	return 200_000
 }
-
-const benchTable = `CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2), created timestamptz)`
 
 // insertBacklog commits n rows on the source in transactions of 100 rows,
 // as an application would.
@@ -67,13 +64,13 @@ func waitCount(b *testing.B, conn *pgx.Conn, n int, timeout time.Duration) {
 // insert backlog that piled up while it was stopped, through an identity
 // mapping and through a JavaScript transform.
 func BenchmarkForwardBacklog(b *testing.B) {
-	tuneGC()
+	bridgetest.TuneGC()
 	for _, mode := range []string{"identity", "js"} {
 		b.Run(mode, func(b *testing.B) {
 			n := backlogRows()
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
-				pair := pgtest.NewPair(b, benchTable, benchTable)
+				pair := pgtest.NewPair(b, bridgetest.BenchTable, bridgetest.BenchTable)
 				srcDSN, tgtDSN, src, tgt, dir := pair.SrcDSN, pair.TgtDSN, pair.Src, pair.Tgt, pair.Dir
 				entry := "  - source: items\n    target: items\n"
 				if mode == "js" {
@@ -129,7 +126,7 @@ func BenchmarkSubscriptionBacklog(b *testing.B) {
 	n := backlogRows()
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
-		pair := pgtest.NewPair(b, benchTable+"; CREATE PUBLICATION bench_pub FOR TABLE items", benchTable)
+		pair := pgtest.NewPair(b, bridgetest.BenchTable+"; CREATE PUBLICATION bench_pub FOR TABLE items", bridgetest.BenchTable)
 		srcDSN, src, tgt := pair.SrcDSN, pair.Src, pair.Tgt
 		conninfo := strings.Replace(srcDSN, "postgres://", "postgresql://", 1)
 		pgtest.MustExec(b, tgt, fmt.Sprintf(`CREATE SUBSCRIPTION bench_sub CONNECTION '%s' PUBLICATION bench_pub WITH (copy_data = false, enabled = false)`, conninfo))
@@ -156,13 +153,13 @@ func BenchmarkSubscriptionBacklog(b *testing.B) {
 // same rows as the backlog benchmarks), through an identity mapping and
 // through a JavaScript transform.
 func BenchmarkInitialCopy(b *testing.B) {
-	tuneGC()
+	bridgetest.TuneGC()
 	for _, mode := range []string{"identity", "js"} {
 		b.Run(mode, func(b *testing.B) {
 			n := backlogRows()
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
-				pair := pgtest.NewPair(b, benchTable, benchTable)
+				pair := pgtest.NewPair(b, bridgetest.BenchTable, bridgetest.BenchTable)
 				insertBacklog(b, pair.Src, n)
 				entry := "  - source: items\n    target: items\n"
 				if mode == "js" {
@@ -208,7 +205,7 @@ func BenchmarkSubscriptionCopyData(b *testing.B) {
 	n := backlogRows()
 	var total time.Duration
 	for i := 0; i < b.N; i++ {
-		pair := pgtest.NewPair(b, benchTable+"; CREATE PUBLICATION bench_pub FOR TABLE items", benchTable)
+		pair := pgtest.NewPair(b, bridgetest.BenchTable+"; CREATE PUBLICATION bench_pub FOR TABLE items", bridgetest.BenchTable)
 		insertBacklog(b, pair.Src, n)
 		conninfo := strings.Replace(pair.SrcDSN, "postgres://", "postgresql://", 1)
 		tgt := pair.Tgt
@@ -240,12 +237,4 @@ func BenchmarkSubscriptionCopyData(b *testing.B) {
 	rate := float64(n*b.N) / total.Seconds()
 	b.ReportMetric(rate, "rows/s")
 	fmt.Printf("PostgreSQL subscription copy_data: %d rows in %.2fs = %.0f rows/s\n", n, total.Seconds()/float64(b.N), rate)
-}
-
-// tuneGC sets the garbage collector as `cdcbridge run` does (see
-// cmd/cdcbridge/gc.go), unless GOGC is set.
-func tuneGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 }

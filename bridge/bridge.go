@@ -216,7 +216,7 @@ func (b *backoff) next(limit time.Duration) time.Duration {
 	} else {
 		b.d = min(2*b.d, limit)
 	}
-	return jitter(b.d)
+	return fault.Jitter(b.d)
 }
 
 // setup is what a start of the pipeline resolved.

@@ -31,11 +31,6 @@ const (
 	gotOrders  = `SELECT order_id, amount_cents, state, note FROM orders_v2`
 )
 
-// digest summarises a query's rows so that large tables compare cheaply.
-func digest(sql string) string {
-	return "SELECT count(*), md5(coalesce(string_agg(r::text, ',' ORDER BY r::text), '')) FROM (" + sql + ") r"
-}
-
 // TestInitialCopyUnderWrites preloads 250,000 rows, starts the daemon while
 // a workload writes to the same tables, and requires the target to equal
 // the transformed source exactly: nothing missed or applied twice across
@@ -83,8 +78,8 @@ func TestInitialCopyUnderWrites(t *testing.T) {
 	if writes.Load() < 10 {
 		t.Fatalf("only %d workload transactions ran", writes.Load())
 	}
-	bridgetest.Eventually(t, e.Tgt, digest(gotOrders), bridgetest.Query(t, e.Src, digest(wantOrders)), d)
-	bridgetest.Eventually(t, e.Tgt, digest(`SELECT * FROM "Items"`), bridgetest.Query(t, e.Src, digest(`SELECT * FROM "Items"`)), d)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(gotOrders), bridgetest.Query(t, e.Src, bridgetest.Digest(wantOrders)), d)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(`SELECT * FROM "Items"`), bridgetest.Query(t, e.Src, bridgetest.Digest(`SELECT * FROM "Items"`)), d)
 	if !strings.Contains(d.Logs.String(), "initial copy done") {
 		t.Fatalf("no initial copy was logged:\n%s", d.Logs.String())
 	}

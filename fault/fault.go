@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -79,4 +81,13 @@ func Classify(err error) error {
 		return err
 	}
 	return &FatalError{Err: err}
+}
+
+// Jitter spreads a retry's wait d over [d/2, d], so that restarts (of the
+// two directions, of several daemons) do not march in step.
+func Jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }

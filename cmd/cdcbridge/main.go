@@ -18,6 +18,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/daemon"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/metrics"
@@ -227,9 +228,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	seqGap := gap
 	if gap <= 0 {
-		seqGap = -1 // none; 0 in DaemonOptions means the default
+		seqGap = -1 // none; 0 in daemon.Options means the default
 	}
-	err = bridge.Daemon(ctx, bridge.DaemonOptions{
+	err = daemon.Run(ctx, daemon.Options{
 		Options: bridge.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
 		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap,
 	})

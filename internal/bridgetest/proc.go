@@ -9,6 +9,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/daemon"
 )
 
 // Proc is one direction (Env.Start) or a daemon (Env.Daemon) running in a
@@ -57,7 +58,7 @@ func (e *Env) Daemon(m *config.Mapping, reverse bool) *Proc {
 	p := &Proc{cancel: cancel, done: make(chan error, 1), Logs: &LogSink{}, modes: make(chan string, 16)}
 	log := TextLogger(p.Logs)
 	go func() {
-		p.done <- bridge.Daemon(ctx, bridge.DaemonOptions{
+		p.done <- daemon.Run(ctx, daemon.Options{
 			Options: bridge.Options{Mapping: m, Logger: log, MaxBackoff: time.Second},
 			Reverse: reverse, Quiet: time.Second, Poll: 100 * time.Millisecond, SequenceEvery: 200 * time.Millisecond,
 			Changed: func(dir config.Direction, mode bridge.Mode, _ pglogrepl.LSN) {

@@ -1,4 +1,4 @@
-package bridge_test
+package daemon_test
 
 import (
 	"context"
@@ -49,7 +49,7 @@ func TestPgbenchStory(t *testing.T) {
 `, nil)
 	d := e.Daemon(m, false)
 	d.WaitModes(t, "forward live", "reverse armed")
-	digestRows := digest(pgbenchRows)
+	digestRows := bridgetest.Digest(pgbenchRows)
 	bridgetest.Eventually(t, e.Tgt, digestRows, bridgetest.Query(t, e.Src, digestRows), nil)
 
 	pgbench(t, e.SrcDSN, "-n", "-c", "2", "-t", "300")

@@ -1,4 +1,4 @@
-package bridge_test
+package daemon_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package bridge_test
+package daemon_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/daemon"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
@@ -30,10 +31,10 @@ import (
 // nothing is asserted (the tests check that the daemon comes back, this
 // says how fast). Both databases live on clusters of their own.
 func BenchmarkRecovery(b *testing.B) {
-	tuneGC()
+	bridgetest.TuneGC()
 	sc, tc := pgtest.Get(b, "recovery-source"), pgtest.Get(b, "recovery-target")
 	srcDSN, tgtDSN := sc.NewDB(b), tc.NewDB(b)
-	ddl := benchTable
+	ddl := bridgetest.BenchTable
 	pgtest.MustExec(b, pgtest.Connect(b, srcDSN), ddl)
 	pgtest.MustExec(b, pgtest.Connect(b, tgtDSN), ddl)
 	dir := b.TempDir()
@@ -58,7 +59,7 @@ func BenchmarkRecovery(b *testing.B) {
 		logs = io.MultiWriter(logs, w)
 	}
 	go func() {
-		done <- bridge.Daemon(ctx, bridge.DaemonOptions{Options: bridge.Options{Mapping: m,
+		done <- daemon.Run(ctx, daemon.Options{Options: bridge.Options{Mapping: m,
 			Logger: slog.New(slog.NewTextHandler(logs, nil))}})
 	}()
 	defer func() {
