@@ -11,11 +11,11 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
@@ -246,7 +246,7 @@ func directionStatus(ctx context.Context, m *config.Mapping, dir config.Directio
 // checkpoint: a synced entry that the checkpoint has passed is streaming,
 // though its row says so only from the next start.
 func entryStatuses(m *config.Mapping, dir config.Direction, ck checkpoint.State, rows map[string]checkpoint.Entry) []EntryStatus {
-	ids := bridge.EntryIDs(m, dir)
+	ids := pipeline.EntryIDs(m, dir)
 	var out []EntryStatus
 	for _, id := range ids {
 		r, ok := rows[id]

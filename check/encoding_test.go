@@ -9,12 +9,12 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 // encodedDB creates a database with the given encoding on cluster c (a C
@@ -151,7 +151,7 @@ func TestCheckEncodings(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			logs := &bridgetest.LogSink{}
-			err := bridge.Run(ctx, bridge.Options{Mapping: m, Direction: config.Forward, Logger: bridgetest.TextLogger(logs), MaxBackoff: time.Second})
+			err := pipeline.Run(ctx, pipeline.Options{Mapping: m, Direction: config.Forward, Logger: bridgetest.TextLogger(logs), MaxBackoff: time.Second})
 			if err == nil || !strings.Contains(err.Error(), `invalid byte sequence for encoding "UTF8": 0xe9`) {
 				t.Fatalf("the daemon ended with %v; want it stopped by the byte that is not UTF8\n%s", err, logs.String())
 			}

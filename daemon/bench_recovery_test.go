@@ -16,11 +16,11 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/daemon"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 // BenchmarkRecovery measures what a fault of either database costs the
@@ -59,7 +59,7 @@ func BenchmarkRecovery(b *testing.B) {
 		logs = io.MultiWriter(logs, w)
 	}
 	go func() {
-		done <- daemon.Run(ctx, daemon.Options{Options: bridge.Options{Mapping: m,
+		done <- daemon.Run(ctx, daemon.Options{Options: pipeline.Options{Mapping: m,
 			Logger: slog.New(slog.NewTextHandler(logs, nil))}})
 	}()
 	defer func() {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
@@ -19,13 +18,14 @@ import (
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 // Options configures Run.
 type Options struct {
 	// Options are the settings every pipeline shares; Direction and Mode
 	// are set by the daemon.
-	bridge.Options
+	pipeline.Options
 	// Reverse asks for the reverse direction to be live. On a mapping that
 	// has never flipped it makes reverse the live direction; after a flip
 	// it must agree with the recorded one.
@@ -47,7 +47,7 @@ type Options struct {
 	SequenceEvery time.Duration
 	// Changed, if set, is called whenever a pipeline starts, with its
 	// direction, mode and starting LSN.
-	Changed func(dir config.Direction, mode bridge.Mode, start pglogrepl.LSN)
+	Changed func(dir config.Direction, mode pipeline.Mode, start pglogrepl.LSN)
 }
 
 // withDefaults fills in the defaults documented on Options.
@@ -116,8 +116,8 @@ type daemon struct {
 	link *stateLink
 	// ctx is Run's: every pipeline runs under a context derived from it.
 	ctx context.Context
-	// run runs one pipeline (bridge.Run; a fake in unit tests).
-	run func(context.Context, bridge.Options) error
+	// run runs one pipeline (pipeline.Run; a fake in unit tests).
+	run func(context.Context, pipeline.Options) error
 	// live is the direction live in the state, as this daemon follows it.
 	live config.Direction
 
@@ -131,7 +131,7 @@ func newDaemon(ctx context.Context, o Options) *daemon {
 	return &daemon{
 		o: o, m: o.Mapping, log: o.Logger.With("component", "daemon"),
 		link: &stateLink{m: o.Mapping, wait: o.LockWait},
-		ctx:  ctx, run: bridge.Run,
+		ctx:  ctx, run: pipeline.Run,
 		pipes: map[config.Direction]*runner{},
 	}
 }
@@ -139,7 +139,7 @@ func newDaemon(ctx context.Context, o Options) *daemon {
 // runner is one running pipeline.
 type runner struct {
 	dir         config.Direction
-	mode        bridge.Mode
+	mode        pipeline.Mode
 	cancel      context.CancelFunc
 	done        chan error
 	lastApplied atomic.Int64 // unix nanos
@@ -200,12 +200,12 @@ func (d *daemon) open(ctx context.Context) (control.State, error) {
 // the state says so, or else armed.
 func (d *daemon) startPipelines(st control.State) {
 	other := d.live.Opposite()
-	d.start(d.live, bridge.Live)
+	d.start(d.live, pipeline.Live)
 	if st.Mode(other) == control.Draining {
-		d.start(other, bridge.Live)
+		d.start(other, pipeline.Live)
 		d.syncSequences(other)
 	} else {
-		d.start(other, bridge.Armed)
+		d.start(other, pipeline.Armed)
 		d.syncSequences(d.live)
 	}
 }
@@ -291,7 +291,7 @@ func (d *daemon) drain(ctx context.Context, conn control.DB, st control.State) e
 	}
 	dir := st.Draining
 	p := d.pipe(dir)
-	if p == nil || p.mode != bridge.Live || time.Since(time.Unix(0, p.lastApplied.Load())) < d.o.Quiet {
+	if p == nil || p.mode != pipeline.Live || time.Since(time.Unix(0, p.lastApplied.Load())) < d.o.Quiet {
 		return nil
 	}
 	d.log.Info("the side that was live has been quiet; arming its direction", "direction", dir.String(), "quiet", d.o.Quiet.String())
@@ -302,7 +302,7 @@ func (d *daemon) drain(ctx context.Context, conn control.DB, st control.State) e
 	if err := control.DrainDone(ctx, conn, d.m.Name, dir); err != nil {
 		return err
 	}
-	d.start(dir, bridge.Armed)
+	d.start(dir, pipeline.Armed)
 	d.syncSequences(d.live)
 	return nil
 }
@@ -316,7 +316,7 @@ func (d *daemon) follow(to config.Direction) (done bool, err error) {
 		return true, err
 	}
 	d.live = to
-	d.start(to, bridge.Live)
+	d.start(to, pipeline.Live)
 	d.syncSequences(to.Opposite())
 	return false, nil
 }
@@ -358,17 +358,17 @@ func (d *daemon) flip(ctx context.Context, conn control.DB, st control.State) (d
 	}
 	if !res.OK {
 		d.log.Warn("flip refused", "reason", res.Message)
-		d.start(to, bridge.Armed)
+		d.start(to, pipeline.Armed)
 		return false, nil
 	}
 	failpoint.Hit("flip-recorded")
 	d.live = to
-	d.start(to, bridge.Live)
-	if old := d.pipe(to.Opposite()); old != nil && old.mode == bridge.Live {
+	d.start(to, pipeline.Live)
+	if old := d.pipe(to.Opposite()); old != nil && old.mode == pipeline.Live {
 		old.lastApplied.Store(time.Now().UnixNano())
 	} else {
 		d.stop(to.Opposite())
-		d.start(to.Opposite(), bridge.Live)
+		d.start(to.Opposite(), pipeline.Live)
 	}
 	d.syncSequences(to.Opposite())
 	return false, nil
@@ -382,16 +382,16 @@ func (d *daemon) pipe(dir config.Direction) *runner {
 }
 
 // start starts the pipeline of dir in mode. A live pipeline of the
-// direction that is not live drains (bridge.Options.Draining).
-func (d *daemon) start(dir config.Direction, mode bridge.Mode) *runner {
+// direction that is not live drains (pipeline.Options.Draining).
+func (d *daemon) start(dir config.Direction, mode pipeline.Mode) *runner {
 	pctx, cancel := context.WithCancel(d.ctx)
 	p := &runner{dir: dir, mode: mode, cancel: cancel, done: make(chan error, 1), started: time.Now()}
 	p.lastApplied.Store(time.Now().UnixNano())
 	po := d.o.Options
 	po.Direction, po.Mode = dir, mode
-	po.Draining = mode == bridge.Live && dir != d.live
+	po.Draining = mode == pipeline.Live && dir != d.live
 	po.Applied = func(time.Time) { p.lastApplied.Store(time.Now().UnixNano()) }
-	if mode == bridge.Armed {
+	if mode == pipeline.Armed {
 		po.Foreign = func(fw control.ForeignWrites) {
 			d.foreign.set(dir, fw)
 			if d.o.Metrics != nil {

@@ -12,21 +12,21 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
-// fakeRuns stands in for bridge.Run: it records the options of every
+// fakeRuns stands in for pipeline.Run: it records the options of every
 // pipeline started and runs until its context ends, or returns at once
 // with the error set for its direction.
 type fakeRuns struct {
 	mu      sync.Mutex
-	started []bridge.Options
+	started []pipeline.Options
 	fail    map[config.Direction]error
 }
 
-func (f *fakeRuns) run(ctx context.Context, o bridge.Options) error {
+func (f *fakeRuns) run(ctx context.Context, o pipeline.Options) error {
 	f.mu.Lock()
 	f.started = append(f.started, o)
 	err, fails := f.fail[o.Direction]
@@ -38,7 +38,7 @@ func (f *fakeRuns) run(ctx context.Context, o bridge.Options) error {
 	return nil
 }
 
-func (f *fakeRuns) last(dir config.Direction) bridge.Options {
+func (f *fakeRuns) last(dir config.Direction) pipeline.Options {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := len(f.started) - 1; i >= 0; i-- {
@@ -46,14 +46,14 @@ func (f *fakeRuns) last(dir config.Direction) bridge.Options {
 			return f.started[i]
 		}
 	}
-	return bridge.Options{}
+	return pipeline.Options{}
 }
 
 func testDaemon(t *testing.T, live config.Direction, f *fakeRuns) *daemon {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &config.Mapping{Name: "shop"}
-	d := newDaemon(ctx, Options{Options: bridge.Options{Mapping: m, Logger: slog.New(slog.DiscardHandler)}, SequenceEvery: -1}.withDefaults())
+	d := newDaemon(ctx, Options{Options: pipeline.Options{Mapping: m, Logger: slog.New(slog.DiscardHandler)}, SequenceEvery: -1}.withDefaults())
 	d.run = f.run
 	d.live = live
 	t.Cleanup(func() {
@@ -69,28 +69,28 @@ func TestStartPipelines(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		st    control.State
-		other bridge.Mode
+		other pipeline.Mode
 		drain bool
 	}{
-		{"armed", control.State{Live: config.Reverse}, bridge.Armed, false},
-		{"draining", control.State{Live: config.Reverse, Drains: true, Draining: config.Forward}, bridge.Live, true},
+		{"armed", control.State{Live: config.Reverse}, pipeline.Armed, false},
+		{"draining", control.State{Live: config.Reverse, Drains: true, Draining: config.Forward}, pipeline.Live, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := &fakeRuns{}
 			d := testDaemon(t, config.Reverse, f)
 			d.startPipelines(c.st)
-			if p := d.pipe(config.Reverse); p == nil || p.mode != bridge.Live {
+			if p := d.pipe(config.Reverse); p == nil || p.mode != pipeline.Live {
 				t.Fatalf("the live direction runs %v", p)
 			}
 			if p := d.pipe(config.Forward); p == nil || p.mode != c.other {
 				t.Fatalf("the other direction runs %+v, want mode %s", p, c.other)
 			}
 			waitStarted(t, f, 2)
-			if o := f.last(config.Reverse); o.Mode != bridge.Live || o.Draining || o.Foreign != nil {
+			if o := f.last(config.Reverse); o.Mode != pipeline.Live || o.Draining || o.Foreign != nil {
 				t.Errorf("live direction started with %+v", o)
 			}
 			o := f.last(config.Forward)
-			if o.Mode != c.other || o.Draining != c.drain || (o.Foreign != nil) != (c.other == bridge.Armed) {
+			if o.Mode != c.other || o.Draining != c.drain || (o.Foreign != nil) != (c.other == pipeline.Armed) {
 				t.Errorf("other direction started with mode %s, draining %v, foreign callback %v", o.Mode, o.Draining, o.Foreign != nil)
 			}
 			if o.LockWait != 15*time.Second {
@@ -165,7 +165,7 @@ func TestDrainArmsWhenQuiet(t *testing.T) {
 	st := control.State{Live: config.Reverse, Drains: true, Draining: config.Forward}
 	d.startPipelines(st)
 	db := &fakeDB{}
-	if err := d.drain(context.Background(), db, st); err != nil || len(db.sql) != 0 || d.pipe(config.Forward).mode != bridge.Live {
+	if err := d.drain(context.Background(), db, st); err != nil || len(db.sql) != 0 || d.pipe(config.Forward).mode != pipeline.Live {
 		t.Fatalf("a side that is not quiet: drain = %v, statements %q", err, db.sql)
 	}
 	d.pipe(config.Forward).lastApplied.Store(time.Now().Add(-2 * time.Hour).UnixNano())
@@ -175,7 +175,7 @@ func TestDrainArmsWhenQuiet(t *testing.T) {
 	if len(db.sql) != 1 || !strings.Contains(db.sql[0], "draining = NULL") {
 		t.Fatalf("the drain was not recorded: %q", db.sql)
 	}
-	if p := d.pipe(config.Forward); p == nil || p.mode != bridge.Armed {
+	if p := d.pipe(config.Forward); p == nil || p.mode != pipeline.Armed {
 		t.Fatalf("the quiet direction runs %+v, want armed", p)
 	}
 }

@@ -15,13 +15,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/daemon"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/metrics"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 // Exit codes.
@@ -231,7 +231,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		seqGap = -1 // none; 0 in daemon.Options means the default
 	}
 	err = daemon.Run(ctx, daemon.Options{
-		Options: bridge.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
+		Options: pipeline.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
 		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap,
 	})
 	if err != nil {

@@ -7,9 +7,9 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/daemon"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 // Proc is one direction (Env.Start) or a daemon (Env.Daemon) running in a
@@ -31,7 +31,7 @@ func (e *Env) Start(m *config.Mapping, dir config.Direction) *Proc {
 	log := TextLogger(p.Logs)
 	started := make(chan struct{}, 1)
 	go func() {
-		p.done <- bridge.Run(ctx, bridge.Options{Mapping: m, Direction: dir, Logger: log, MaxBackoff: time.Second,
+		p.done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, Direction: dir, Logger: log, MaxBackoff: time.Second,
 			Started: func(_ pglogrepl.LSN) {
 				select {
 				case started <- struct{}{}:
@@ -59,9 +59,9 @@ func (e *Env) Daemon(m *config.Mapping, reverse bool) *Proc {
 	log := TextLogger(p.Logs)
 	go func() {
 		p.done <- daemon.Run(ctx, daemon.Options{
-			Options: bridge.Options{Mapping: m, Logger: log, MaxBackoff: time.Second},
+			Options: pipeline.Options{Mapping: m, Logger: log, MaxBackoff: time.Second},
 			Reverse: reverse, Quiet: time.Second, Poll: 100 * time.Millisecond, SequenceEvery: 200 * time.Millisecond,
-			Changed: func(dir config.Direction, mode bridge.Mode, _ pglogrepl.LSN) {
+			Changed: func(dir config.Direction, mode pipeline.Mode, _ pglogrepl.LSN) {
 				select {
 				case p.modes <- dir.String() + " " + mode.String():
 				default:

@@ -1,4 +1,4 @@
-package bridge_test
+package pipeline_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/admin"
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 const (
@@ -277,7 +277,7 @@ func TestBackfillFailureStops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var logs bridgetest.LogSink
-	err := bridge.Run(ctx, bridge.Options{Mapping: m, Logger: bridgetest.TextLogger(&logs), MaxBackoff: time.Second})
+	err := pipeline.Run(ctx, pipeline.Options{Mapping: m, Logger: bridgetest.TextLogger(&logs), MaxBackoff: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "tables[1] (public.b -> public.b2)") || !strings.Contains(err.Error(), "b2_n_times_ten_check") {
 		t.Fatalf("Run = %v; want an error naming the entry and the constraint\n%s", err, logs.String())
 	}

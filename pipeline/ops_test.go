@@ -1,4 +1,4 @@
-package bridge_test
+package pipeline_test
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 const ordersJS = `
@@ -156,7 +156,7 @@ func TestRefusals(t *testing.T) {
 	bridgetest.Eventually(t, e.Tgt, "SELECT * FROM a", "(1)", d)
 
 	// A second daemon on the same mapping and direction is refused.
-	err := bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward, LockWait: 300 * time.Millisecond})
+	err := pipeline.Run(context.Background(), pipeline.Options{Mapping: m, Direction: config.Forward, LockWait: 300 * time.Millisecond})
 	if !errors.Is(err, checkpoint.ErrLocked) {
 		t.Fatalf("a second daemon: %v, want ErrLocked", err)
 	}
@@ -164,14 +164,14 @@ func TestRefusals(t *testing.T) {
 
 	// A slot ahead of the checkpoint is refused with the reason.
 	pgtest.MustExec(t, e.Tgt, `UPDATE cdcbridge.checkpoint SET lsn = '0/10' WHERE name = 'refuse'`)
-	err = bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward})
+	err = pipeline.Run(context.Background(), pipeline.Options{Mapping: m, Direction: config.Forward})
 	var ref *checkpoint.RefusalError
 	if !errors.As(err, &ref) || !strings.Contains(err.Error(), "but the checkpoint on the target is at 0/10") {
 		t.Fatalf("slot ahead of the checkpoint: %v", err)
 	}
 	// So is a missing slot.
 	pgtest.MustExec(t, e.Src, `SELECT pg_drop_replication_slot('cdcbridge_refuse_forward')`)
-	err = bridge.Run(context.Background(), bridge.Options{Mapping: m, Direction: config.Forward})
+	err = pipeline.Run(context.Background(), pipeline.Options{Mapping: m, Direction: config.Forward})
 	if !errors.As(err, &ref) || !strings.Contains(err.Error(), "is missing") {
 		t.Fatalf("missing slot: %v", err)
 	}

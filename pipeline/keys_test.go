@@ -1,4 +1,4 @@
-package bridge_test
+package pipeline_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package bridge_test
+package pipeline_test
 
 import (
 	"context"
@@ -13,10 +13,10 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 // backlogRows is the size of the insert backlog; BENCH_ROWS overrides it.
@@ -90,7 +90,7 @@ func BenchmarkForwardBacklog(b *testing.B) {
 					done := make(chan error, 1)
 					started := make(chan struct{})
 					go func() {
-						done <- bridge.Run(ctx, bridge.Options{Mapping: m, Logger: log, Started: func(_ pglogrepl.LSN) { close(started) }})
+						done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, Logger: log, Started: func(_ pglogrepl.LSN) { close(started) }})
 					}()
 					select {
 					case <-started:
@@ -178,7 +178,7 @@ func BenchmarkInitialCopy(b *testing.B) {
 				t0 := time.Now()
 				started := make(chan struct{})
 				go func() {
-					done <- bridge.Run(ctx, bridge.Options{Mapping: m, Logger: slog.New(slog.NewTextHandler(&bridgetest.LogSink{}, nil)),
+					done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, Logger: slog.New(slog.NewTextHandler(&bridgetest.LogSink{}, nil)),
 						Started: func(_ pglogrepl.LSN) { close(started) }})
 				}()
 				select {

@@ -1,4 +1,4 @@
-package bridge_test
+package pipeline_test
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 const (
@@ -90,7 +90,7 @@ func TestInitialCopyNeedsEmptyTargets(t *testing.T) {
 	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1)`,
 		`CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (7)`)
 	m := e.Mapping("full", "  - source: a\n    target: a\n", nil)
-	err := bridge.Run(context.Background(), bridge.Options{Mapping: m})
+	err := pipeline.Run(context.Background(), pipeline.Options{Mapping: m})
 	var ce *finding.ConfigError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `target table "public"."a": holds rows`) || !strings.Contains(err.Error(), "--skip-copy") {
 		t.Fatalf("err = %v", err)
@@ -103,7 +103,7 @@ func TestInitialCopyNeedsEmptyTargets(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- bridge.Run(ctx, bridge.Options{Mapping: m, SkipCopy: true, Logger: bridgetest.Logger()})
+		done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, SkipCopy: true, Logger: bridgetest.Logger()})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
@@ -132,7 +132,7 @@ func TestInsertMeetsRowOnTarget(t *testing.T) {
 	done := make(chan error, 1)
 	logs := &bridgetest.LogSink{}
 	go func() {
-		done <- bridge.Run(ctx, bridge.Options{Mapping: m, SkipCopy: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, SkipCopy: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
