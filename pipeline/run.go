@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/catalog"
@@ -168,83 +169,69 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 
 	// Stages: stream -> events -> transform -> outs -> apply. The stream
-	// never closes events; this function does once the stream has returned,
+	// never closes events; its goroutine does once the stream has returned,
 	// and the transform stage closes outs, so on shutdown the applier drains
 	// what arrived, commits the complete transactions and rolls back a
-	// partial one.
+	// partial one. The applier and the transform stage run under a context
+	// that outlives ctx (a stop must not cut a transaction in half); the
+	// stream and the copy under one that ends with ctx. The first error of
+	// any goroutine ends both, and Wait returns it once all have returned.
 	events := make(chan change.Event, 1024)
 	outs := make(chan change.Event, 1024)
-	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelApply()
+	g, applyCtx := errgroup.WithContext(context.WithoutCancel(ctx))
 	streamCtx, cancelStream := context.WithCancel(ctx)
 	defer cancelStream()
+	defer context.AfterFunc(applyCtx, cancelStream)()
 
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	fail := func(err error) {
-		if err == nil {
-			return
-		}
-		errOnce.Do(func() { firstErr = err })
-		cancelStream()
-		cancelApply()
-	}
 	if bf != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			// A stop abandons the copy (run then returns ctx.Err()): the
 			// next start does it again.
 			if err := bf.run(streamCtx); err != nil {
 				if !errors.Is(err, context.Canceled) {
-					fail(fault.Classify(err))
+					return fault.Classify(err)
 				}
-				return
+				return nil
 			}
 			if o.Health != nil {
 				o.Health.SetReady(true)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Add(4)
-	go func() {
-		defer wg.Done()
+	g.Go(func() error {
 		defer close(events)
 		err := stream.Run(streamCtx, s.start, events, applier.Flushed)
 		if streamCtx.Err() == nil {
-			fail(fault.Classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err))))
+			return fault.Classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err)))
 		}
-	}()
-	go func() {
-		defer wg.Done()
+		return nil
+	})
+	g.Go(func() error {
 		defer close(outs)
 		if o.Mode == Armed {
-			fail(holdStage(applyCtx, o, events, outs))
-			return
+			return holdStage(applyCtx, o, events, outs)
 		}
-		fail(transformStage(applyCtx, o, mappers, gate, events, outs))
-	}()
-	go func() {
-		defer wg.Done()
+		return transformStage(applyCtx, o, mappers, gate, events, outs)
+	})
+	g.Go(func() error {
+		// The applier has stopped: nothing more can be applied, so the
+		// stream stops too (it may be blocked sending to a full channel).
+		defer cancelStream()
 		err := applier.Run(applyCtx, outs)
 		if err != nil && o.rereads.first(err) {
 			err = &staleCatalog{Err: err}
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
-			fail(fault.Classify(writeDSN.Redact(err)))
+			return fault.Classify(writeDSN.Redact(err))
 		}
-		// The applier has stopped: nothing more can be applied, so the
-		// stream stops too (it may be blocked sending to a full channel).
-		cancelStream()
-	}()
-	go func() {
-		defer wg.Done()
+		return nil
+	})
+	g.Go(func() error {
 		monitor(streamCtx, o, s.read, slot, applier)
-	}()
-	wg.Wait()
+		return nil
+	})
+	firstErr := g.Wait()
 	if applier.Flushed() > s.start {
 		o.report.applied.Store(true)
 	}

@@ -6,4 +6,4 @@
 # 200000); BENCH_LOG=file keeps the recovery run's daemon logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go test ./bridge -run '^$' -bench 'Backlog|Copy|Recovery' -benchtime 1x -count "${BENCH_COUNT:-1}" | grep -E 'rows/s|recovery after|^ok|FAIL'
+go test ./pipeline ./daemon -run '^$' -bench 'Backlog|Copy|Recovery' -benchtime 1x -count "${BENCH_COUNT:-1}" | grep -E 'rows/s|recovery after|^ok|FAIL'
