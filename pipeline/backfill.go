@@ -14,7 +14,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
-	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/snapshot"
@@ -74,7 +73,7 @@ func planEntries(ctx context.Context, o Options, s *setup, start pglogrepl.LSN, 
 	ids := EntryIDs(m, dir)
 	rows, err := checkpoint.LoadEntries(ctx, s.write, m.Name, dir.String())
 	if err != nil {
-		return nil, fault.Classify(err)
+		return nil, classify(err)
 	}
 	plan := &entryPlan{from: map[string]pglogrepl.LSN{}}
 	var removed, streaming []string
@@ -112,7 +111,7 @@ func planEntries(ctx context.Context, o Options, s *setup, start pglogrepl.LSN, 
 		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, start, streaming...)
 	})
 	if err != nil {
-		return nil, fault.Classify(err)
+		return nil, classify(err)
 	}
 	for _, id := range removed {
 		log.Info("an entry is no longer in the mapping; its changes are no longer applied", "entry", id)
@@ -162,7 +161,7 @@ func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, 
 	var err error
 	b.slot, err = replication.CreateTemporarySlot(ctx, readDSN.ConnString(), m.SlotName(dir)+"_sync")
 	if err != nil {
-		return nil, fault.Classify(readDSN.Redact(err))
+		return nil, classify(readDSN.Redact(err))
 	}
 	for _, i := range plan.add {
 		plan.from[m.Tables[i].Name()] = b.slot.ConsistentPoint
@@ -172,7 +171,7 @@ func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, 
 	})
 	if err != nil {
 		b.close()
-		return nil, fault.Classify(err)
+		return nil, classify(err)
 	}
 	b.log.Info("copying the entries new to the mapping while the others stream", "entries", strings.Join(b.ids, ", "),
 		"lsn", b.slot.ConsistentPoint.String())

@@ -16,7 +16,7 @@
 // transaction in half. The first stage error stops the others; every
 // goroutine is waited for.
 //
-// Run restarts a start after a retryable error (see fault.Retryable) from
+// Run restarts a start after a retryable error (see Retryable) from
 // the checkpoint, with a capped, jittered backoff, and at once after an
 // insert met a row already on the target (its table's inserts become
 // upserts) or a change did not fit the tables as they were read (the

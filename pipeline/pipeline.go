@@ -129,7 +129,7 @@ func Run(ctx context.Context, o Options) error {
 				"error", stale.Err.Error())
 			continue
 		}
-		if !fault.Retryable(err) {
+		if !Retryable(err) {
 			return err
 		}
 		wait.ran(o.report)

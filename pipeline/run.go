@@ -94,10 +94,10 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	s.readCat, s.writeCat, s.mapper = resolved.ReadCat, resolved.WriteCat, resolved.Mapper
 	slot, pub := m.SlotName(dir), m.PublicationName(dir)
 	if err := replication.EnsurePublication(ctx, s.read, pub, m.SourceTables(dir)); err != nil {
-		return fault.Classify(err)
+		return classify(err)
 	}
 	if err := checkpoint.Ensure(ctx, s.write); err != nil {
-		return fault.Classify(err)
+		return classify(err)
 	}
 	if s.start, err = resume(ctx, o, s, readDSN, writeDSN, slot, log); err != nil {
 		return err
@@ -141,7 +141,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		},
 	}, s.start)
 	if err := applier.Prepare(ctx); err != nil {
-		return fault.Classify(err)
+		return classify(err)
 	}
 	stream := replication.NewStream(replication.StreamConfig{
 		ConnString:  readDSN.ConnString(),
@@ -189,7 +189,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			// next start does it again.
 			if err := bf.run(streamCtx); err != nil {
 				if !errors.Is(err, context.Canceled) {
-					return fault.Classify(err)
+					return classify(err)
 				}
 				return nil
 			}
@@ -203,7 +203,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		defer close(events)
 		err := stream.Run(streamCtx, s.start, events, applier.Flushed)
 		if streamCtx.Err() == nil {
-			return fault.Classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err)))
+			return classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err)))
 		}
 		return nil
 	})
@@ -223,7 +223,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			err = &staleCatalog{Err: err}
 		}
 		if err != nil && !errors.Is(err, context.Canceled) {
-			return fault.Classify(writeDSN.Redact(err))
+			return classify(writeDSN.Redact(err))
 		}
 		return nil
 	})

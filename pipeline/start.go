@@ -31,11 +31,11 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 	m, dir := o.Mapping, o.Direction
 	sysid, err := replication.SystemID(ctx, s.read)
 	if err != nil {
-		return 0, fault.Classify(err)
+		return 0, classify(err)
 	}
 	info, err := replication.InspectSlot(ctx, s.read, slot)
 	if err != nil {
-		return 0, fault.Classify(err)
+		return 0, classify(err)
 	}
 	if info.Active {
 		return 0, &fault.RetryableError{Err: fmt.Errorf("the replication slot %s is in use by process %d (a previous connection not yet gone, or another daemon)", slot, info.ActivePID)}
@@ -46,7 +46,7 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 		// copy starts over, from empty tables (they were empty when it began).
 		log.Warn("the initial copy was interrupted; emptying the tables it wrote and starting it over")
 		if err := discardCopy(ctx, m, dir, s.write); err != nil {
-			return 0, fault.Classify(err)
+			return 0, classify(err)
 		}
 		err = checkpoint.ErrNone
 	}
@@ -54,7 +54,7 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 		return firstStart(ctx, o, s, readDSN, writeDSN, slot, sysid, info.Exists, log)
 	}
 	if err != nil {
-		return 0, fault.Classify(err)
+		return 0, classify(err)
 	}
 	start, err := checkpoint.Resume(st, checkpoint.Slot{Exists: info.Exists, ConfirmedFlushLSN: info.ConfirmedFlushLSN, WALStatus: info.WALStatus, Active: info.Active, ActivePID: info.ActivePID}, sysid)
 	if err != nil {
@@ -84,12 +84,12 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	}
 	if slotExists {
 		if err := replication.DropSlot(ctx, s.read, slot); err != nil {
-			return 0, fault.Classify(err)
+			return 0, classify(err)
 		}
 	}
 	created, err := replication.CreateSlot(ctx, readDSN.ConnString(), slot, copying)
 	if err != nil {
-		return 0, fault.Classify(readDSN.Redact(err))
+		return 0, classify(readDSN.Redact(err))
 	}
 	// The exported snapshot lives as long as the slot's connection.
 	defer created.Close(context.WithoutCancel(ctx))
@@ -106,7 +106,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, created.ConsistentPoint, EntryIDs(m, dir)...)
 	})
 	if err != nil {
-		return 0, fault.Classify(err)
+		return 0, classify(err)
 	}
 	log.Info("created the replication slot", "slot", slot, "lsn", created.ConsistentPoint.String(), "initial_copy", copying)
 	if !copying {
@@ -135,7 +135,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		Logger: o.Logger,
 	})
 	if err != nil {
-		return 0, fault.Classify(m.Redact(err))
+		return 0, classify(m.Redact(err))
 	}
 	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
 		if err := checkpoint.FinishCopy(ctx, tx, m.Name, dirName); err != nil {
@@ -144,7 +144,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		return checkpoint.SetEntries(ctx, tx, m.Name, dirName, checkpoint.Synced, created.ConsistentPoint, EntryIDs(m, dir)...)
 	})
 	if err != nil {
-		return 0, fault.Classify(err)
+		return 0, classify(err)
 	}
 	rate := float64(st.Rows) / max(st.Took.Seconds(), 1e-9)
 	log.Info("initial copy done; streaming from the slot's consistent point", "rows", st.Rows, "written", st.Written,
@@ -171,7 +171,7 @@ func requireEmpty(ctx context.Context, tables []change.Table, conn *pgx.Conn, si
 	for _, t := range tables {
 		var has bool
 		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+t.String()+")").Scan(&has); err != nil {
-			return fault.Classify(fmt.Errorf("checking that %s is empty: %w", t, err))
+			return classify(fmt.Errorf("checking that %s is empty: %w", t, err))
 		}
 		if has {
 			fs = append(fs, finding.Finding{Where: side + " table " + t.String(),
