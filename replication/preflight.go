@@ -8,24 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/finding"
 )
-
-// Problem is one reason the bridge cannot read a database, with its fix.
-type Problem struct {
-	// Table is the table concerned; the zero Table for a problem of the
-	// server, role or database.
-	Table   change.Table
-	Message string
-	// Fix says what to run or change, with the identifiers quoted.
-	Fix string
-}
-
-func (p Problem) String() string {
-	if p.Fix == "" {
-		return p.Message
-	}
-	return p.Message + " (fix: " + p.Fix + ")"
-}
 
 // PreflightOption tells Preflight more about what the bridge will use.
 type PreflightOption func(*preflight)
@@ -50,7 +34,9 @@ type preflight struct {
 
 // Preflight checks what reading tables through logical replication needs
 // from the server, the role and the tables, and returns every problem found
-// (none: nil). It changes nothing. Failing queries are reported as problems
+// (none: nil), each a finding that did not pass, with its Table (the zero
+// Table for the server, role or database) and its fix; Where is left to
+// the caller, which knows which side it connected to. It changes nothing. Failing queries are reported as problems
 // too, so the result is always complete as far as it could see:
 //
 //   - wal_level is logical;
@@ -64,14 +50,14 @@ type preflight struct {
 // A table without a replica identity is no problem for reading: its inserts
 // are replicated, and the source itself rejects its updates and deletes
 // while it is published (see ReplicaIdentityWarning).
-func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts ...PreflightOption) []Problem {
+func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts ...PreflightOption) []finding.Finding {
 	var cfg preflight
 	for _, o := range opts {
 		o(&cfg)
 	}
-	var probs []Problem
+	var probs []finding.Finding
 	add := func(t change.Table, fix, format string, args ...any) {
-		probs = append(probs, Problem{Table: t, Message: fmt.Sprintf(format, args...), Fix: fix})
+		probs = append(probs, finding.Finding{Table: t, Message: fmt.Sprintf(format, args...), Fix: fix})
 	}
 	none := change.Table{}
 	for _, n := range []struct{ kind, name string }{{"publication", cfg.publication}, {"slot", cfg.slot}} {
@@ -204,11 +190,11 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 }
 
 // walLevelProblem classifies the server's wal_level.
-func walLevelProblem(level string) *Problem {
+func walLevelProblem(level string) *finding.Finding {
 	if level == "logical" {
 		return nil
 	}
-	return &Problem{
+	return &finding.Finding{
 		Message: fmt.Sprintf("wal_level is %q: logical replication needs wal_level = logical", level),
 		Fix:     "ALTER SYSTEM SET wal_level = logical and restart the server",
 	}
@@ -220,9 +206,9 @@ func walLevelProblem(level string) *Problem {
 // the table is published, it rejects them ("cannot update table ...
 // because it does not have a replica identity and publishes updates"), so
 // only its inserts are replicated. That is all an insert-only table (an
-// audit log, pgbench_history) needs, so it is a warning, not a problem. nil
-// when the table has a replica identity.
-func ReplicaIdentityWarning(t change.Table, relreplident byte, hasPK, hasIdentityIndex bool) *Problem {
+// audit log, pgbench_history) needs, so it is a warning (OK and Warn), not
+// a problem. nil when the table has a replica identity.
+func ReplicaIdentityWarning(t change.Table, relreplident byte, hasPK, hasIdentityIndex bool) *finding.Finding {
 	fix := "if it takes updates or deletes: ALTER TABLE " + t.String() + " REPLICA IDENTITY FULL, or give it a primary key " +
 		"(or REPLICA IDENTITY USING INDEX on a unique index of NOT NULL columns)"
 	const consequence = "while it is published, the source rejects its updates and deletes, and only its inserts are replicated"
@@ -231,16 +217,16 @@ func ReplicaIdentityWarning(t change.Table, relreplident byte, hasPK, hasIdentit
 		if hasPK {
 			return nil
 		}
-		return &Problem{Table: t, Fix: fix,
+		return &finding.Finding{Table: t, OK: true, Warn: true, Fix: fix,
 			Message: fmt.Sprintf("table %s has no primary key and REPLICA IDENTITY DEFAULT: %s", t, consequence)}
 	case 'n':
-		return &Problem{Table: t, Fix: fix,
+		return &finding.Finding{Table: t, OK: true, Warn: true, Fix: fix,
 			Message: fmt.Sprintf("table %s has REPLICA IDENTITY NOTHING: %s", t, consequence)}
 	case 'i':
 		if hasIdentityIndex {
 			return nil
 		}
-		return &Problem{Table: t, Fix: fix,
+		return &finding.Finding{Table: t, OK: true, Warn: true, Fix: fix,
 			Message: fmt.Sprintf("table %s has REPLICA IDENTITY USING INDEX, but the index is gone: %s", t, consequence)}
 	}
 	return nil

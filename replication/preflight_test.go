@@ -6,9 +6,10 @@ import (
 	"testing"
 
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/finding"
 )
 
-func problemsText(ps []Problem) string {
+func problemsText(ps []finding.Finding) string {
 	var b strings.Builder
 	for _, p := range ps {
 		fmt.Fprintf(&b, "\n  [%s] %s", p.Table, p)
@@ -18,8 +19,8 @@ func problemsText(ps []Problem) string {
 
 // findProblem returns the problems about table (zero: global) whose message
 // contains substr.
-func findProblem(ps []Problem, table change.Table, substr string) []Problem {
-	var out []Problem
+func findProblem(ps []finding.Finding, table change.Table, substr string) []finding.Finding {
+	var out []finding.Finding
 	for _, p := range ps {
 		if p.Table == table && strings.Contains(p.Message, substr) {
 			out = append(out, p)

@@ -15,5 +15,5 @@ cd "$(dirname "$0")/.."
 go test ./bench -run '^$' -bench "${BENCH_ONLY:-.}" -benchtime 1x -timeout 60m |
   grep -vE '^(goos|goarch|pkg|cpu|PASS|ok |Benchmark)'
 if [ -z "${BENCH_ONLY:-}" ]; then
-  go test ./... -run '^$' -bench Recovery -benchtime 1x -timeout 10m | grep -E 'recovery after|FAIL' || true
+  go test ./daemon -run '^$' -bench Recovery -benchtime 1x -timeout 10m | grep -E 'recovery after|FAIL' || true
 fi

@@ -11,13 +11,13 @@ import (
 
 	"github.com/jackc/pglogrepl"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 	"github.com/cdcbridge/cdcbridge/verify"
 )
 
-// startDaemon runs bridge.Run in the background until the test ends, and
+// startDaemon runs pipeline.Run in the background until the test ends, and
 // returns once it streams.
 func startDaemon(t *testing.T, m *config.Mapping, logs *pgtest.Buffer) {
 	t.Helper()
@@ -26,7 +26,7 @@ func startDaemon(t *testing.T, m *config.Mapping, logs *pgtest.Buffer) {
 	started := make(chan struct{}, 1)
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	go func() {
-		done <- bridge.Run(ctx, bridge.Options{Mapping: m, Direction: config.Forward, Logger: log, MaxBackoff: time.Second,
+		done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, Direction: config.Forward, Logger: log, MaxBackoff: time.Second,
 			Started: func(pglogrepl.LSN) {
 				select {
 				case started <- struct{}{}:

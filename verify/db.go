@@ -12,10 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/mappingtest"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
@@ -35,7 +35,7 @@ type side struct {
 // open connects to a side, sets the session up and loads the catalog of
 // tables. A table that does not exist is an error naming the side.
 func open(ctx context.Context, name string, dsn config.DSN, tables []change.Table) (*side, error) {
-	conn, err := bridge.Connect(ctx, dsn, name)
+	conn, err := dbconn.Connect(ctx, dsn, name)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/admin"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -111,7 +111,7 @@ func TestKillNineDuringBackfill(t *testing.T) {
 				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, tail(after, 40))
 			}
 			code, out, _ := run("status", "-c", p, "--json")
-			var st bridge.Status
+			var st admin.Status
 			if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil {
 				t.Fatalf("status --json: %d %v\n%s", code, err, out)
 			}

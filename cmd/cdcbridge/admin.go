@@ -9,7 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/admin"
 )
 
 func cmdStatus(args []string, stdout, stderr io.Writer) int {
@@ -29,13 +29,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	// What could be read is shown even when a part could not be: a
 	// side down is when status is needed most. But the answer is then
 	// incomplete, which the exit code says.
-	st, err := bridge.GetStatus(ctx, m)
+	st, err := admin.GetStatus(ctx, m)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
 	} else {
-		bridge.WriteStatus(stdout, st)
+		writeStatus(stdout, st)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge status: could not read all of it:\n%v\n", m.Redact(err))
@@ -56,7 +56,7 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := bridge.Cleanup(ctx, m, stdout); err != nil {
+	if err := admin.Cleanup(ctx, m, stdout); err != nil {
 		fmt.Fprintf(stderr, "cdcbridge cleanup: %v\n", m.Redact(err))
 		return exitFinding
 	}

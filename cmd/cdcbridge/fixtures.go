@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/fixture"
 	"github.com/cdcbridge/cdcbridge/mappingtest"
@@ -79,7 +79,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cdcbridge: %v\n", err)
 		return exitUsage
 	}
-	if err := bridge.CheckScripts(m); err != nil {
+	if err := check.CheckScripts(m); err != nil {
 		fmt.Fprintf(stderr, "cdcbridge test: %v\n", err)
 		return exitUsage
 	}

@@ -10,8 +10,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
-	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/finding"
+	"github.com/cdcbridge/cdcbridge/flip"
 )
 
 func cmdFlip(args []string, stdout, stderr io.Writer) int {
@@ -34,7 +35,7 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&discard, "discard-target-writes", false, "start at the flip point, leaving writes the side becoming live already took behind")
 	fs.DurationVar(&timeout, "timeout", time.Minute, "how long to wait for the running daemon to carry the flip out")
 	var gap int64
-	fs.Int64Var(&gap, "sequence-gap", bridge.DefaultSequenceGap, "with no daemon running: how far past the old live side's sequences to set the new live side's (the daemon uses its own --sequence-gap)")
+	fs.Int64Var(&gap, "sequence-gap", flip.DefaultSequenceGap, "with no daemon running: how far past the old live side's sequences to set the new live side's (the daemon uses its own --sequence-gap)")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
@@ -42,11 +43,11 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cdcbridge flip: --include-target-writes and --discard-target-writes exclude each other")
 		return exitUsage
 	}
-	policy := bridge.Refuse
+	policy := control.Refuse
 	if include {
-		policy = bridge.IncludeWrites
+		policy = control.IncludeWrites
 	} else if discard {
-		policy = bridge.DiscardWrites
+		policy = control.DiscardWrites
 	}
 	log, err := newLogger(&c, stderr)
 	if err != nil {
@@ -59,11 +60,11 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := bridge.RequestFlip(ctx, m, policy, timeout, gap, log)
+	res, err := flip.Request(ctx, m, policy, timeout, gap, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge flip: %v\n", m.Redact(err))
-		var ce *bridge.ConfigError
-		if errors.As(err, &ce) || errors.Is(err, checkpoint.ErrNoState) {
+		var ce *finding.ConfigError
+		if errors.As(err, &ce) || errors.Is(err, control.ErrNoState) {
 			return exitUsage
 		}
 		return exitFinding

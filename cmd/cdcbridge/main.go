@@ -15,9 +15,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/daemon"
+	"github.com/cdcbridge/cdcbridge/finding"
+	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/metrics"
+	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
 // Exit codes.
@@ -190,7 +194,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var quiet time.Duration
 	fs.DurationVar(&quiet, "quiet-period", 10*time.Second, "after a flip, how long the old live side must take no writes before its direction stops draining and is armed")
 	var gap int64
-	fs.Int64Var(&gap, "sequence-gap", bridge.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
+	fs.Int64Var(&gap, "sequence-gap", flip.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
 	var skipCopy bool
 	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
@@ -205,7 +209,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if err := bridge.CheckScripts(m); err != nil {
+	if err := check.CheckScripts(m); err != nil {
 		fmt.Fprintf(stderr, "cdcbridge run: %v\n", err)
 		return exitUsage
 	}
@@ -224,17 +228,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	seqGap := gap
 	if gap <= 0 {
-		seqGap = -1 // none; 0 in DaemonOptions means the default
+		seqGap = -1 // none; 0 in daemon.Options means the default
 	}
-	err = bridge.Daemon(ctx, bridge.DaemonOptions{
-		Options: bridge.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
+	err = daemon.Run(ctx, daemon.Options{
+		Options: pipeline.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
 		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap,
 	})
 	if err != nil {
 		// Printed once, plainly: a list of findings stays readable, which a
 		// quoted log attribute would not be.
 		fmt.Fprintf(stderr, "cdcbridge run: %v\n", m.Redact(err))
-		var ce *bridge.ConfigError
+		var ce *finding.ConfigError
 		if errors.As(err, &ce) {
 			return exitUsage
 		}
@@ -267,7 +271,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	for _, dir := range dirs {
 		fmt.Fprintf(stdout, "-- %s\n", dir)
-		for _, f := range bridge.Check(ctx, m, dir) {
+		for _, f := range check.Check(ctx, m, dir) {
 			if !f.OK {
 				failed++
 			}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/admin"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -41,10 +41,10 @@ func TestStatusSideDown(t *testing.T) {
 		noCanary(t, out.String(), errb.String())
 		return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 	}
-	statusJSON := func(t *testing.T, mapping string) (int, bridge.Status, string) {
+	statusJSON := func(t *testing.T, mapping string) (int, admin.Status, string) {
 		t.Helper()
 		code, out, errs := status(t, mapping, "--json")
-		var st bridge.Status
+		var st admin.Status
 		if err := json.Unmarshal([]byte(out), &st); err != nil {
 			t.Fatalf("status --json printed no JSON (%v): exit %d\n%s%s", err, code, out, errs)
 		}

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/bridge"
+	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/transform"
 	"github.com/cdcbridge/cdcbridge/verify"
 )
@@ -68,7 +68,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
-	if err := bridge.CheckScripts(m); err != nil {
+	if err := check.CheckScripts(m); err != nil {
 		fmt.Fprintf(stderr, "cdcbridge verify: %v\n", err)
 		return exitUsage
 	}

@@ -1,0 +1,20 @@
+// Package daemon is the supervisor of a mapping: it runs both directions,
+// the live one applying and the other armed, and carries out what the
+// control state asks, without a restart.
+//
+// Run holds the mapping's daemon lock on the target for its life (a second
+// daemon stops with a fault.FatalError), follows the live direction recorded
+// in the state (or makes it reverse on a mapping that has never flipped,
+// with --reverse), and polls the state: a flip request is claimed and
+// carried out (flip.CarryOut) with the armed pipeline stopped; after a flip
+// the old live direction drains until its side has been quiet for Quiet,
+// then it is armed; foreign writes an armed direction holds are recorded
+// for `cdcbridge status`. Everything it decides is in the state row, so a
+// daemon killed at any moment picks up where it was; a flip request it had
+// claimed when it died is answered as interrupted, never carried out later.
+//
+// The connection to the state comes back, with backoff, after the target
+// restarts. Run returns nil when ctx ends and every pipeline has stopped
+// cleanly; a pipeline that stops by itself (a fatal error) stops the daemon
+// with that error.
+package daemon

@@ -1,0 +1,90 @@
+package daemon_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/flip"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+)
+
+// newFaultEnv is an env whose target lives on a cluster of its own, which
+// the test may stop and start without disturbing the other tests.
+func newFaultEnv(t *testing.T, cluster, srcDDL, tgtDDL string) (*bridgetest.Env, *pgtest.Cluster) {
+	t.Helper()
+	tc := pgtest.Get(t, cluster)
+	p := &pgtest.Pair{Dir: t.TempDir(), SrcDSN: pgtest.Source(t).NewDB(t), TgtDSN: tc.NewDB(t)}
+	p.Src = pgtest.Connect(t, p.SrcDSN)
+	p.Tgt = pgtest.Connect(t, p.TgtDSN)
+	pgtest.MustExec(t, p.Src, srcDDL)
+	pgtest.MustExec(t, p.Tgt, tgtDDL)
+	return &bridgetest.Env{Pair: p, T: t}, tc
+}
+
+// TestTargetRestartThenFlip: the target restarts under a running daemon;
+// the pipelines and the daemon's own state connection come back (the
+// daemon lock with it), and a flip asked for afterwards completes.
+func TestTargetRestartThenFlip(t *testing.T) {
+	e, tc := newFaultEnv(t, "restart-target", bridgetest.OrdersGreen, bridgetest.OrdersBlue)
+	m := e.Mapping("restart", "  - source: orders\n    target: orders_v2\n    transform: orders.js\n", map[string]string{"orders.js": bridgetest.OrdersJS})
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	e.ExecSource(t, `INSERT INTO orders (amount, status, note) SELECT g, 'new', 'before' FROM generate_series(1, 20) g`)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.BlueRows, bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), nil)
+
+	// A fast shutdown is not held up by the bridge: the walsender of the
+	// armed direction waits for its slot to confirm what it sent, and the
+	// daemon confirms at once when asked.
+	if took, killed := tc.Stop(t); killed {
+		t.Fatalf("the target's fast shutdown did not finish within %s with the daemon running", took)
+	}
+	tc.Start(t)
+	e.Tgt = pgtest.Connect(t, e.TgtDSN)
+	e.ExecSource(t, `INSERT INTO orders (amount, status, note) SELECT g, 'paid', 'after' FROM generate_series(1, 20) g`)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.BlueRows, bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), nil)
+
+	res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
+	if err != nil || !res.OK {
+		t.Fatalf("flip after the target restarted: %+v %v\n%s", res, err, d.Logs.String())
+	}
+	pgtest.MustExec(t, e.Tgt, `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (100, 1, 'blue')`)
+	bridgetest.Eventually(t, e.Src, bridgetest.GreenAsBlue, bridgetest.Query(t, e.Tgt, bridgetest.BlueRows), nil)
+	if !strings.Contains(d.Logs.String(), "reconnected to the target's state") {
+		t.Errorf("the daemon did not say it reconnected its state connection\n%s", d.Logs.String())
+	}
+}
+
+// TestIdlePairSettles: with no client writing anywhere, the two directions
+// stop writing checkpoints: a checkpoint of the bridge on one side is not a
+// reason for one on the other. Before, each idle checkpoint woke the other
+// direction 30s later, for ever.
+func TestIdlePairSettles(t *testing.T) {
+	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, bridgetest.OrdersBlue)
+	m := e.Mapping("idle", "  - source: orders\n    target: orders_v2\n    transform: orders.js\n", map[string]string{"orders.js": bridgetest.OrdersJS})
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	e.ExecSource(t, `INSERT INTO orders (amount, status, note) SELECT g, 'new', 'x' FROM generate_series(1, 50) g`)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.BlueRows, bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), nil)
+
+	ckpts := func() string {
+		return bridgetest.Query(t, e.Tgt, `SELECT direction, lsn FROM cdcbridge.checkpoint`) + "|" + bridgetest.Query(t, e.Src, `SELECT direction, lsn FROM cdcbridge.checkpoint`)
+	}
+	// Settled means: no checkpoint moves for longer than the old echo
+	// period (30s). It has to come within a minute of the last write.
+	const quiet = 31 * time.Second
+	deadline := time.Now().Add(quiet + 30*time.Second)
+	last, since := ckpts(), time.Now()
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			t.Fatalf("the checkpoints of an idle pair kept moving (last at %s)\n%s", last, d.Logs.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+		if now := ckpts(); now != last {
+			last, since = now, time.Now()
+		}
+	}
+}

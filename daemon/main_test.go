@@ -1,0 +1,9 @@
+package daemon_test
+
+import (
+	"testing"
+
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
+)
+
+func TestMain(m *testing.M) { bridgetest.Main(m) }

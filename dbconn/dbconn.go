@@ -1,0 +1,39 @@
+package dbconn
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/replication"
+)
+
+// Connect opens a normal connection to a side, with errors that name the
+// side and never the password.
+func Connect(ctx context.Context, dsn config.DSN, side string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(dsn.ConnString())
+	if err != nil {
+		return nil, &fault.FatalError{Err: fmt.Errorf("the %s DSN is not valid: %w", side, dsn.Redact(err))}
+	}
+	replication.SetClientEncoding(cfg.RuntimeParams)
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the %s (%s): %w", side, dsn, dsn.Redact(err))
+	}
+	return conn, nil
+}
+
+// SideNames names the side that direction dir reads and the side it writes,
+// as the mapping file does ("source", "target"), for messages.
+func SideNames(dir config.Direction) (read, write string) {
+	if dir == config.Reverse {
+		return "target", "source"
+	}
+	return "source", "target"
+}

@@ -1,0 +1,90 @@
+package bridgetest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+)
+
+// Env is a pair of fresh databases, one per cluster.
+type Env struct {
+	*pgtest.Pair
+	T *testing.T
+}
+
+// NewEnv creates the pair with srcDDL run on the source and tgtDDL on the
+// target.
+func NewEnv(t *testing.T, srcDDL, tgtDDL string) *Env {
+	t.Helper()
+	return &Env{Pair: pgtest.NewPair(t, srcDDL, tgtDDL), T: t}
+}
+
+// Mapping writes a mapping file named name (with the given tables section,
+// and files beside it) for the pair, and loads it.
+func (e *Env) Mapping(name, tables string, files map[string]string) *config.Mapping {
+	e.T.Helper()
+	for f, body := range files {
+		p := filepath.Join(e.Dir, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			e.T.Fatal(err)
+		}
+	}
+	y := fmt.Sprintf("name: %s\nsource:\n  dsn: %q\ntarget:\n  dsn: %q\ntables:\n%s", name, e.SrcDSN, e.TgtDSN, tables)
+	p := filepath.Join(e.Dir, name+".yaml")
+	if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+		e.T.Fatal(err)
+	}
+	m, err := config.Load(p)
+	if err != nil {
+		e.T.Fatalf("loading the mapping: %v\n%s", err, y)
+	}
+	return m
+}
+
+// ExecSource runs sql on the source, failing the test with the statement.
+func (e *Env) ExecSource(t *testing.T, sql string) {
+	t.Helper()
+	if _, err := e.Src.Exec(t.Context(), sql); err != nil {
+		t.Fatalf("%v\n%s", err, sql)
+	}
+}
+
+// Query returns the rows of sql on conn, one per line.
+func Query(t testing.TB, conn *pgx.Conn, sql string) string {
+	t.Helper()
+	return pgtest.Query(t, conn, sql)
+}
+
+// Eventually waits until Query(conn, sql) == want. p, if not nil, is the
+// process expected to make it so: the test fails at once, with its logs,
+// if p stops meanwhile.
+func Eventually(t testing.TB, conn *pgx.Conn, sql, want string, p *Proc) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var got string
+	for time.Now().Before(deadline) {
+		got = Query(t, conn, sql)
+		if got == want {
+			return
+		}
+		if p != nil {
+			if err, stopped := p.Stopped(); stopped {
+				t.Fatalf("the daemon stopped: %v\nlogs:\n%s", err, p.Logs.String())
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := ""
+	if p != nil {
+		logs = p.Logs.String()
+	}
+	t.Fatalf("timed out waiting for\n%s\n got:\n%s\nwant:\n%s\nlogs:\n%s", sql, got, want, logs)
+}

@@ -1,0 +1,30 @@
+// Package pipeline runs one direction of a mapping: the replication stream
+// of the side read, the transform stage, and the applier on the side
+// written, with the checkpoint deciding where to start.
+//
+// A start (runOnce) connects to both sides, takes the direction's lock on
+// the side written, runs the up-front checks (check.Preflight), resumes
+// from the checkpoint or, on a first start, creates the slot and copies
+// every mapped table under its snapshot, and copies the entries added to
+// the mapping (backfill) while the others stream. Then it runs the stages,
+// joined by bounded channels: the stream sends events and never closes its
+// channel (the start closes it once the stream has returned); the
+// transform stage (or, in Armed mode, the hold stage) closes its output
+// when its input ends; the applier drains what arrived, commits the
+// complete transactions and rolls back a partial one. The applier runs
+// under a context that outlives the caller's, so a stop never cuts a
+// transaction in half. The first stage error stops the others; every
+// goroutine is waited for.
+//
+// Run restarts a start after a retryable error (see Retryable) from
+// the checkpoint, with a capped, jittered backoff, and at once after an
+// insert met a row already on the target (its table's inserts become
+// upserts) or a change did not fit the tables as they were read (the
+// catalogs are read again, once per kind of failure). It returns nil when
+// ctx ends, after a clean stop, and the error otherwise: a fault.FatalError
+// stops the daemon, before the change that failed, with nothing skipped.
+//
+// In Live mode a pipeline applies every change; in Armed mode it applies
+// nothing, advances its slot past the bridge's own transactions and idle
+// stretches, and holds at the first foreign write, which it reports.
+package pipeline

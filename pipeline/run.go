@@ -1,0 +1,252 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cdcbridge/cdcbridge/apply"
+	"github.com/cdcbridge/cdcbridge/catalog"
+	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/check"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
+	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/finding"
+	"github.com/cdcbridge/cdcbridge/metrics"
+	"github.com/cdcbridge/cdcbridge/replication"
+	"github.com/cdcbridge/cdcbridge/transform"
+)
+
+// ownIdleWrites remembers, per mapping and side, how far in that side's WAL
+// the checkpoint-only transactions of this process's appliers go, so that
+// the direction reading that side can tell its echo from real activity.
+var ownIdleWrites sync.Map // "name/side" -> *atomic.Uint64
+
+func ownIdle(name, side string) *atomic.Uint64 {
+	v, _ := ownIdleWrites.LoadOrStore(name+"/"+side, new(atomic.Uint64))
+	return v.(*atomic.Uint64)
+}
+
+// sides returns the DSNs of the side read and the side written.
+func sides(m *config.Mapping, dir config.Direction) (read, write config.DSN) {
+	if dir == config.Reverse {
+		return m.Target.DSN, m.Source.DSN
+	}
+	return m.Source.DSN, m.Target.DSN
+}
+
+// setup is what a start of the pipeline resolved.
+type setup struct {
+	read, write       *pgx.Conn
+	readCat, writeCat *catalog.Catalog
+	mapper            *transform.Mapper
+	start             pglogrepl.LSN
+	// plan is what the start decided about the mapping's entries (nil on
+	// a first start: every entry starts with the pipeline).
+	plan *entryPlan
+}
+
+func runOnce(ctx context.Context, o Options) (err error) {
+	m, dir := o.Mapping, o.Direction
+	log := o.Logger.With("component", "bridge", "direction", dir.String())
+	readDSN, writeDSN := sides(m, dir)
+	readSide, writeSide := dbconn.SideNames(dir)
+
+	s := &setup{}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if s.read != nil {
+			s.read.Close(cctx)
+		}
+		if s.write != nil {
+			s.write.Close(cctx)
+		}
+	}()
+	if s.read, err = dbconn.Connect(ctx, readDSN, readSide); err != nil {
+		return err
+	}
+	if s.write, err = dbconn.Connect(ctx, writeDSN, writeSide); err != nil {
+		return err
+	}
+	// The daemon lock lives on the applier's connection: it is held exactly
+	// as long as this pipeline can write.
+	if err := control.LockDirection(ctx, s.write, m.Name, dir, o.LockWait); err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return &fault.FatalError{Err: err}
+		}
+		return err
+	}
+	resolved, probs := check.Preflight(ctx, m, dir, s.read, s.write)
+	if len(probs) > 0 {
+		return &fault.FatalError{Err: &finding.ConfigError{Findings: probs}}
+	}
+	s.readCat, s.writeCat, s.mapper = resolved.ReadCat, resolved.WriteCat, resolved.Mapper
+	slot, pub := m.SlotName(dir), m.PublicationName(dir)
+	if err := replication.EnsurePublication(ctx, s.read, pub, m.SourceTables(dir)); err != nil {
+		return classify(err)
+	}
+	if err := checkpoint.Ensure(ctx, s.write); err != nil {
+		return classify(err)
+	}
+	if s.start, err = resume(ctx, o, s, readDSN, writeDSN, slot, log); err != nil {
+		return err
+	}
+	// Entries new to the mapping are copied while the others stream (see
+	// entryGate for how the two meet).
+	var bf *backfill
+	if s.plan != nil && len(s.plan.add) > 0 {
+		if bf, err = prepareBackfill(ctx, o, s, s.plan, log); err != nil {
+			return err
+		}
+		defer bf.close()
+	}
+	gate := newEntryGate(s.plan, transform.Specs(m, dir), bf)
+
+	// Extra runtimes for the transform stage (see transformWorkers).
+	mappers := []*transform.Mapper{s.mapper}
+	if o.Mode == Live {
+		for len(mappers) < transformWorkers(m) {
+			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+			if err != nil {
+				return &fault.FatalError{Err: err}
+			}
+			mappers = append(mappers, mp)
+		}
+	}
+	applier := apply.New(s.write, apply.Config{
+		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
+		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
+		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts,
+		OwnIdleWrites: func() pglogrepl.LSN { return pglogrepl.LSN(ownIdle(m.Name, readSide).Load()) },
+		IdleWritten: func(l pglogrepl.LSN) {
+			w := ownIdle(m.Name, writeSide)
+			for {
+				cur := w.Load()
+				if uint64(l) <= cur || w.CompareAndSwap(cur, uint64(l)) {
+					return
+				}
+			}
+		},
+	}, s.start)
+	if err := applier.Prepare(ctx); err != nil {
+		return classify(err)
+	}
+	stream := replication.NewStream(replication.StreamConfig{
+		ConnString:  readDSN.ConnString(),
+		Slot:        slot,
+		Publication: pub,
+		SkipOrigin:  m.OwnsOrigin,
+		OnStart:     func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
+		Logger:      o.Logger,
+	})
+
+	log.Info("streaming", "mode", o.Mode.String(), "slot", slot, "start_lsn", s.start.String(), "read", readDSN.String(), "write", writeDSN.String())
+	if o.Started != nil {
+		o.Started(s.start)
+	}
+	if o.Metrics != nil {
+		o.Metrics.Streaming.WithLabelValues(dir.String()).Set(1)
+		defer o.Metrics.Streaming.WithLabelValues(dir.String()).Set(0)
+	}
+	if o.Health != nil && o.Mode == Live {
+		// Not ready while entries are being copied, as during an initial copy.
+		if bf == nil {
+			o.Health.SetReady(true)
+		}
+		defer o.Health.SetReady(false)
+	}
+
+	// Stages: stream -> events -> transform -> outs -> apply. The stream
+	// never closes events; its goroutine does once the stream has returned,
+	// and the transform stage closes outs, so on shutdown the applier drains
+	// what arrived, commits the complete transactions and rolls back a
+	// partial one. The applier and the transform stage run under a context
+	// that outlives ctx (a stop must not cut a transaction in half); the
+	// stream and the copy under one that ends with ctx. The first error of
+	// any goroutine ends both, and Wait returns it once all have returned.
+	events := make(chan change.Event, 1024)
+	outs := make(chan change.Event, 1024)
+	g, applyCtx := errgroup.WithContext(context.WithoutCancel(ctx))
+	streamCtx, cancelStream := context.WithCancel(ctx)
+	defer cancelStream()
+	defer context.AfterFunc(applyCtx, cancelStream)()
+
+	if bf != nil {
+		g.Go(func() error {
+			// A stop abandons the copy (run then returns ctx.Err()): the
+			// next start does it again.
+			if err := bf.run(streamCtx); err != nil {
+				if !errors.Is(err, context.Canceled) {
+					return classify(err)
+				}
+				return nil
+			}
+			if o.Health != nil {
+				o.Health.SetReady(true)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(events)
+		err := stream.Run(streamCtx, s.start, events, applier.Flushed)
+		if streamCtx.Err() == nil {
+			return classify(fmt.Errorf("streaming from the %s: %w", readSide, readDSN.Redact(err)))
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer close(outs)
+		if o.Mode == Armed {
+			return holdStage(applyCtx, o, events, outs)
+		}
+		return transformStage(applyCtx, o, mappers, gate, events, outs)
+	})
+	g.Go(func() error {
+		// The applier has stopped: nothing more can be applied, so the
+		// stream stops too (it may be blocked sending to a full channel).
+		defer cancelStream()
+		err := applier.Run(applyCtx, outs)
+		if err != nil && o.rereads.first(err) {
+			err = &staleCatalog{Err: err}
+		}
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return classify(writeDSN.Redact(err))
+		}
+		return nil
+	})
+	g.Go(func() error {
+		monitor(streamCtx, o, s.read, slot, applier)
+		return nil
+	})
+	firstErr := g.Wait()
+	if applier.Flushed() > s.start {
+		o.report.applied.Store(true)
+	}
+	if firstErr == nil && ctx.Err() == nil {
+		return errors.New("the pipeline stopped without an error")
+	}
+	if firstErr == nil {
+		log.Info("stopped", "checkpoint", applier.Flushed().String())
+	}
+	return firstErr
+}
+
+func observer(o Options) apply.Observer {
+	if o.Metrics == nil {
+		return nil
+	}
+	return metrics.ApplyObserver{M: o.Metrics, Direction: o.Direction.String()}
+}
