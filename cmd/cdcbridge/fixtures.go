@@ -33,12 +33,7 @@ func cmdRecord(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cdcbridge record: --out FILE is required")
 		return exitUsage
 	}
-	log, err := newLogger(&c, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "cdcbridge record: %v\n", err)
-		return exitUsage
-	}
-	m, code, ok := load(&c, stderr)
+	log, m, code, ok := open("record", &c, stderr)
 	if !ok {
 		return code
 	}

@@ -49,12 +49,7 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	} else if discard {
 		policy = control.DiscardWrites
 	}
-	log, err := newLogger(&c, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "cdcbridge flip: %v\n", err)
-		return exitUsage
-	}
-	m, code, ok := load(&c, stderr)
+	log, m, code, ok := open("flip", &c, stderr)
 	if !ok {
 		return code
 	}

@@ -170,6 +170,18 @@ func newLogger(c *common, w io.Writer) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", c.logFormat)
 }
 
+// open makes the logger and loads the mapping of a command that needs
+// both; it prints why it could not and returns the exit code.
+func open(cmd string, c *common, stderr io.Writer) (*slog.Logger, *config.Mapping, int, bool) {
+	log, err := newLogger(c, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "cdcbridge %s: %v\n", cmd, err)
+		return nil, nil, exitUsage, false
+	}
+	m, code, ok := load(c, stderr)
+	return log, m, code, ok
+}
+
 func load(c *common, stderr io.Writer) (*config.Mapping, int, bool) {
 	m, err := config.Load(c.config)
 	if err != nil {
@@ -200,12 +212,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
-	log, err := newLogger(&c, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "cdcbridge run: %v\n", err)
-		return exitUsage
-	}
-	m, code, ok := load(&c, stderr)
+	log, m, code, ok := open("run", &c, stderr)
 	if !ok {
 		return code
 	}
@@ -230,7 +237,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if gap <= 0 {
 		seqGap = -1 // none; 0 in daemon.Options means the default
 	}
-	err = daemon.Run(ctx, daemon.Options{
+	err := daemon.Run(ctx, daemon.Options{
 		Options: pipeline.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
 		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap,
 	})

@@ -59,12 +59,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cdcbridge verify: --batch must be positive and --catch-up not negative")
 		return exitUsage
 	}
-	log, err := newLogger(&c, stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "cdcbridge verify: %v\n", err)
-		return exitUsage
-	}
-	m, code, ok := load(&c, stderr)
+	log, m, code, ok := open("verify", &c, stderr)
 	if !ok {
 		return code
 	}
