@@ -11,8 +11,8 @@ import (
 // with the direction's pipeline stopped, to start a direction at the flip
 // point.
 func MoveTo(ctx context.Context, db Execer, name, direction string, lsn pglogrepl.LSN) error {
-	_, err := db.Exec(ctx, `UPDATE cdcbridge.checkpoint SET lsn = greatest(lsn, $3::text::pg_lsn), updated_at = now() WHERE name = $1 AND direction = $2`,
-		name, direction, lsn.String())
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.checkpoint SET lsn = greatest(lsn, $3::pg_lsn), updated_at = now() WHERE name = $1 AND direction = $2`,
+		name, direction, lsn)
 	if err != nil {
 		return fmt.Errorf("moving the %s checkpoint to the flip point: %w", direction, err)
 	}

@@ -23,13 +23,12 @@ type ForeignWrites struct {
 // RecordForeign records the foreign writes that the armed direction dir
 // holds (fw.Txns 0 clears them).
 func RecordForeign(ctx context.Context, db DB, name string, dir config.Direction, fw ForeignWrites) error {
-	var lsn *string
+	var lsn *pglogrepl.LSN
 	var at *time.Time
 	if fw.Txns > 0 {
-		l := fw.First.String()
-		lsn, at = &l, &fw.FirstAt
+		lsn, at = &fw.First, &fw.FirstAt
 	}
-	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET foreign_dir = nullif($2, ''), foreign_txns = $3, first_foreign_lsn = $4::text::pg_lsn, first_foreign_at = $5,
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET foreign_dir = nullif($2, ''), foreign_txns = $3, first_foreign_lsn = $4::pg_lsn, first_foreign_at = $5,
 		updated_at = now() WHERE name = $1`, name, dir.String(), fw.Txns, lsn, at)
 	return err
 }

@@ -79,9 +79,9 @@ func Answer(ctx context.Context, db DB, name string, id int64, ok bool, answer s
 // previous live direction draining, clears the foreign writes, and answers
 // request id.
 func RecordFlip(ctx context.Context, db DB, name string, live config.Direction, flipLSN pglogrepl.LSN, id int64, answer string) error {
-	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET live = $2, draining = nullif($3, ''), flip_lsn = $4::text::pg_lsn, flipped_at = now(),
+	_, err := db.Exec(ctx, `UPDATE cdcbridge.state SET live = $2, draining = nullif($3, ''), flip_lsn = $4::pg_lsn, flipped_at = now(),
 		generation = generation + 1, foreign_dir = NULL, foreign_txns = 0, first_foreign_lsn = NULL, first_foreign_at = NULL, answered_id = greatest(answered_id, $5), answer = $6, answer_ok = true, updated_at = now() WHERE name = $1`,
-		name, live.String(), live.Opposite().String(), flipLSN.String(), id, answer)
+		name, live.String(), live.Opposite().String(), flipLSN, id, answer)
 	if err != nil {
 		return fmt.Errorf("recording the flip: %w", err)
 	}

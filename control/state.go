@@ -118,15 +118,15 @@ func Load(ctx context.Context, db DB, name string) (State, error) {
 	var (
 		s                         = State{Name: name}
 		live, policy              string
-		flip                      *string
+		flip, firstForeign        *pglogrepl.LSN
 		flippedAt                 *time.Time
 		draining, request, answer *string
 		answerOK                  *bool
-		foreignDir, firstForeign  *string
+		foreignDir                *string
 		firstForeignAt, expires   *time.Time
 	)
-	err := db.QueryRow(ctx, `SELECT live, flip_lsn::text, flipped_at, generation, draining, request, request_policy, request_id, answered_id, answer, answer_ok,
-		foreign_dir, foreign_txns, first_foreign_lsn::text, first_foreign_at, request_expires, claimed_id
+	err := db.QueryRow(ctx, `SELECT live, flip_lsn, flipped_at, generation, draining, request, request_policy, request_id, answered_id, answer, answer_ok,
+		foreign_dir, foreign_txns, first_foreign_lsn, first_foreign_at, request_expires, claimed_id
 		FROM cdcbridge.state WHERE name = $1`, name).Scan(&live, &flip, &flippedAt, &s.Generation, &draining, &request,
 		&policy, &s.RequestID, &s.AnsweredID, &answer, &answerOK, &foreignDir, &s.Foreign.Txns, &firstForeign, &firstForeignAt, &expires, &s.ClaimedID)
 	if expires != nil {
@@ -139,9 +139,7 @@ func Load(ctx context.Context, db DB, name string) (State, error) {
 		return State{}, fmt.Errorf("reading the state of %s: %w", name, err)
 	}
 	if flip != nil {
-		if s.FlipLSN, err = pglogrepl.ParseLSN(*flip); err != nil {
-			return State{}, err
-		}
+		s.FlipLSN = *flip
 	}
 	if flippedAt != nil {
 		s.FlippedAt = *flippedAt
@@ -155,7 +153,7 @@ func Load(ctx context.Context, db DB, name string) (State, error) {
 	s.AnswerOK = answerOK != nil && *answerOK
 	s.ForeignDir = direction(deref(foreignDir))
 	if firstForeign != nil {
-		s.Foreign.First, _ = pglogrepl.ParseLSN(*firstForeign)
+		s.Foreign.First = *firstForeign
 	}
 	if firstForeignAt != nil {
 		s.Foreign.FirstAt = *firstForeignAt

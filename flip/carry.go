@@ -32,7 +32,7 @@ type Result struct {
 // by peeking at its changes through the real decoder.
 func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir config.Direction, from, upto pglogrepl.LSN) (control.ForeignWrites, error) {
 	var fw control.ForeignWrites
-	rows, err := conn.Query(ctx, `SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
+	rows, err := conn.Query(ctx, `SELECT lsn, data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
 		m.SlotName(dir), m.PublicationName(dir))
 	if err != nil {
 		return fw, fmt.Errorf("reading what the %s slot holds: %w", dir, err)
@@ -40,12 +40,11 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 	defer rows.Close()
 	dec := replication.NewDecoder(m.OwnsOrigin)
 	for rows.Next() {
-		var lsnText string
+		var lsn pglogrepl.LSN
 		var data []byte
-		if err := rows.Scan(&lsnText, &data); err != nil {
+		if err := rows.Scan(&lsn, &data); err != nil {
 			return fw, err
 		}
-		lsn, _ := pglogrepl.ParseLSN(lsnText)
 		evs, err := dec.Decode(lsn, data)
 		if err != nil {
 			return fw, err

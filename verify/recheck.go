@@ -233,11 +233,11 @@ func (c *checker) fullRecheck(ctx context.Context) (next *tally, lsn pglogrepl.L
 // readLSN returns the WAL insert position of the side read, inside its
 // snapshot: every transaction the snapshot sees ends at or before it.
 func (c *checker) readLSN(ctx context.Context) (pglogrepl.LSN, error) {
-	var s string
-	if err := c.read.tx.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_insert_lsn()::text`).Scan(&s); err != nil {
+	var lsn pglogrepl.LSN
+	if err := c.read.tx.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_insert_lsn()`).Scan(&lsn); err != nil {
 		return 0, fmt.Errorf("reading the WAL position of the %s: %w", c.read.name, err)
 	}
-	return pglogrepl.ParseLSN(s)
+	return lsn, nil
 }
 
 // catchUp waits until the daemon of this mapping and direction has applied
@@ -286,13 +286,9 @@ func (c *checker) catchUp(ctx context.Context, lsn pglogrepl.LSN, since time.Tim
 	for {
 		target := lsn
 		if time.Now().After(flushed) {
-			var s string
-			if err := c.read.conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_flush_lsn()::text`).Scan(&s); err != nil {
+			var f pglogrepl.LSN
+			if err := c.read.conn.QueryRow(ctx, `SELECT pg_catalog.pg_current_wal_flush_lsn()`).Scan(&f); err != nil {
 				return true, false, fmt.Errorf("reading the WAL position of the %s: %w", c.read.name, err)
-			}
-			f, err := pglogrepl.ParseLSN(s)
-			if err != nil {
-				return true, false, err
 			}
 			target = min(target, f)
 		}
