@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -104,15 +105,22 @@ func (h *harness) txn(final pglogrepl.LSN, outs ...change.Out) pglogrepl.LSN {
 
 func (h *harness) waitFlushed(lsn pglogrepl.LSN) {
 	h.t.Helper()
+	waitUntil(h.t, "flushed to "+lsn.String(), func() bool { return h.a.Flushed() >= lsn }, h.done)
+}
+
+// waitUntil polls cond until it holds, failing the test when the applier
+// stops (done) or after 10s.
+func waitUntil(t *testing.T, what string, cond func() bool, done chan error) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for h.a.Flushed() < lsn {
+	for !cond() {
 		select {
-		case err := <-h.done:
-			h.t.Fatalf("applier stopped: %v", err)
+		case err := <-done:
+			t.Fatalf("applier stopped while waiting for %s: %v", what, err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("flushed %s, want %s", h.a.Flushed(), lsn)
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -246,8 +254,12 @@ func TestApplyLargeTransactionIsOneTargetTransaction(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		h.in <- change.Event{Kind: change.EvChange, Txn: txn, Outs: []change.Out{ins(items, []string{"a", "b"}, v(strings.Repeat("1", 1)+string(rune('0'+i%10))), v(string(rune('a'+i))))}}
 	}
-	// MaxRows is 3: batches have been sent, but nothing is visible before the commit.
-	time.Sleep(200 * time.Millisecond)
+	// MaxRows is 3: batches have been sent (the applier's session holds
+	// the lock its inserts take), but nothing is visible before the commit.
+	pid := h.conn.PgConn().PID()
+	waitUntil(t, "the applier's inserts into items", func() bool {
+		return h.rows(fmt.Sprintf(`SELECT count(*) FROM pg_locks WHERE pid = %d AND relation = 'items'::regclass AND mode = 'RowExclusiveLock' AND granted`, pid)) == "(1)"
+	}, h.done)
 	if got := h.rows(`SELECT count(*) FROM items`); got != "(0)" {
 		t.Fatalf("part of an uncommitted source transaction is visible: %s", got)
 	}

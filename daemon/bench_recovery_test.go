@@ -164,6 +164,7 @@ func BenchmarkRecovery(b *testing.B) {
 		name   string
 		inject func()
 	}{
+		// The sleeps below are the fault being injected (an outage of 1s), not a wait.
 		{"restart of the source (down 1s)", func() { sc.Stop(b); time.Sleep(time.Second); sc.Start(b) }},
 		{"restart of the target (down 1s)", func() { tc.Stop(b); time.Sleep(time.Second); tc.Start(b) }},
 		{"walsender killed", func() {

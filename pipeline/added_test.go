@@ -3,8 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,68 +48,24 @@ function backward(r) {
 	revIDOB = `"public"."b2" -> "public"."b"`
 )
 
-// writer keeps writing to a and b of the source in small transactions
-// (inserts, updates, deletes) until stopped.
-type writer struct {
-	stop   atomic.Bool
-	writes atomic.Int64
-	wg     sync.WaitGroup
-	err    error
-}
-
-func startWriter(t *testing.T, dsn string) *writer {
+// startWriter is a workload on tables a and b of dsn.
+func startWriter(t *testing.T, dsn string) *bridgetest.Workload {
 	t.Helper()
-	w := &writer{}
 	conn := pgtest.Connect(t, dsn)
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		ctx := context.Background()
-		for i := 0; !w.stop.Load(); i++ {
-			b := &pgx.Batch{}
-			b.Queue("BEGIN")
-			b.Queue(`INSERT INTO a VALUES ($1, 'new') ON CONFLICT (id) DO UPDATE SET v = 'again'`, 100000+i)
-			b.Queue(`UPDATE a SET v = v || '.' WHERE id = $1`, 1+i%1000)
-			b.Queue(`INSERT INTO b VALUES ($1, $2, 'during')`, 1000000+i, i)
-			b.Queue(`UPDATE b SET n = n + 1, note = 'moved' WHERE id = $1`, 1+(i*7)%30000)
-			b.Queue(`DELETE FROM b WHERE id = $1`, 2+(i*13)%30000)
-			if i%50 == 0 {
-				b.Queue(`DELETE FROM b WHERE id BETWEEN $1 AND $1 + 9`, 1000000+i/2)
-			}
-			b.Queue("COMMIT")
-			if err := conn.SendBatch(ctx, b).Close(); err != nil {
-				w.err = err
-				return
-			}
-			w.writes.Add(1)
+	return bridgetest.StartWorkload(t, func(ctx context.Context, i int64) error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`INSERT INTO a VALUES ($1, 'new') ON CONFLICT (id) DO UPDATE SET v = 'again'`, 100000+i)
+		b.Queue(`UPDATE a SET v = v || '.' WHERE id = $1`, 1+i%1000)
+		b.Queue(`INSERT INTO b VALUES ($1, $2, 'during')`, 1000000+i, i)
+		b.Queue(`UPDATE b SET n = n + 1, note = 'moved' WHERE id = $1`, 1+(i*7)%30000)
+		b.Queue(`DELETE FROM b WHERE id = $1`, 2+(i*13)%30000)
+		if i%50 == 0 {
+			b.Queue(`DELETE FROM b WHERE id BETWEEN $1 AND $1 + 9`, 1000000+i/2)
 		}
-	}()
-	return w
-}
-
-// waitWrites waits until the writer has committed n more transactions.
-func (w *writer) waitWrites(t *testing.T, n int64) {
-	t.Helper()
-	target := w.writes.Load() + n
-	deadline := time.Now().Add(30 * time.Second)
-	for w.writes.Load() < target {
-		if w.err != nil {
-			t.Fatalf("the writer failed: %v", w.err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the writer made %d of %d transactions in 30s", w.writes.Load(), target)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func (w *writer) finish(t *testing.T) {
-	t.Helper()
-	w.stop.Store(true)
-	w.wg.Wait()
-	if w.err != nil {
-		t.Fatalf("the writer failed: %v", w.err)
-	}
+		b.Queue("COMMIT")
+		return conn.SendBatch(ctx, b).Close()
+	})
 }
 
 // entryState reads an entry's row from cdcbridge.tables ("" when none).
@@ -138,20 +92,20 @@ func TestTableAddedUnderWrites(t *testing.T) {
 	d := e.Daemon(m, false)
 	d.WaitModes(t, "forward live", "reverse armed")
 	w := startWriter(t, e.SrcDSN)
-	defer w.finish(t)
-	w.waitWrites(t, 100)
+	defer w.Stop(t)
+	w.WaitTxns(t, 100)
 	d.Stop(t)
 	if got := entryState(t, e.Tgt, "forward", idOfA); got != "synced" && got != "streaming" {
 		t.Fatalf("after the initial copy a's entry is %q, want synced or streaming", got)
 	}
 
 	// Writes go on while the daemon is down and while it copies b.
-	w.waitWrites(t, 100)
+	w.WaitTxns(t, 100)
 	m = e.Mapping("added", entryA+entryB, files)
 	d = e.Daemon(m, false)
 	d.WaitModes(t, "forward live", "reverse armed")
-	w.waitWrites(t, 200)
-	w.finish(t)
+	w.WaitTxns(t, 200)
+	w.Stop(t)
 
 	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(tgtB), bridgetest.Query(t, e.Src, bridgetest.Digest(srcB)), nil)
 	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(srcA), bridgetest.Query(t, e.Src, bridgetest.Digest(srcA)), nil)

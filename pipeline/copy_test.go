@@ -5,8 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,45 +43,28 @@ func TestInitialCopyUnderWrites(t *testing.T) {
     target: '"Items"'
 `, map[string]string{"orders.js": bridgetest.OrdersJS})
 
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var writes atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		conn := e.Src
-		next := int64(1_000_000)
-		for i := int64(0); !stop.Load(); i++ {
-			next++
-			b := &pgx.Batch{}
-			b.Queue("BEGIN")
-			b.Queue(`INSERT INTO orders VALUES ($1, 1.23, 'new', 'during')`, next)
-			b.Queue(`UPDATE orders SET status = 'shipped', note = 'moved' WHERE id = $1`, 1+(i*7)%200000)
-			b.Queue(`DELETE FROM orders WHERE id = $1`, 2+(i*11)%200000)
-			b.Queue(`UPDATE "Items" SET doc = doc || '{"touched": true}' WHERE id = $1`, 1+i%50000)
-			b.Queue("COMMIT")
-			err := conn.SendBatch(context.Background(), b).Close()
-			if err != nil {
-				t.Errorf("workload: %v", err)
-				return
-			}
-			writes.Add(1)
-		}
-	}()
-	time.Sleep(100 * time.Millisecond)
+	w := bridgetest.StartWorkload(t, func(ctx context.Context, i int64) error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(`INSERT INTO orders VALUES ($1, 1.23, 'new', 'during')`, 1_000_001+i)
+		b.Queue(`UPDATE orders SET status = 'shipped', note = 'moved' WHERE id = $1`, 1+(i*7)%200000)
+		b.Queue(`DELETE FROM orders WHERE id = $1`, 2+(i*11)%200000)
+		b.Queue(`UPDATE "Items" SET doc = doc || '{"touched": true}' WHERE id = $1`, 1+i%50000)
+		b.Queue("COMMIT")
+		return e.Src.SendBatch(ctx, b).Close()
+	})
+	// The workload is under way when the copy starts, and goes on across
+	// the hand-off to the stream.
+	w.WaitTxns(t, 5)
 	d := e.Start(m, config.Forward)
-	time.Sleep(1500 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
-	if writes.Load() < 10 {
-		t.Fatalf("only %d workload transactions ran", writes.Load())
-	}
+	w.WaitTxns(t, 20)
+	w.Stop(t)
 	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(gotOrders), bridgetest.Query(t, e.Src, bridgetest.Digest(wantOrders)), d)
 	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(`SELECT * FROM "Items"`), bridgetest.Query(t, e.Src, bridgetest.Digest(`SELECT * FROM "Items"`)), d)
 	if !strings.Contains(d.Logs.String(), "initial copy done") {
 		t.Fatalf("no initial copy was logged:\n%s", d.Logs.String())
 	}
-	t.Logf("%d workload transactions during the copy", writes.Load())
+	t.Logf("%d workload transactions during the copy", w.Txns())
 }
 
 func TestInitialCopyNeedsEmptyTargets(t *testing.T) {

@@ -302,10 +302,15 @@ func TestStreamFlushBound(t *testing.T) {
 		}
 		return info.ConfirmedFlushLSN == first.Txn.EndLSN
 	})
-	// Keep watching while keepalives and status updates go on.
+	// Keep watching while status updates go on: ten of them, observed as
+	// the walsender's reply time moving.
 	db.exec(t, `INSERT INTO a VALUES (6)`)
+	replyTime := func() string {
+		return pgtest.Query(t, db.conn, `SELECT w.reply_time FROM pg_stat_replication w JOIN pg_replication_slots s ON s.active_pid = w.pid WHERE s.slot_name = '`+db.slot("f")+`'`)
+	}
 	for i := 0; i < 10; i++ {
-		time.Sleep(50 * time.Millisecond)
+		last := replyTime()
+		waitFor(t, "a status update", 10*time.Second, func() bool { return replyTime() != last })
 		if info, err := InspectSlot(ctxT(t), db.conn, db.slot("f")); err != nil || info.ConfirmedFlushLSN != first.Txn.EndLSN {
 			t.Fatalf("the slot left the flushed %s: %+v, %v", first.Txn.EndLSN, info, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func TestVerifyUnderConcurrentWrites(t *testing.T) {
 	// verify is done.
 	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	var writes int
+	var writes atomic.Int64
 	conn := pgtest.Connect(t, p.SrcDSN)
 	wg.Add(1)
 	go func() {
@@ -93,11 +94,22 @@ func TestVerifyUnderConcurrentWrites(t *testing.T) {
 				t.Errorf("writer: %v", err)
 				return
 			}
-			writes++
+			writes.Add(1)
+			// The writer's pace, not a wait: it leaves the daemon room to
+			// keep up, so that differences are rows in flight.
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Verify starts while the writer is under way and the daemon applies
+	// its writes.
+	applied := pgtest.Query(t, p.Tgt, `SELECT order_id, amount_cents, state, note FROM v2.orders_v2`)
+	deadline := time.Now().Add(30 * time.Second)
+	for writes.Load() < 50 || pgtest.Query(t, p.Tgt, `SELECT order_id, amount_cents, state, note FROM v2.orders_v2`) == applied {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d writes the daemon applied none\n%s", writes.Load(), logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	var transient, rechecks int64
 	for range 2 {
@@ -112,13 +124,13 @@ func TestVerifyUnderConcurrentWrites(t *testing.T) {
 	}
 	stop()
 	wg.Wait()
-	t.Logf("%d writes; %d re-checks; %d differences were rows in flight", writes, rechecks, transient)
+	t.Logf("%d writes; %d re-checks; %d differences were rows in flight", writes.Load(), rechecks, transient)
 
 	// Let the daemon apply everything, then make a difference of the
 	// target's own: it persists through the re-check.
 	want := `SELECT id, (amount * 100)::bigint, array_position(ARRAY['new','paid','shipped'], status) - 1, note FROM orders`
 	got := `SELECT order_id, amount_cents, state, note FROM v2.orders_v2`
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for pgtest.Query(t, p.Src, want) != pgtest.Query(t, p.Tgt, got) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the daemon did not catch up\n%s", logs.String())

@@ -251,14 +251,31 @@ function backward(row) { return { id: row.order_id } }
 			}
 		}(w)
 	}
+	// applying waits until the daemon has applied some of the workload
+	// (the target's rows changed) while the workload committed at least n
+	// more transactions.
+	applying := func(n int64) {
+		t.Helper()
+		before, txnsBefore := dump(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`), txns.Load()
+		waitFor(t, 60*time.Second, func() bool {
+			return txns.Load() >= txnsBefore+n && dump(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`) != before
+		}, &logs)
+	}
 	for round := 0; round < 2; round++ {
-		time.Sleep(time.Duration(700+rand.Intn(600)) * time.Millisecond)
+		// Killed at a random point of the workload, mid-stream.
+		applying(int64(10 + rand.Intn(40)))
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
-		time.Sleep(200 * time.Millisecond)
+		// The server ends the killed walsender on its own time; the next
+		// daemon starts once the slot is free.
+		waitFor(t, 30*time.Second, func() bool {
+			var n int
+			e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND NOT active`).Scan(&n)
+			return n == 1
+		}, &logs)
 		cmd = start()
 	}
-	time.Sleep(500 * time.Millisecond)
+	applying(20)
 	stop.Store(true)
 	wg.Wait()
 	if txns.Load() < 20 {

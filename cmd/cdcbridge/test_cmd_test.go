@@ -132,11 +132,12 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 		done <- code
 	}()
 	// Only transactions committed after the recording slot has its
-	// consistent point are recorded: wait for it to stream.
+	// consistent point are recorded: wait for it to stream (its walsender
+	// has had a status update from the recorder).
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var n int
-		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'cdcbridge_rec_rec_%' AND active AND confirmed_flush_lsn IS NOT NULL`).Scan(&n)
+		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication w ON w.pid = s.active_pid WHERE s.slot_name LIKE 'cdcbridge_rec_rec_%' AND s.confirmed_flush_lsn IS NOT NULL AND w.reply_time IS NOT NULL`).Scan(&n)
 		if n == 1 {
 			break
 		}
@@ -145,7 +146,6 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond)
 	pgtest.MustExec(t, e.Src, `INSERT INTO orders VALUES (1, 19.90, 'new'), (2, 5.00, 'paid'); UPDATE orders SET status = 'paid' WHERE id = 1`)
 	if code := <-done; code != 0 {
 		t.Fatalf("record: exit %d\n%s%s", code, recOut, recErr)
