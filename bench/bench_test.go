@@ -389,8 +389,12 @@ func BenchmarkUpdatesDeletes(b *testing.B) {
 		insertItems(b, p.tgt, 1, n)
 	}
 	backlog(b, fmt.Sprintf("update backlog (%d rows, 100 a transaction)", n), "≥ 1.0×", "rows/s", itemsDDL, []string{"items"}, false, both,
-		func(p *pair) { inTxns(b, p.src, n, `UPDATE items SET qty = qty + 1, name = name || '+' WHERE id BETWEEN $1 AND $2`) },
-		func(p *pair) (string, string) { return `SELECT sum(qty) FROM items`, scalar(b, p.src, `SELECT sum(qty) FROM items`) },
+		func(p *pair) {
+			inTxns(b, p.src, n, `UPDATE items SET qty = qty + 1, name = name || '+' WHERE id BETWEEN $1 AND $2`)
+		},
+		func(p *pair) (string, string) {
+			return `SELECT sum(qty) FROM items`, scalar(b, p.src, `SELECT sum(qty) FROM items`)
+		},
 		func() float64 { return float64(n) })
 	backlog(b, fmt.Sprintf("delete backlog (%d rows, 100 a transaction)", n), "≥ 1.0×", "rows/s", itemsDDL, []string{"items"}, false, both,
 		func(p *pair) { inTxns(b, p.src, n, `DELETE FROM items WHERE id BETWEEN $1 AND $2`) },
