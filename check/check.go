@@ -95,6 +95,9 @@ type databases struct {
 	read, write       *pgx.Conn
 	readCat, writeCat *catalog.Catalog
 	mapper            *transform.Mapper
+	// scripts are the compiled transforms the mapper runs (nil: it
+	// compiles them).
+	scripts *transform.Scripts
 }
 
 // Resolved is what the checks of a direction resolved on its databases, for
@@ -109,8 +112,10 @@ type Resolved struct {
 // Preflight runs the checks a start of direction dir needs, on its
 // connections to the side read and the side written, and returns what they
 // resolved and the problems. Only when there are none is Resolved complete.
-func Preflight(ctx context.Context, m *config.Mapping, dir config.Direction, read, write *pgx.Conn) (Resolved, []finding.Finding) {
-	s := &databases{read: read, write: write}
+// The mapper runs scripts, the transforms compiled once for the start
+// (nil: the mapper compiles them).
+func Preflight(ctx context.Context, m *config.Mapping, dir config.Direction, read, write *pgx.Conn, scripts *transform.Scripts) (Resolved, []finding.Finding) {
+	s := &databases{read: read, write: write, scripts: scripts}
 	probs := finding.Problems(inspect(ctx, m, dir, s))
 	return Resolved{ReadCat: s.readCat, WriteCat: s.writeCat, Mapper: s.mapper}, probs
 }
@@ -173,7 +178,7 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *da
 	fs = append(fs, keyFindings(m, dir, s)...)
 	fs = append(fs, encodingFindings(ctx, dir, s)...)
 	if !missing {
-		opts := transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat}
+		opts := transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat, Scripts: s.scripts}
 		mapper, err := transform.New(transform.Specs(m, dir), opts)
 		if err != nil {
 			fs = append(fs, finding.Finding{Where: "mapping", Message: err.Error(), Fix: "correct the mapping or the tables so that every mapped column exists on both sides"})

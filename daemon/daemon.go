@@ -85,6 +85,11 @@ func (o Options) withDefaults() Options {
 // for Quiet, then it is armed. Everything it decides is in the state row,
 // so a daemon killed at any moment picks up where it was.
 func Run(ctx context.Context, o Options) error {
+	// Both directions run the same script files: they are compiled once,
+	// for every pipeline this daemon starts.
+	if o.Scripts == nil {
+		o.Scripts = pipeline.CompileScripts(o.Mapping)
+	}
 	d := newDaemon(ctx, o.withDefaults())
 	defer d.link.close()
 	st, err := d.open(ctx)

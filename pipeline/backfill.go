@@ -224,7 +224,7 @@ func (b *backfill) run(ctx context.Context) (err error) {
 		WriteCat:        s.writeCat,
 		NewMapper: func() (*transform.Mapper, error) {
 			return transform.New(specs, transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
-				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 		},
 		Commit: func(ctx context.Context, tx pgx.Tx, read change.Table) error {
 			if err := checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Synced, b.at(), idsByRead[read]...); err != nil {

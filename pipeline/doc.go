@@ -24,6 +24,11 @@
 // ctx ends, after a clean stop, and the error otherwise: a fault.FatalError
 // stops the daemon, before the change that failed, with nothing skipped.
 //
+// The transforms are compiled once (Options.Scripts, or at each start when
+// unset) and every runtime of the start runs the same compiled scripts: the
+// checks' mapper, the transform stage's workers, the initial copy's and the
+// backfill's.
+//
 // In Live mode a pipeline applies every change; in Armed mode it applies
 // nothing, advances its slot past the bridge's own transactions and idle
 // stretches, and holds at the first foreign write, which it reports.

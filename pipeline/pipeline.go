@@ -14,6 +14,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/metrics"
+	"github.com/cdcbridge/cdcbridge/transform"
 )
 
 // Options configures Run.
@@ -53,6 +54,12 @@ type Options struct {
 	// Applied, if set, is called in Live mode with the commit time of each
 	// source transaction that reached the applier.
 	Applied func(commit time.Time)
+	// Scripts, if set, are the mapping's transforms compiled once (see
+	// CompileScripts), shared by every runtime of the pipeline: the
+	// transform stage's, the initial copy's and the backfill's. The daemon
+	// compiles them once for both directions. nil compiles them at each
+	// start.
+	Scripts *transform.Scripts
 
 	// upserts: the tables whose inserts met rows already on the target,
 	// kept across restarts of the pipeline (see apply.Config.Upserts).
@@ -185,4 +192,17 @@ func (b *backoff) next(limit time.Duration) time.Duration {
 		b.d = min(2*b.d, limit)
 	}
 	return fault.Jitter(b.d)
+}
+
+// CompileScripts compiles the transforms of m once, for the pipelines of
+// both directions (forward and backward are defined by the same files). It
+// returns nil when a script cannot be read or compiled: then each start
+// compiles the scripts again, and its checks report the error as they
+// report every other problem of the mapping, with the same text.
+func CompileScripts(m *config.Mapping) *transform.Scripts {
+	scripts, err := transform.Compile(transform.Specs(m, config.Forward))
+	if err != nil {
+		return nil
+	}
+	return scripts
 }

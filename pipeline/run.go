@@ -50,7 +50,10 @@ type setup struct {
 	read, write       *pgx.Conn
 	readCat, writeCat *catalog.Catalog
 	mapper            *transform.Mapper
-	start             pglogrepl.LSN
+	// scripts are the compiled transforms every Mapper of the start
+	// shares (nil: each Mapper compiles them).
+	scripts *transform.Scripts
+	start   pglogrepl.LSN
 	// plan is what the start decided about the mapping's entries (nil on
 	// a first start: every entry starts with the pipeline).
 	plan *entryPlan
@@ -87,7 +90,13 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		}
 		return err
 	}
-	resolved, probs := check.Preflight(ctx, m, dir, s.read, s.write)
+	// Every runtime of this start runs the same compiled scripts.
+	scripts := o.Scripts
+	if scripts == nil {
+		scripts = CompileScripts(m)
+	}
+	s.scripts = scripts
+	resolved, probs := check.Preflight(ctx, m, dir, s.read, s.write, scripts)
 	if len(probs) > 0 {
 		return &fault.FatalError{Err: &finding.ConfigError{Findings: probs}}
 	}
@@ -118,7 +127,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	if o.Mode == Live {
 		for len(mappers) < transformWorkers(m) {
 			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
-				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 			if err != nil {
 				return &fault.FatalError{Err: err}
 			}

@@ -123,7 +123,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		WriteCat:        s.writeCat,
 		NewMapper: func() (*transform.Mapper, error) {
 			return transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
-				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 		},
 		Copied: func(change.Table) { failpoint.Hit("initial-copy-table-committed") },
 		Progress: func(t change.Table, copied, estimated int64) {
