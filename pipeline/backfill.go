@@ -255,7 +255,8 @@ func (b *backfill) run(ctx context.Context) (err error) {
 	return nil
 }
 
-// entryGate sits in the transform stage, between the mapping of each event
+// entryGate is the transform.Gate of a live pipeline. It sits in the
+// transform stage, between the mapping of each event
 // and its hand-off to the applier, and sees every event in stream order.
 // It is what makes an entry's copy and the stream meet exactly:
 //
@@ -268,7 +269,7 @@ func (b *backfill) run(ctx context.Context) (err error) {
 //     so that nothing the copy does not hold is applied before it. Until
 //     then the other entries stream up to that point, which was "now" when
 //     the copy started. When the copy fails or is abandoned (the pipeline
-//     stops), or ctx ends, nothing more passes: begin returns false and the
+//     stops), or ctx ends, nothing more passes: Begin returns false and the
 //     stage stops, leaving the applier to commit what came before.
 //
 // A gate with nothing in from and no copy running passes every event as it
@@ -288,10 +289,10 @@ func newEntryGate(plan *entryPlan, specs []transform.Spec, b *backfill) *entryGa
 	return &entryGate{from: plan.from, specs: specs, copy: b}
 }
 
-// begin waits, if a copy is running and the transaction commits at or
+// Begin waits, if a copy is running and the transaction commits at or
 // after its snapshot, for the copy to commit. It returns false when the
 // copy did not commit, or ctx ended first.
-func (g *entryGate) begin(ctx context.Context, txn *change.Txn) bool {
+func (g *entryGate) Begin(ctx context.Context, txn *change.Txn) bool {
 	if g == nil || g.copy == nil || txn.FinalLSN < g.copy.at() {
 		return true
 	}
@@ -307,8 +308,8 @@ func (g *entryGate) begin(ctx context.Context, txn *change.Txn) bool {
 	}
 }
 
-// filter drops the outs of ch that an entry's copy holds.
-func (g *entryGate) filter(ch *change.Change, outs []change.Out) []change.Out {
+// Filter drops the outs of ch that an entry's copy holds.
+func (g *entryGate) Filter(ch *change.Change, outs []change.Out) []change.Out {
 	if g == nil || len(g.from) == 0 || ch == nil || ch.Txn == nil {
 		return outs
 	}

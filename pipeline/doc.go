@@ -9,8 +9,8 @@
 // the mapping (backfill) while the others stream. Then it runs the stages,
 // joined by bounded channels: the stream sends events and never closes its
 // channel (the start closes it once the stream has returned); the
-// transform stage (or, in Armed mode, the hold stage) closes its output
-// when its input ends; the applier drains what arrived, commits the
+// transform stage (transform.Stage; in Armed mode, the hold stage) ends
+// when its input ends and its goroutine then closes its output; the applier drains what arrived, commits the
 // complete transactions and rolls back a partial one. The applier runs
 // under a context that outlives the caller's, so a stop never cuts a
 // transaction in half. The first stage error stops the others; every

@@ -122,10 +122,10 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 	gate := newEntryGate(s.plan, transform.Specs(m, dir), bf)
 
-	// Extra runtimes for the transform stage (see transformWorkers).
+	// Extra runtimes for the transform stage (see transform.Workers).
 	mappers := []*transform.Mapper{s.mapper}
 	if o.Mode == Live {
-		for len(mappers) < transformWorkers(m) {
+		for len(mappers) < transform.Workers(m) {
 			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 			if err != nil {
@@ -221,7 +221,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		if o.Mode == Armed {
 			return holdStage(applyCtx, o, events, outs)
 		}
-		return transformStage(applyCtx, o, mappers, gate, events, outs)
+		return transformStage(o, mappers, gate).Run(applyCtx, events, outs)
 	})
 	g.Go(func() error {
 		// The applier has stopped: nothing more can be applied, so the
@@ -251,6 +251,28 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		log.Info("stopped", "checkpoint", applier.Flushed().String())
 	}
 	return firstErr
+}
+
+// transformStage is the transform stage of a live pipeline. The gate (nil
+// when no entry is being or was lately copied) drops what an entry's copy
+// holds and holds back what must wait for a copy in progress; see
+// entryGate. A failure that the catalogs read again may cure, the first of
+// its kind, ends the stage with a staleCatalog.
+func transformStage(o Options, mappers []*transform.Mapper, gate *entryGate) *transform.Stage {
+	st := &transform.Stage{
+		Mappers: mappers, Mapping: o.Mapping, Direction: o.Direction,
+		Logger: o.Logger, Metrics: o.Metrics, Committed: o.Applied,
+		Restart: func(err error) error {
+			if o.rereads.first(err) {
+				return &staleCatalog{Err: err}
+			}
+			return nil
+		},
+	}
+	if gate != nil {
+		st.Gate = gate
+	}
+	return st
 }
 
 func observer(o Options) apply.Observer {
