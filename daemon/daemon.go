@@ -90,6 +90,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.Scripts == nil {
 		o.Scripts = pipeline.CompileScripts(o.Mapping)
 	}
+	// Each direction tells the other's idle checkpoints from real activity.
+	if o.Echoes == nil {
+		o.Echoes = &pipeline.EchoTracker{}
+	}
 	d := newDaemon(ctx, o.withDefaults())
 	defer d.link.close()
 	st, err := d.open(ctx)

@@ -60,6 +60,11 @@ type Options struct {
 	// compiles them once for both directions. nil compiles them at each
 	// start.
 	Scripts *transform.Scripts
+	// Echoes, if set, is shared with the pipeline of the other direction,
+	// so that each tells the other's checkpoint-only transactions from
+	// real activity; the daemon hands both directions its own. nil: the
+	// pipeline makes one of its own (it then sees no other's).
+	Echoes *EchoTracker
 
 	// upserts: the tables whose inserts met rows already on the target,
 	// kept across restarts of the pipeline (see apply.Config.Upserts).
@@ -111,6 +116,9 @@ func Run(ctx context.Context, o Options) error {
 			live = 1
 		}
 		o.Metrics.Direction.WithLabelValues(o.Direction.String()).Set(live)
+	}
+	if o.Echoes == nil {
+		o.Echoes = &EchoTracker{}
 	}
 	o.upserts = &apply.Upserts{}
 	o.rereads = &rereads{}

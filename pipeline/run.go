@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -26,16 +24,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/transform"
 )
-
-// ownIdleWrites remembers, per mapping and side, how far in that side's WAL
-// the checkpoint-only transactions of this process's appliers go, so that
-// the direction reading that side can tell its echo from real activity.
-var ownIdleWrites sync.Map // "name/side" -> *atomic.Uint64
-
-func ownIdle(name, side string) *atomic.Uint64 {
-	v, _ := ownIdleWrites.LoadOrStore(name+"/"+side, new(atomic.Uint64))
-	return v.(*atomic.Uint64)
-}
 
 // sides returns the DSNs of the side read and the side written.
 func sides(m *config.Mapping, dir config.Direction) (read, write config.DSN) {
@@ -138,16 +126,8 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
 		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts,
-		OwnIdleWrites: func() pglogrepl.LSN { return pglogrepl.LSN(ownIdle(m.Name, readSide).Load()) },
-		IdleWritten: func(l pglogrepl.LSN) {
-			w := ownIdle(m.Name, writeSide)
-			for {
-				cur := w.Load()
-				if uint64(l) <= cur || w.CompareAndSwap(cur, uint64(l)) {
-					return
-				}
-			}
-		},
+		OwnIdleWrites: func() pglogrepl.LSN { return o.Echoes.Echo(dir) },
+		IdleWritten:   func(l pglogrepl.LSN) { o.Echoes.Wrote(dir, l) },
 	}, s.start)
 	if err := applier.Prepare(ctx); err != nil {
 		return classify(err)
