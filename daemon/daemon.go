@@ -13,7 +13,6 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
-	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
@@ -404,7 +403,7 @@ func (d *daemon) start(dir config.Direction, mode pipeline.Mode) *runner {
 		po.Foreign = func(fw control.ForeignWrites) {
 			d.foreign.set(dir, fw)
 			if d.o.Metrics != nil {
-				side, _ := dbconn.SideNames(dir)
+				side := d.m.View(dir).ReadName
 				d.o.Metrics.ForeignWrites.WithLabelValues(side).Set(float64(fw.Txns))
 			}
 		}

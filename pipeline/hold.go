@@ -5,7 +5,6 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/control"
-	"github.com/cdcbridge/cdcbridge/dbconn"
 )
 
 // holdStage is the middle stage of an armed pipeline. Positions pass to the
@@ -30,7 +29,7 @@ func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<
 		}
 		if held.Txns == 0 {
 			held.First, held.FirstAt = ev.Txn.FinalLSN, ev.Txn.CommitTime
-			r, _ := dbconn.SideNames(o.Direction)
+			r := o.view().ReadName
 			log.Warn("the "+r+" is taking writes on mapped tables while traffic should flow the other way; holding the "+o.Direction.String()+" slot before them so a flip can carry them over",
 				"first_lsn", held.First.String(), "first_at", held.FirstAt, "xid", ev.Txn.Xid)
 		}

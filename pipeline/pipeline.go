@@ -75,6 +75,9 @@ type Options struct {
 	report *runReport
 }
 
+// view is the mapping seen from the pipeline's direction.
+func (o Options) view() config.View { return o.Mapping.View(o.Direction) }
+
 // Mode says what a pipeline does with the changes it reads.
 type Mode uint8
 

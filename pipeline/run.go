@@ -15,7 +15,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
-	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
@@ -24,14 +23,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/transform"
 )
-
-// sides returns the DSNs of the side read and the side written.
-func sides(m *config.Mapping, dir config.Direction) (read, write config.DSN) {
-	if dir == config.Reverse {
-		return m.Target.DSN, m.Source.DSN
-	}
-	return m.Source.DSN, m.Target.DSN
-}
 
 // setup is what a start of the pipeline resolved.
 type setup struct {
@@ -48,10 +39,10 @@ type setup struct {
 }
 
 func runOnce(ctx context.Context, o Options) (err error) {
-	m, dir := o.Mapping, o.Direction
+	m, dir, v := o.Mapping, o.Direction, o.view()
 	log := o.Logger.With("component", "bridge", "direction", dir.String())
-	readDSN, writeDSN := sides(m, dir)
-	readSide, writeSide := dbconn.SideNames(dir)
+	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
+	readSide, writeSide := v.ReadName, v.WriteName
 
 	s := &setup{}
 	defer func() {
@@ -89,8 +80,8 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		return &fault.FatalError{Err: &finding.ConfigError{Findings: probs}}
 	}
 	s.readCat, s.writeCat, s.mapper = resolved.ReadCat, resolved.WriteCat, resolved.Mapper
-	slot, pub := m.SlotName(dir), m.PublicationName(dir)
-	if err := replication.EnsurePublication(ctx, s.read, pub, m.SourceTables(dir)); err != nil {
+	slot, pub := v.Slot, v.Publication
+	if err := replication.EnsurePublication(ctx, s.read, pub, v.ReadTables()); err != nil {
 		return classify(err)
 	}
 	if err := checkpoint.Ensure(ctx, s.write); err != nil {
@@ -114,7 +105,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	mappers := []*transform.Mapper{s.mapper}
 	if o.Mode == Live {
 		for len(mappers) < transform.Workers(m) {
-			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
+			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 			if err != nil {
 				return &fault.FatalError{Err: err}
@@ -123,7 +114,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		}
 	}
 	applier := apply.New(s.write, apply.Config{
-		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
+		Name: m.Name, Direction: dir.String(), Origin: v.Origin,
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
 		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts,
 		OwnIdleWrites: func() pglogrepl.LSN { return o.Echoes.Echo(dir) },
