@@ -30,40 +30,41 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 	}
 	defer release()
 	for _, dir := range []config.Direction{config.Forward, config.Reverse} {
-		readDSN, writeDSN := m.ReadSide(dir).DSN, m.WriteSide(dir).DSN
-		readSide, writeSide := dbconn.SideNames(dir)
+		v := m.View(dir)
+		readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
+		readSide, writeSide := v.ReadName, v.WriteName
 		read, err := dbconn.Connect(ctx, readDSN, readSide)
 		if err != nil {
 			return err
 		}
-		info, err := replication.InspectSlot(ctx, read, m.SlotName(dir))
+		info, err := replication.InspectSlot(ctx, read, v.Slot)
 		if err == nil && info.Active {
 			read.Close(ctx)
-			return &fault.FatalError{Err: fmt.Errorf("the slot %s is in use by process %d on the %s: stop what streams from it first", m.SlotName(dir), info.ActivePID, readSide)}
+			return &fault.FatalError{Err: fmt.Errorf("the slot %s is in use by process %d on the %s: stop what streams from it first", v.Slot, info.ActivePID, readSide)}
 		}
 		if err == nil && info.Exists {
-			if err := replication.DropSlot(ctx, read, m.SlotName(dir)); err != nil {
+			if err := replication.DropSlot(ctx, read, v.Slot); err != nil {
 				read.Close(ctx)
 				return err
 			}
-			fmt.Fprintf(w, "dropped slot %s on the %s\n", m.SlotName(dir), readSide)
+			fmt.Fprintf(w, "dropped slot %s on the %s\n", v.Slot, readSide)
 		}
-		if err := replication.DropPublication(ctx, read, m.PublicationName(dir)); err != nil {
+		if err := replication.DropPublication(ctx, read, v.Publication); err != nil {
 			read.Close(ctx)
 			return err
 		}
-		fmt.Fprintf(w, "dropped publication %s on the %s (if it existed)\n", m.PublicationName(dir), readSide)
+		fmt.Fprintf(w, "dropped publication %s on the %s (if it existed)\n", v.Publication, readSide)
 		read.Close(ctx)
 
 		write, err := dbconn.Connect(ctx, writeDSN, writeSide)
 		if err != nil {
 			return err
 		}
-		if _, err := write.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1 OR roname ~ ('^' || $1 || '_copy[0-9]+$')`, m.OriginName(dir)); err != nil {
+		if _, err := write.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1 OR roname ~ ('^' || $1 || '_copy[0-9]+$')`, v.Origin); err != nil {
 			write.Close(ctx)
-			return fmt.Errorf("dropping the replication origin %s on the %s: %w", m.OriginName(dir), writeSide, err)
+			return fmt.Errorf("dropping the replication origin %s on the %s: %w", v.Origin, writeSide, err)
 		}
-		fmt.Fprintf(w, "dropped replication origin %s on the %s (if it existed)\n", m.OriginName(dir), writeSide)
+		fmt.Fprintf(w, "dropped replication origin %s on the %s (if it existed)\n", v.Origin, writeSide)
 		if err := checkpoint.Delete(ctx, write, m.Name, dir.String()); err != nil {
 			write.Close(ctx)
 			return err

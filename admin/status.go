@@ -15,7 +15,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
-	"github.com/cdcbridge/cdcbridge/pipeline"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
@@ -114,7 +113,7 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 	}
 	var bs *control.State
 	if state := conns["target"]; state != nil {
-		if s, err := readState(ctx, state, m.Name, &st); err != nil {
+		if s, err := readState(ctx, state, m, &st); err != nil {
 			errs = append(errs, fmt.Errorf("reading the bridge state on the target: %w", m.Redact(err)))
 		} else {
 			bs = &s
@@ -125,8 +124,8 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 		if bs != nil {
 			mode = bs.Mode(dir).String()
 		}
-		readSide, writeSide := dbconn.SideNames(dir)
-		ds, derrs := directionStatus(ctx, m, dir, mode, conns[readSide], conns[writeSide])
+		v := m.View(dir)
+		ds, derrs := directionStatus(ctx, v, mode, conns[v.ReadName], conns[v.WriteName])
 		st.Directions = append(st.Directions, ds)
 		errs = append(errs, derrs...)
 	}
@@ -138,7 +137,8 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 
 // readState fills in what the bridge state on the target says, and returns
 // it: a mapping that has never run is forward.
-func readState(ctx context.Context, state *pgx.Conn, name string, st *Status) (control.State, error) {
+func readState(ctx context.Context, state *pgx.Conn, m *config.Mapping, st *Status) (control.State, error) {
+	name := m.Name
 	bs, err := control.Load(ctx, state, name)
 	if errors.Is(err, control.ErrNoState) {
 		st.Live = "forward (never run)"
@@ -168,7 +168,7 @@ func readState(ctx context.Context, state *pgx.Conn, name string, st *Status) (c
 	}
 	st.LastAnswer = bs.Answer
 	if bs.Foreign.Txns > 0 {
-		side, _ := dbconn.SideNames(bs.ForeignDir)
+		side := m.View(bs.ForeignDir).ReadName
 		st.Foreign = &ForeignStatus{Side: side, Txns: bs.Foreign.Txns, FirstLSN: bs.Foreign.First.String(), FirstAt: bs.Foreign.FirstAt}
 	}
 	return bs, nil
@@ -188,9 +188,10 @@ func policyName(p control.ForeignPolicy) string {
 // checkpoint and entries on write; a nil connection is a side that could
 // not be reached, which GetStatus has reported already. The errors it
 // returns name the direction and the side.
-func directionStatus(ctx context.Context, m *config.Mapping, dir config.Direction, mode string, read, write *pgx.Conn) (DirectionStatus, []error) {
-	readSide, writeSide := dbconn.SideNames(dir)
-	ds := DirectionStatus{Direction: dir.String(), Mode: mode, Reads: readSide, Slot: m.SlotName(dir)}
+func directionStatus(ctx context.Context, v config.View, mode string, read, write *pgx.Conn) (DirectionStatus, []error) {
+	m, dir := v.Mapping(), v.Direction
+	readSide, writeSide := v.ReadName, v.WriteName
+	ds := DirectionStatus{Direction: dir.String(), Mode: mode, Reads: readSide, Slot: v.Slot}
 	var errs []error
 	fail := func(side string, err error) string {
 		err = m.Redact(err)
@@ -230,7 +231,7 @@ func directionStatus(ctx context.Context, m *config.Mapping, dir config.Directio
 			ds.LagBytes = int64(cur - ck.LSN)
 			ds.LagSinceCheckpoint = time.Since(ck.UpdatedAt).Round(time.Second).String()
 		}
-		ds.Entries = entryStatuses(m, dir, ck, rows)
+		ds.Entries = entryStatuses(v, ck, rows)
 	}
 	var parts []string
 	for _, e := range []string{ds.SlotError, ds.CheckpointError} {
@@ -245,8 +246,8 @@ func directionStatus(ctx context.Context, m *config.Mapping, dir config.Directio
 // entryStatuses says where each entry stands, from its row and the
 // checkpoint: a synced entry that the checkpoint has passed is streaming,
 // though its row says so only from the next start.
-func entryStatuses(m *config.Mapping, dir config.Direction, ck checkpoint.State, rows map[string]checkpoint.Entry) []EntryStatus {
-	ids := pipeline.EntryIDs(m, dir)
+func entryStatuses(v config.View, ck checkpoint.State, rows map[string]checkpoint.Entry) []EntryStatus {
+	ids := v.EntryIDs()
 	var out []EntryStatus
 	for _, id := range ids {
 		r, ok := rows[id]

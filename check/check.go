@@ -52,8 +52,9 @@ func joinFix(fix, hint string) string {
 // Check connects to both sides of a direction and runs every up-front
 // check without streaming. It returns all findings, good and bad.
 func Check(ctx context.Context, m *config.Mapping, dir config.Direction) []finding.Finding {
-	readDSN, writeDSN := m.ReadSide(dir).DSN, m.WriteSide(dir).DSN
-	readSide, writeSide := dbconn.SideNames(dir)
+	v := m.View(dir)
+	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
+	readSide, writeSide := v.ReadName, v.WriteName
 	var fs []finding.Finding
 	s := &databases{}
 	var err error
@@ -82,9 +83,9 @@ func Check(ctx context.Context, m *config.Mapping, dir config.Direction) []findi
 	if s.read == nil || s.write == nil {
 		return fs
 	}
-	fs = append(fs, inspect(ctx, m, dir, s)...)
+	fs = append(fs, inspect(ctx, v, s)...)
 	if len(finding.Problems(fs)) == 0 {
-		fs = append(fs, positionFindings(ctx, m, dir, s)...)
+		fs = append(fs, positionFindings(ctx, v, s)...)
 	}
 	return fs
 }
@@ -95,6 +96,9 @@ type databases struct {
 	read, write       *pgx.Conn
 	readCat, writeCat *catalog.Catalog
 	mapper            *transform.Mapper
+	// scripts are the compiled transforms the mapper runs (nil: it
+	// compiles them).
+	scripts *transform.Scripts
 }
 
 // Resolved is what the checks of a direction resolved on its databases, for
@@ -109,16 +113,19 @@ type Resolved struct {
 // Preflight runs the checks a start of direction dir needs, on its
 // connections to the side read and the side written, and returns what they
 // resolved and the problems. Only when there are none is Resolved complete.
-func Preflight(ctx context.Context, m *config.Mapping, dir config.Direction, read, write *pgx.Conn) (Resolved, []finding.Finding) {
-	s := &databases{read: read, write: write}
-	probs := finding.Problems(inspect(ctx, m, dir, s))
+// The mapper runs scripts, the transforms compiled once for the start
+// (nil: the mapper compiles them).
+func Preflight(ctx context.Context, m *config.Mapping, dir config.Direction, read, write *pgx.Conn, scripts *transform.Scripts) (Resolved, []finding.Finding) {
+	s := &databases{read: read, write: write, scripts: scripts}
+	probs := finding.Problems(inspect(ctx, m.View(dir), s))
 	return Resolved{ReadCat: s.readCat, WriteCat: s.writeCat, Mapper: s.mapper}, probs
 }
 
-func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *databases) []finding.Finding {
-	readSide, writeSide := dbconn.SideNames(dir)
+func inspect(ctx context.Context, v config.View, s *databases) []finding.Finding {
+	m := v.Mapping()
+	readSide, writeSide := v.ReadName, v.WriteName
 	var fs []finding.Finding
-	readTables, writeTables := m.SourceTables(dir), m.WriteTables(dir)
+	readTables, writeTables := v.ReadTables(), v.WriteTables()
 	for _, p := range replication.Preflight(ctx, s.read, readTables) {
 		p.Where = readSide
 		if p.Table != (change.Table{}) {
@@ -140,7 +147,7 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *da
 			fs = append(fs, finding.Finding{Where: readSide + " table " + t.String(), Message: "is in the bridge's own schema " + checkpoint.Schema + ", whose tables hold the bridge's state and are never replicated", Fix: "map the application's tables only"})
 		}
 	}
-	fs = append(fs, partitionFindings(ctx, m, dir, s)...)
+	fs = append(fs, partitionFindings(ctx, v, s)...)
 	extra := writeTables
 	if m.OnError == config.PolicyDeadletter {
 		if err := deadletter.Ensure(ctx, s.write); err != nil {
@@ -170,11 +177,11 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *da
 			missing = true
 		}
 	}
-	fs = append(fs, keyFindings(m, dir, s)...)
-	fs = append(fs, encodingFindings(ctx, dir, s)...)
+	fs = append(fs, keyFindings(v, s)...)
+	fs = append(fs, encodingFindings(ctx, v, s)...)
 	if !missing {
-		opts := transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat}
-		mapper, err := transform.New(transform.Specs(m, dir), opts)
+		opts := transform.Options{Func: v.Func, Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat, Scripts: s.scripts}
+		mapper, err := transform.New(transform.Specs(m, v.Direction), opts)
 		if err != nil {
 			fs = append(fs, finding.Finding{Where: "mapping", Message: err.Error(), Fix: "correct the mapping or the tables so that every mapped column exists on both sides"})
 		} else {
@@ -203,23 +210,23 @@ func inspect(ctx context.Context, m *config.Mapping, dir config.Direction, s *da
 // of its partitions: the root is copied with its partitions and publishes
 // their changes under its own name, so the partition's rows would arrive
 // twice.
-func partitionFindings(ctx context.Context, m *config.Mapping, dir config.Direction, s *databases) []finding.Finding {
-	readSide, _ := dbconn.SideNames(dir)
+func partitionFindings(ctx context.Context, v config.View, s *databases) []finding.Finding {
+	readSide := v.ReadName
 	byOID := map[uint32]change.Table{}
-	for _, t := range m.SourceTables(dir) {
+	for _, t := range v.ReadTables() {
 		if info := s.readCat.Table(t); info != nil {
 			byOID[info.OID] = t
 		}
 	}
 	entries := func(t change.Table) string {
 		var names []string
-		for _, e := range m.EntriesFor(dir, t) {
+		for _, e := range v.EntriesFor(t) {
 			names = append(names, e.Name())
 		}
 		return strings.Join(names, ", ")
 	}
 	var fs []finding.Finding
-	for _, t := range m.SourceTables(dir) {
+	for _, t := range v.ReadTables() {
 		info := s.readCat.Table(t)
 		if info == nil {
 			continue
@@ -317,9 +324,10 @@ func writePrivileges(ctx context.Context, s *databases, side string, t change.Ta
 
 // positionFindings reports the checkpoint and slot, and whether a start
 // would be refused.
-func positionFindings(ctx context.Context, m *config.Mapping, dir config.Direction, s *databases) []finding.Finding {
-	readSide, _ := dbconn.SideNames(dir)
-	slot := m.SlotName(dir)
+func positionFindings(ctx context.Context, v config.View, s *databases) []finding.Finding {
+	m, dir := v.Mapping(), v.Direction
+	readSide := v.ReadName
+	slot := v.Slot
 	info, err := replication.InspectSlot(ctx, s.read, slot)
 	if err != nil {
 		return []finding.Finding{{Where: readSide, Message: "reading the slot: " + err.Error()}}

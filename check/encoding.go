@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/config"
-	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/finding"
 )
 
@@ -19,8 +18,8 @@ const sqlASCII = "SQL_ASCII"
 // to the side written, from the encodings of both databases and of the
 // bridge's connections to them (UTF8 unless a DSN sets client_encoding; see
 // replication.SetClientEncoding).
-func encodingFindings(ctx context.Context, dir config.Direction, s *databases) []finding.Finding {
-	readSide, writeSide := dbconn.SideNames(dir)
+func encodingFindings(ctx context.Context, v config.View, s *databases) []finding.Finding {
+	readSide, writeSide := v.ReadName, v.WriteName
 	var enc [2][2]string
 	for i, c := range []*pgx.Conn{s.read, s.write} {
 		if err := c.QueryRow(ctx, `SELECT current_setting('server_encoding'), current_setting('client_encoding')`).Scan(&enc[i][0], &enc[i][1]); err != nil {

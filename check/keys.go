@@ -7,7 +7,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/config"
-	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
@@ -19,8 +18,9 @@ import (
 // which only REPLICA IDENTITY FULL on the table read sends. A table read
 // without a replica identity is insert-only while it is published, which
 // is a warning: the source rejects its updates and deletes.
-func keyFindings(m *config.Mapping, dir config.Direction, s *databases) []finding.Finding {
-	readSide, writeSide := dbconn.SideNames(dir)
+func keyFindings(v config.View, s *databases) []finding.Finding {
+	m, dir := v.Mapping(), v.Direction
+	readSide, writeSide := v.ReadName, v.WriteName
 	var fs []finding.Finding
 	warned := map[change.Table]bool{}
 	for _, e := range m.Tables {

@@ -240,3 +240,22 @@ func (v View) EntriesFor(t change.Table) []Entry { return v.m.EntriesFor(v.Direc
 
 // CopyOrigin is the origin of the n-th worker of an initial copy.
 func (v View) CopyOrigin(n int) string { return v.m.CopyOriginName(v.Direction, n) }
+
+// EntryIDs names each entry of the mapping, in file order, the way its row
+// in cdcbridge.tables does: "read -> written", so that an entry keeps its
+// name when others are added or removed around it. Entries with the same
+// two tables (the file allows it) are told apart by their order among
+// themselves: " #2", " #3".
+func (v View) EntryIDs() []string {
+	ids := make([]string, len(v.m.Tables))
+	seen := map[string]int{}
+	for i, e := range v.m.Tables {
+		id := e.Reads(v.Direction).String() + " -> " + e.Writes(v.Direction).String()
+		seen[id]++
+		if n := seen[id]; n > 1 {
+			id += " #" + strconv.Itoa(n)
+		}
+		ids[i] = id
+	}
+	return ids
+}

@@ -41,8 +41,8 @@ func LockDirections(ctx context.Context, m *config.Mapping) (func(), error) {
 		}
 	}
 	for _, d := range []config.Direction{config.Forward, config.Reverse} {
-		_, side := dbconn.SideNames(d)
-		conn, err := dbconn.Connect(ctx, m.WriteSide(d).DSN, side)
+		v := m.View(d)
+		conn, err := dbconn.Connect(ctx, v.WriteSide.DSN, v.WriteName)
 		if err != nil {
 			release()
 			return nil, err

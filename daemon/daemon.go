@@ -13,7 +13,6 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
-	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
@@ -85,6 +84,15 @@ func (o Options) withDefaults() Options {
 // for Quiet, then it is armed. Everything it decides is in the state row,
 // so a daemon killed at any moment picks up where it was.
 func Run(ctx context.Context, o Options) error {
+	// Both directions run the same script files: they are compiled once,
+	// for every pipeline this daemon starts.
+	if o.Scripts == nil {
+		o.Scripts = pipeline.CompileScripts(o.Mapping)
+	}
+	// Each direction tells the other's idle checkpoints from real activity.
+	if o.Echoes == nil {
+		o.Echoes = &pipeline.EchoTracker{}
+	}
 	d := newDaemon(ctx, o.withDefaults())
 	defer d.link.close()
 	st, err := d.open(ctx)
@@ -395,7 +403,7 @@ func (d *daemon) start(dir config.Direction, mode pipeline.Mode) *runner {
 		po.Foreign = func(fw control.ForeignWrites) {
 			d.foreign.set(dir, fw)
 			if d.o.Metrics != nil {
-				side, _ := dbconn.SideNames(dir)
+				side := d.m.View(dir).ReadName
 				d.o.Metrics.ForeignWrites.WithLabelValues(side).Set(float64(fw.Txns))
 			}
 		}

@@ -2,7 +2,10 @@
 // the live one applying and the other armed, and carries out what the
 // control state asks, without a restart.
 //
-// Run holds the mapping's daemon lock on the target for its life (a second
+// Run compiles the mapping's transforms once, for the pipelines of both
+// directions (pipeline.Options.Scripts), and hands both one echo tracker
+// (pipeline.Options.Echoes), so that neither takes the other's idle
+// checkpoints for activity. It holds the mapping's daemon lock on the target for its life (a second
 // daemon stops with a fault.FatalError), follows the live direction recorded
 // in the state (or makes it reverse on a mapping that has never flipped,
 // with --reverse), and polls the state: a flip request is claimed and

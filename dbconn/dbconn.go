@@ -28,12 +28,3 @@ func Connect(ctx context.Context, dsn config.DSN, side string) (*pgx.Conn, error
 	}
 	return conn, nil
 }
-
-// SideNames names the side that direction dir reads and the side it writes,
-// as the mapping file does ("source", "target"), for messages.
-func SideNames(dir config.Direction) (read, write string) {
-	if dir == config.Reverse {
-		return "target", "source"
-	}
-	return "source", "target"
-}

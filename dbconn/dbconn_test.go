@@ -27,12 +27,3 @@ func TestConnectErrors(t *testing.T) {
 		t.Errorf("an unreachable server: %v", err)
 	}
 }
-
-func TestSideNames(t *testing.T) {
-	if r, w := SideNames(config.Forward); r != "source" || w != "target" {
-		t.Errorf("forward reads the %s and writes the %s", r, w)
-	}
-	if r, w := SideNames(config.Reverse); r != "target" || w != "source" {
-		t.Errorf("reverse reads the %s and writes the %s", r, w)
-	}
-}

@@ -32,8 +32,9 @@ type Result struct {
 // by peeking at its changes through the real decoder.
 func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir config.Direction, from, upto pglogrepl.LSN) (control.ForeignWrites, error) {
 	var fw control.ForeignWrites
+	v := m.View(dir)
 	rows, err := conn.Query(ctx, `SELECT lsn, data FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
-		m.SlotName(dir), m.PublicationName(dir))
+		v.Slot, v.Publication)
 	if err != nil {
 		return fw, fmt.Errorf("reading what the %s slot holds: %w", dir, err)
 	}
@@ -72,8 +73,9 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 // request is unanswered.
 func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, policy control.ForeignPolicy, requestID int64, sync SequenceSync, log *slog.Logger) (Result, error) {
 	res := Result{To: to}
-	readDSN, writeDSN := m.ReadSide(to).DSN, m.WriteSide(to).DSN
-	readSide, writeSide := dbconn.SideNames(to)
+	v := m.View(to)
+	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
+	readSide, writeSide := v.ReadName, v.WriteName
 	read, err := dbconn.Connect(ctx, readDSN, readSide)
 	if err != nil {
 		return res, err
@@ -99,7 +101,7 @@ func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, polic
 		res.Message = fmt.Sprintf("%s is already the live direction (since %s)", to, st.FlipLSN)
 		return res, control.Answer(ctx, state, m.Name, requestID, true, res.Message)
 	}
-	if err := replication.EnsurePublication(ctx, read, m.PublicationName(to), m.SourceTables(to)); err != nil {
+	if err := replication.EnsurePublication(ctx, read, v.Publication, v.ReadTables()); err != nil {
 		return res, err
 	}
 	if err := checkpoint.Ensure(ctx, write); err != nil {
@@ -113,15 +115,15 @@ func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, polic
 		if err != nil {
 			return res, err
 		}
-		if info, err := replication.InspectSlot(ctx, read, m.SlotName(to)); err == nil && info.Exists && !info.Active {
-			replication.DropSlot(ctx, read, m.SlotName(to))
+		if info, err := replication.InspectSlot(ctx, read, v.Slot); err == nil && info.Exists && !info.Active {
+			replication.DropSlot(ctx, read, v.Slot)
 		}
-		created, err := replication.CreateSlot(ctx, readDSN.ConnString(), m.SlotName(to), false)
+		created, err := replication.CreateSlot(ctx, readDSN.ConnString(), v.Slot, false)
 		if err != nil {
 			return res, readDSN.Redact(err)
 		}
 		created.Close(ctx)
-		ck = checkpoint.State{Name: m.Name, Direction: to.String(), LSN: created.ConsistentPoint, SystemID: sysid, Slot: m.SlotName(to)}
+		ck = checkpoint.State{Name: m.Name, Direction: to.String(), LSN: created.ConsistentPoint, SystemID: sysid, Slot: v.Slot}
 		if err := checkpoint.Create(ctx, write, ck); err != nil {
 			return res, err
 		}
@@ -137,7 +139,7 @@ func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, polic
 	}
 	// The armed pipeline of `to` has just stopped; its walsender may hold
 	// the slot a moment longer, and a peek needs it free.
-	if err := replication.WaitSlotFree(ctx, read, m.SlotName(to), 10*time.Second); err != nil {
+	if err := replication.WaitSlotFree(ctx, read, v.Slot, 10*time.Second); err != nil {
 		return res, err
 	}
 	if res.Foreign, err = foreignWrites(ctx, read, m, to, ck.LSN, point); err != nil {

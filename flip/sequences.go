@@ -40,10 +40,8 @@ func sequencePairs(ctx context.Context, m *config.Mapping, dir config.Direction)
 		tgt.Close(context.Background())
 		return nil, nil, nil, m.Redact(err)
 	}
-	if dir == config.Reverse {
-		return tgt, src, pairs, nil
-	}
-	return src, tgt, pairs, nil
+	v, byName := m.View(dir), map[string]*pgx.Conn{"source": src, "target": tgt}
+	return byName[v.ReadName], byName[v.WriteName], pairs, nil
 }
 
 // SyncSequences brings the sequences behind the mapped columns of the

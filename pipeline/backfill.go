@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -13,31 +12,11 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
-	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/snapshot"
 	"github.com/cdcbridge/cdcbridge/transform"
 )
-
-// EntryIDs names each entry of the mapping, in file order, the way its row
-// in cdcbridge.tables does: "read -> written" in direction dir, so that an
-// entry keeps its name when others are added or removed around it. Entries
-// with the same two tables (the file allows it) are told apart by their
-// order among themselves: " #2", " #3".
-func EntryIDs(m *config.Mapping, dir config.Direction) []string {
-	ids := make([]string, len(m.Tables))
-	seen := map[string]int{}
-	for i, e := range m.Tables {
-		id := e.Reads(dir).String() + " -> " + e.Writes(dir).String()
-		seen[id]++
-		if n := seen[id]; n > 1 {
-			id += " #" + strconv.Itoa(n)
-		}
-		ids[i] = id
-	}
-	return ids
-}
 
 // entryPlan is what a start of the pipeline decided about the mapping's
 // entries, from their rows in cdcbridge.tables.
@@ -69,8 +48,8 @@ type entryPlan struct {
 // Every other entry keeps its row; one synced past start has its changes
 // before that LSN dropped (see entryGate).
 func planEntries(ctx context.Context, o Options, s *setup, start pglogrepl.LSN, backfill bool, log *slog.Logger) (*entryPlan, error) {
-	m, dir := o.Mapping, o.Direction
-	ids := EntryIDs(m, dir)
+	m, dir, v := o.Mapping, o.Direction, o.view()
+	ids := v.EntryIDs()
 	rows, err := checkpoint.LoadEntries(ctx, s.write, m.Name, dir.String())
 	if err != nil {
 		return nil, classify(err)
@@ -101,7 +80,7 @@ func planEntries(ctx context.Context, o Options, s *setup, start pglogrepl.LSN, 
 			}
 		}
 	}
-	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
+	err = inTx(ctx, s.write, v.Origin, func(tx pgx.Tx) error {
 		if err := checkpoint.PassEntries(ctx, tx, m.Name, dir.String(), start); err != nil {
 			return err
 		}
@@ -144,8 +123,8 @@ type backfill struct {
 // point S is where the new entries' changes start), and records the
 // entries as copying at S. The caller runs it (run) and closes it.
 func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, log *slog.Logger) (*backfill, error) {
-	m, dir := o.Mapping, o.Direction
-	all := EntryIDs(m, dir)
+	m, dir, v := o.Mapping, o.Direction, o.view()
+	all := v.EntryIDs()
 	b := &backfill{o: o, s: s, entries: plan.add, done: make(chan struct{}), log: log.With("component", "backfill")}
 	var written []change.Table
 	for _, i := range plan.add {
@@ -154,19 +133,19 @@ func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, 
 			written = append(written, t)
 		}
 	}
-	if err := requireEmpty(ctx, written, s.write, writeSideName(dir)); err != nil {
+	if err := requireEmpty(ctx, written, s.write, v.WriteName); err != nil {
 		return nil, err
 	}
-	readDSN, _ := sides(m, dir)
+	readDSN := v.ReadSide.DSN
 	var err error
-	b.slot, err = replication.CreateTemporarySlot(ctx, readDSN.ConnString(), m.SlotName(dir)+"_sync")
+	b.slot, err = replication.CreateTemporarySlot(ctx, readDSN.ConnString(), v.Slot+"_sync")
 	if err != nil {
 		return nil, classify(readDSN.Redact(err))
 	}
 	for _, i := range plan.add {
 		plan.from[m.Tables[i].Name()] = b.slot.ConsistentPoint
 	}
-	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
+	err = inTx(ctx, s.write, v.Origin, func(tx pgx.Tx) error {
 		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Copying, b.slot.ConsistentPoint, b.ids...)
 	})
 	if err != nil {
@@ -198,7 +177,7 @@ func (b *backfill) run(ctx context.Context) (err error) {
 		close(b.done)
 	}()
 	o, s := b.o, b.s
-	m, dir := o.Mapping, o.Direction
+	m, dir, v := o.Mapping, o.Direction, o.view()
 	all := transform.Specs(m, dir)
 	var specs []transform.Spec
 	var reads []change.Table
@@ -213,18 +192,18 @@ func (b *backfill) run(ctx context.Context) (err error) {
 		idsByRead[t] = append(idsByRead[t], b.ids[k])
 		names[k] = m.Tables[i].Name()
 	}
-	readDSN, writeDSN := sides(m, dir)
+	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
 	st, err := snapshot.Copy(ctx, snapshot.Options{
 		ReadConnString:  readDSN.ConnString(),
 		WriteConnString: writeDSN.ConnString(),
 		Snapshot:        b.slot.SnapshotName,
 		Tables:          reads,
-		Origin:          func(n int) string { return m.CopyOriginName(dir, n) },
+		Origin:          v.CopyOrigin,
 		ReadCat:         s.readCat,
 		WriteCat:        s.writeCat,
 		NewMapper: func() (*transform.Mapper, error) {
-			return transform.New(specs, transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
-				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+			return transform.New(specs, transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 		},
 		Commit: func(ctx context.Context, tx pgx.Tx, read change.Table) error {
 			if err := checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Synced, b.at(), idsByRead[read]...); err != nil {
@@ -255,7 +234,8 @@ func (b *backfill) run(ctx context.Context) (err error) {
 	return nil
 }
 
-// entryGate sits in the transform stage, between the mapping of each event
+// entryGate is the transform.Gate of a live pipeline. It sits in the
+// transform stage, between the mapping of each event
 // and its hand-off to the applier, and sees every event in stream order.
 // It is what makes an entry's copy and the stream meet exactly:
 //
@@ -268,7 +248,7 @@ func (b *backfill) run(ctx context.Context) (err error) {
 //     so that nothing the copy does not hold is applied before it. Until
 //     then the other entries stream up to that point, which was "now" when
 //     the copy started. When the copy fails or is abandoned (the pipeline
-//     stops), or ctx ends, nothing more passes: begin returns false and the
+//     stops), or ctx ends, nothing more passes: Begin returns false and the
 //     stage stops, leaving the applier to commit what came before.
 //
 // A gate with nothing in from and no copy running passes every event as it
@@ -288,10 +268,10 @@ func newEntryGate(plan *entryPlan, specs []transform.Spec, b *backfill) *entryGa
 	return &entryGate{from: plan.from, specs: specs, copy: b}
 }
 
-// begin waits, if a copy is running and the transaction commits at or
+// Begin waits, if a copy is running and the transaction commits at or
 // after its snapshot, for the copy to commit. It returns false when the
 // copy did not commit, or ctx ended first.
-func (g *entryGate) begin(ctx context.Context, txn *change.Txn) bool {
+func (g *entryGate) Begin(ctx context.Context, txn *change.Txn) bool {
 	if g == nil || g.copy == nil || txn.FinalLSN < g.copy.at() {
 		return true
 	}
@@ -307,8 +287,8 @@ func (g *entryGate) begin(ctx context.Context, txn *change.Txn) bool {
 	}
 }
 
-// filter drops the outs of ch that an entry's copy holds.
-func (g *entryGate) filter(ch *change.Change, outs []change.Out) []change.Out {
+// Filter drops the outs of ch that an entry's copy holds.
+func (g *entryGate) Filter(ch *change.Change, outs []change.Out) []change.Out {
 	if g == nil || len(g.from) == 0 || ch == nil || ch.Txn == nil {
 		return outs
 	}

@@ -9,8 +9,8 @@
 // the mapping (backfill) while the others stream. Then it runs the stages,
 // joined by bounded channels: the stream sends events and never closes its
 // channel (the start closes it once the stream has returned); the
-// transform stage (or, in Armed mode, the hold stage) closes its output
-// when its input ends; the applier drains what arrived, commits the
+// transform stage (transform.Stage; in Armed mode, the hold stage) ends
+// when its input ends and its goroutine then closes its output; the applier drains what arrived, commits the
 // complete transactions and rolls back a partial one. The applier runs
 // under a context that outlives the caller's, so a stop never cuts a
 // transaction in half. The first stage error stops the others; every
@@ -23,6 +23,11 @@
 // catalogs are read again, once per kind of failure). It returns nil when
 // ctx ends, after a clean stop, and the error otherwise: a fault.FatalError
 // stops the daemon, before the change that failed, with nothing skipped.
+//
+// The transforms are compiled once (Options.Scripts, or at each start when
+// unset) and every runtime of the start runs the same compiled scripts: the
+// checks' mapper, the transform stage's workers, the initial copy's and the
+// backfill's.
 //
 // In Live mode a pipeline applies every change; in Armed mode it applies
 // nothing, advances its slot past the bridge's own transactions and idle

@@ -14,6 +14,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/metrics"
+	"github.com/cdcbridge/cdcbridge/transform"
 )
 
 // Options configures Run.
@@ -53,6 +54,17 @@ type Options struct {
 	// Applied, if set, is called in Live mode with the commit time of each
 	// source transaction that reached the applier.
 	Applied func(commit time.Time)
+	// Scripts, if set, are the mapping's transforms compiled once (see
+	// CompileScripts), shared by every runtime of the pipeline: the
+	// transform stage's, the initial copy's and the backfill's. The daemon
+	// compiles them once for both directions. nil compiles them at each
+	// start.
+	Scripts *transform.Scripts
+	// Echoes, if set, is shared with the pipeline of the other direction,
+	// so that each tells the other's checkpoint-only transactions from
+	// real activity; the daemon hands both directions its own. nil: the
+	// pipeline makes one of its own (it then sees no other's).
+	Echoes *EchoTracker
 
 	// upserts: the tables whose inserts met rows already on the target,
 	// kept across restarts of the pipeline (see apply.Config.Upserts).
@@ -62,6 +74,9 @@ type Options struct {
 	// report is filled in by a run for Run (see backoff).
 	report *runReport
 }
+
+// view is the mapping seen from the pipeline's direction.
+func (o Options) view() config.View { return o.Mapping.View(o.Direction) }
 
 // Mode says what a pipeline does with the changes it reads.
 type Mode uint8
@@ -104,6 +119,9 @@ func Run(ctx context.Context, o Options) error {
 			live = 1
 		}
 		o.Metrics.Direction.WithLabelValues(o.Direction.String()).Set(live)
+	}
+	if o.Echoes == nil {
+		o.Echoes = &EchoTracker{}
 	}
 	o.upserts = &apply.Upserts{}
 	o.rereads = &rereads{}
@@ -185,4 +203,17 @@ func (b *backoff) next(limit time.Duration) time.Duration {
 		b.d = min(2*b.d, limit)
 	}
 	return fault.Jitter(b.d)
+}
+
+// CompileScripts compiles the transforms of m once, for the pipelines of
+// both directions (forward and backward are defined by the same files). It
+// returns nil when a script cannot be read or compiled: then each start
+// compiles the scripts again, and its checks report the error as they
+// report every other problem of the mapping, with the same text.
+func CompileScripts(m *config.Mapping) *transform.Scripts {
+	scripts, err := transform.Compile(transform.Specs(m, config.Forward))
+	if err != nil {
+		return nil
+	}
+	return scripts
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -17,7 +15,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/check"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
-	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
@@ -27,40 +24,25 @@ import (
 	"github.com/cdcbridge/cdcbridge/transform"
 )
 
-// ownIdleWrites remembers, per mapping and side, how far in that side's WAL
-// the checkpoint-only transactions of this process's appliers go, so that
-// the direction reading that side can tell its echo from real activity.
-var ownIdleWrites sync.Map // "name/side" -> *atomic.Uint64
-
-func ownIdle(name, side string) *atomic.Uint64 {
-	v, _ := ownIdleWrites.LoadOrStore(name+"/"+side, new(atomic.Uint64))
-	return v.(*atomic.Uint64)
-}
-
-// sides returns the DSNs of the side read and the side written.
-func sides(m *config.Mapping, dir config.Direction) (read, write config.DSN) {
-	if dir == config.Reverse {
-		return m.Target.DSN, m.Source.DSN
-	}
-	return m.Source.DSN, m.Target.DSN
-}
-
 // setup is what a start of the pipeline resolved.
 type setup struct {
 	read, write       *pgx.Conn
 	readCat, writeCat *catalog.Catalog
 	mapper            *transform.Mapper
-	start             pglogrepl.LSN
+	// scripts are the compiled transforms every Mapper of the start
+	// shares (nil: each Mapper compiles them).
+	scripts *transform.Scripts
+	start   pglogrepl.LSN
 	// plan is what the start decided about the mapping's entries (nil on
 	// a first start: every entry starts with the pipeline).
 	plan *entryPlan
 }
 
 func runOnce(ctx context.Context, o Options) (err error) {
-	m, dir := o.Mapping, o.Direction
+	m, dir, v := o.Mapping, o.Direction, o.view()
 	log := o.Logger.With("component", "bridge", "direction", dir.String())
-	readDSN, writeDSN := sides(m, dir)
-	readSide, writeSide := dbconn.SideNames(dir)
+	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
+	readSide, writeSide := v.ReadName, v.WriteName
 
 	s := &setup{}
 	defer func() {
@@ -87,13 +69,19 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		}
 		return err
 	}
-	resolved, probs := check.Preflight(ctx, m, dir, s.read, s.write)
+	// Every runtime of this start runs the same compiled scripts.
+	scripts := o.Scripts
+	if scripts == nil {
+		scripts = CompileScripts(m)
+	}
+	s.scripts = scripts
+	resolved, probs := check.Preflight(ctx, m, dir, s.read, s.write, scripts)
 	if len(probs) > 0 {
 		return &fault.FatalError{Err: &finding.ConfigError{Findings: probs}}
 	}
 	s.readCat, s.writeCat, s.mapper = resolved.ReadCat, resolved.WriteCat, resolved.Mapper
-	slot, pub := m.SlotName(dir), m.PublicationName(dir)
-	if err := replication.EnsurePublication(ctx, s.read, pub, m.SourceTables(dir)); err != nil {
+	slot, pub := v.Slot, v.Publication
+	if err := replication.EnsurePublication(ctx, s.read, pub, v.ReadTables()); err != nil {
 		return classify(err)
 	}
 	if err := checkpoint.Ensure(ctx, s.write); err != nil {
@@ -113,12 +101,12 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 	gate := newEntryGate(s.plan, transform.Specs(m, dir), bf)
 
-	// Extra runtimes for the transform stage (see transformWorkers).
+	// Extra runtimes for the transform stage (see transform.Workers).
 	mappers := []*transform.Mapper{s.mapper}
 	if o.Mode == Live {
-		for len(mappers) < transformWorkers(m) {
-			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
-				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+		for len(mappers) < transform.Workers(m) {
+			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 			if err != nil {
 				return &fault.FatalError{Err: err}
 			}
@@ -126,19 +114,11 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		}
 	}
 	applier := apply.New(s.write, apply.Config{
-		Name: m.Name, Direction: dir.String(), Origin: m.OriginName(dir),
+		Name: m.Name, Direction: dir.String(), Origin: v.Origin,
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
 		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts,
-		OwnIdleWrites: func() pglogrepl.LSN { return pglogrepl.LSN(ownIdle(m.Name, readSide).Load()) },
-		IdleWritten: func(l pglogrepl.LSN) {
-			w := ownIdle(m.Name, writeSide)
-			for {
-				cur := w.Load()
-				if uint64(l) <= cur || w.CompareAndSwap(cur, uint64(l)) {
-					return
-				}
-			}
-		},
+		OwnIdleWrites: func() pglogrepl.LSN { return o.Echoes.Echo(dir) },
+		IdleWritten:   func(l pglogrepl.LSN) { o.Echoes.Wrote(dir, l) },
 	}, s.start)
 	if err := applier.Prepare(ctx); err != nil {
 		return classify(err)
@@ -212,7 +192,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		if o.Mode == Armed {
 			return holdStage(applyCtx, o, events, outs)
 		}
-		return transformStage(applyCtx, o, mappers, gate, events, outs)
+		return transformStage(o, mappers, gate).Run(applyCtx, events, outs)
 	})
 	g.Go(func() error {
 		// The applier has stopped: nothing more can be applied, so the
@@ -242,6 +222,28 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		log.Info("stopped", "checkpoint", applier.Flushed().String())
 	}
 	return firstErr
+}
+
+// transformStage is the transform stage of a live pipeline. The gate (nil
+// when no entry is being or was lately copied) drops what an entry's copy
+// holds and holds back what must wait for a copy in progress; see
+// entryGate. A failure that the catalogs read again may cure, the first of
+// its kind, ends the stage with a staleCatalog.
+func transformStage(o Options, mappers []*transform.Mapper, gate *entryGate) *transform.Stage {
+	st := &transform.Stage{
+		Mappers: mappers, Mapping: o.Mapping, Direction: o.Direction,
+		Logger: o.Logger, Metrics: o.Metrics, Committed: o.Applied,
+		Restart: func(err error) error {
+			if o.rereads.first(err) {
+				return &staleCatalog{Err: err}
+			}
+			return nil
+		},
+	}
+	if gate != nil {
+		st.Gate = gate
+	}
+	return st
 }
 
 func observer(o Options) apply.Observer {

@@ -14,7 +14,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
-	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
@@ -28,7 +27,7 @@ import (
 // point of a new slot, after the initial copy of every mapped table under
 // the slot's snapshot.
 func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.DSN, slot string, log *slog.Logger) (pglogrepl.LSN, error) {
-	m, dir := o.Mapping, o.Direction
+	m, dir, v := o.Mapping, o.Direction, o.view()
 	sysid, err := replication.SystemID(ctx, s.read)
 	if err != nil {
 		return 0, classify(err)
@@ -45,7 +44,7 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 		// The snapshot of an interrupted copy died with its connection: the
 		// copy starts over, from empty tables (they were empty when it began).
 		log.Warn("the initial copy was interrupted; emptying the tables it wrote and starting it over")
-		if err := discardCopy(ctx, m, dir, s.write); err != nil {
+		if err := discardCopy(ctx, v, s.write); err != nil {
 			return 0, classify(err)
 		}
 		err = checkpoint.ErrNone
@@ -75,10 +74,10 @@ func resume(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.D
 // applied in this direction (every apply writes the checkpoint), so a slot
 // left by an earlier first start that died before its checkpoint can go.
 func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN config.DSN, slot, sysid string, slotExists bool, log *slog.Logger) (pglogrepl.LSN, error) {
-	m, dir := o.Mapping, o.Direction
+	m, dir, v := o.Mapping, o.Direction, o.view()
 	copying := !o.SkipCopy && o.Mode == Live
 	if copying {
-		if err := requireEmpty(ctx, m.WriteTables(dir), s.write, writeSideName(dir)); err != nil {
+		if err := requireEmpty(ctx, v.WriteTables(), s.write, v.WriteName); err != nil {
 			return 0, err
 		}
 	}
@@ -95,7 +94,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	defer created.Close(context.WithoutCancel(ctx))
 	// Without a copy every entry streams from the consistent point; with
 	// one, the entries are recorded when it is done.
-	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
+	err = inTx(ctx, s.write, v.Origin, func(tx pgx.Tx) error {
 		if err := checkpoint.Create(ctx, tx, checkpoint.State{Name: m.Name, Direction: dir.String(), LSN: created.ConsistentPoint,
 			SystemID: sysid, Slot: slot, Copying: copying}); err != nil {
 			return err
@@ -103,7 +102,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		if copying {
 			return nil
 		}
-		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, created.ConsistentPoint, EntryIDs(m, dir)...)
+		return checkpoint.SetEntries(ctx, tx, m.Name, dir.String(), checkpoint.Streaming, created.ConsistentPoint, v.EntryIDs()...)
 	})
 	if err != nil {
 		return 0, classify(err)
@@ -117,13 +116,13 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		ReadConnString:  readDSN.ConnString(),
 		WriteConnString: writeDSN.ConnString(),
 		Snapshot:        created.SnapshotName,
-		Tables:          m.SourceTables(dir),
-		Origin:          func(n int) string { return m.CopyOriginName(dir, n) },
+		Tables:          v.ReadTables(),
+		Origin:          v.CopyOrigin,
 		ReadCat:         s.readCat,
 		WriteCat:        s.writeCat,
 		NewMapper: func() (*transform.Mapper, error) {
-			return transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir), Timeout: m.TransformTimeout,
-				Read: s.readCat, Write: s.writeCat, Logger: o.Logger})
+			return transform.New(transform.Specs(m, dir), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
+				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 		},
 		Copied: func(change.Table) { failpoint.Hit("initial-copy-table-committed") },
 		Progress: func(t change.Table, copied, estimated int64) {
@@ -137,11 +136,11 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	if err != nil {
 		return 0, classify(m.Redact(err))
 	}
-	err = inTx(ctx, s.write, m.OriginName(dir), func(tx pgx.Tx) error {
+	err = inTx(ctx, s.write, v.Origin, func(tx pgx.Tx) error {
 		if err := checkpoint.FinishCopy(ctx, tx, m.Name, dirName); err != nil {
 			return err
 		}
-		return checkpoint.SetEntries(ctx, tx, m.Name, dirName, checkpoint.Synced, created.ConsistentPoint, EntryIDs(m, dir)...)
+		return checkpoint.SetEntries(ctx, tx, m.Name, dirName, checkpoint.Synced, created.ConsistentPoint, v.EntryIDs()...)
 	})
 	if err != nil {
 		return 0, classify(err)
@@ -158,11 +157,6 @@ func inTx(ctx context.Context, conn *pgx.Conn, origin string, fn func(pgx.Tx) er
 	return apply.WithOrigin(ctx, conn, origin, func() error {
 		return pgx.BeginFunc(ctx, conn, fn)
 	})
-}
-
-func writeSideName(dir config.Direction) string {
-	_, w := dbconn.SideNames(dir)
-	return w
 }
 
 // requireEmpty refuses an initial copy into tables that hold rows.
@@ -190,9 +184,9 @@ func requireEmpty(ctx context.Context, tables []change.Table, conn *pgx.Conn, si
 // replication origin: emptying those tables is the bridge's own write, and
 // the direction reading this side (armed, or live after a flip) must skip
 // it, never take it for a client's truncate and carry it back.
-func discardCopy(ctx context.Context, m *config.Mapping, dir config.Direction, conn *pgx.Conn) error {
-	tables := m.WriteTables(dir)
-	return apply.WithOrigin(ctx, conn, m.OriginName(dir), func() error {
+func discardCopy(ctx context.Context, v config.View, conn *pgx.Conn) error {
+	tables := v.WriteTables()
+	return apply.WithOrigin(ctx, conn, v.Origin, func() error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if len(tables) > 0 {
 				names := make([]string, len(tables))
@@ -203,7 +197,7 @@ func discardCopy(ctx context.Context, m *config.Mapping, dir config.Direction, c
 					return fmt.Errorf("emptying the tables of the interrupted copy: %w", err)
 				}
 			}
-			return checkpoint.Delete(ctx, tx, m.Name, dir.String())
+			return checkpoint.Delete(ctx, tx, v.Mapping().Name, v.Direction.String())
 		})
 	})
 }

@@ -1,6 +1,8 @@
 // Package transform owns what becomes of one row change between reading and
 // writing: it maps a source change to the writes of the target tables,
-// through a user's JavaScript transform or by column name, and owns the
+// through a user's JavaScript transform or by column name, runs the
+// transform stage of a pipeline (Stage: ordered parallel mapping and the
+// mapping's error policy, on_error), and owns the
 // JavaScript side: compiling scripts once, running them in
 // sandboxed goja runtimes under a time limit, converting column values
 // between PostgreSQL's text form and JavaScript (one codec per kind of
@@ -21,6 +23,15 @@
 // zero or more change.Out. A Mapper is not safe for concurrent use: one
 // Mapper per goroutine, all of them sharing one *Scripts. Nothing here does
 // I/O after New.
+//
+// # Stage
+//
+// Stage is the pipeline's transform stage over a stream of events: its
+// Mappers (Workers of them) map ahead in parallel and the events leave in
+// the order they came; a change that fails halts the stage with a
+// fault.FatalError under on_error: halt, is dropped under skip, and becomes
+// a cdcbridge.deadletter row under deadletter. The caller closes the
+// output once Run has returned. See Stage for the whole contract.
 //
 // # Entries
 //

@@ -13,11 +13,3 @@ func Specs(m *config.Mapping, dir config.Direction) []Spec {
 	}
 	return out
 }
-
-// FuncName is the script function a direction calls.
-func FuncName(dir config.Direction) string {
-	if dir == config.Reverse {
-		return "backward"
-	}
-	return "forward"
-}

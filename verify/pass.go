@@ -8,7 +8,6 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/mappingtest"
-	"github.com/cdcbridge/cdcbridge/transform"
 )
 
 // compareAll runs both passes in the open snapshots: every row read,
@@ -17,7 +16,7 @@ import (
 func (c *checker) compareAll(ctx context.Context) (*tally, error) {
 	tal := c.newTally()
 	bags := map[change.Table]*bag{}
-	for _, rt := range c.m.SourceTables(c.dir) {
+	for _, rt := range c.v.ReadTables() {
 		err := c.read.scan(ctx, rt, c.readKeys[rt], c.o.BatchSize, func(rows []change.Row) error {
 			b, err := c.transformRows(rt, rows)
 			if err != nil {
@@ -43,7 +42,7 @@ func (c *checker) compareAll(ctx context.Context) (*tally, error) {
 			return nil, err
 		}
 	}
-	for _, wt := range c.m.WriteTables(c.dir) {
+	for _, wt := range c.v.WriteTables() {
 		started := time.Now()
 		tr := tal.table(wt)
 		if c.keyless[wt] {
@@ -240,7 +239,7 @@ func (c *checker) mapBack(wt change.Table, rows []change.Row, different map[stri
 			skc, sk, err := outKey(o)
 			if err != nil {
 				tr.note(fmt.Sprintf("rows that no row of the %s maps to are not looked for: mapping them back through %s(): %v",
-					c.read.name, transform.FuncName(c.dir.Opposite()), err))
+					c.read.name, c.v.Opposite().Func, err))
 				bb.states[i].skip = true
 				break
 			}
@@ -285,7 +284,7 @@ func (c *checker) resolveExtras(ctx context.Context, bb *backBatch) ([]diff, err
 		}
 		d := Difference{Kind: Extra, Key: keyString(bb.keyCols, bb.keys[i]), From: st.from}
 		if st.none {
-			d.Note = fmt.Sprintf("%s() maps it to no row of the %s", transform.FuncName(c.dir.Opposite()), c.read.name)
+			d.Note = fmt.Sprintf("%s() maps it to no row of the %s", c.v.Opposite().Func, c.read.name)
 		}
 		out = append(out, diff{f: finding{kind: Extra, table: bb.wt, keyCols: bb.keyCols, key: bb.keys[i]}, d: d})
 	}

@@ -342,7 +342,7 @@ type tally struct {
 
 func (c *checker) newTally() *tally {
 	t := &tally{tables: map[change.Table]*TableReport{}, different: map[string]bool{}}
-	for _, wt := range c.m.WriteTables(c.dir) {
+	for _, wt := range c.v.WriteTables() {
 		t.table(wt)
 	}
 	return t

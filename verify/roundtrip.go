@@ -100,7 +100,7 @@ func RoundTrip(ctx context.Context, o Options) (RoundTripReport, error) {
 }
 
 func (c *checker) roundTrip(ctx context.Context, rep *RoundTripReport) error {
-	fwd, back := transform.FuncName(c.dir), transform.FuncName(c.dir.Opposite())
+	fwd, back := c.v.Func, c.v.Opposite().Func
 	legs := []struct {
 		s      *side
 		tables []change.Table
@@ -109,8 +109,8 @@ func (c *checker) roundTrip(ctx context.Context, rep *RoundTripReport) error {
 		rt     *mappingtest.RoundTripper
 		via    string
 	}{
-		{c.read, c.m.SourceTables(c.dir), c.readKeys, c.fwd, mappingtest.NewRoundTripper(c.bwd, c.write.cat), back + "(" + fwd + "(row))"},
-		{c.write, c.m.WriteTables(c.dir), c.writeKeys, c.bwd, mappingtest.NewRoundTripper(c.fwd, c.read.cat), fwd + "(" + back + "(row))"},
+		{c.read, c.v.ReadTables(), c.readKeys, c.fwd, mappingtest.NewRoundTripper(c.bwd, c.write.cat), back + "(" + fwd + "(row))"},
+		{c.write, c.v.WriteTables(), c.writeKeys, c.bwd, mappingtest.NewRoundTripper(c.fwd, c.read.cat), fwd + "(" + back + "(row))"},
 	}
 	for _, leg := range legs {
 		if err := leg.s.begin(ctx); err != nil {

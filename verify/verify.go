@@ -54,9 +54,11 @@ const (
 // checker holds what a comparison needs: both sides, both transforms and
 // the keys rows are matched by.
 type checker struct {
-	o           Options
-	m           *config.Mapping
-	dir         config.Direction
+	o   Options
+	m   *config.Mapping
+	dir config.Direction
+	// v is the mapping seen from dir.
+	v           config.View
 	log         *slog.Logger
 	read, write *side
 	fwd, bwd    *transform.Mapper
@@ -68,13 +70,6 @@ type checker struct {
 	// keyless holds the tables written without a key: they are compared
 	// as multisets.
 	keyless map[change.Table]bool
-}
-
-func sideNames(dir config.Direction) (read, write string) {
-	if dir == config.Reverse {
-		return "target", "source"
-	}
-	return "source", "target"
 }
 
 func (o *Options) defaults() error {
@@ -97,35 +92,36 @@ func (o *Options) defaults() error {
 // transforms.
 func newChecker(ctx context.Context, o Options) (*checker, error) {
 	m, dir := o.Mapping, o.Direction
-	c := &checker{o: o, m: m, dir: dir, log: o.Logger.With("component", "verify", "direction", dir.String()),
+	v := m.View(dir)
+	c := &checker{o: o, m: m, dir: dir, v: v, log: o.Logger.With("component", "verify", "direction", dir.String()),
 		readKeys: map[change.Table][]string{}, writeKeys: map[change.Table][]string{}, keyless: map[change.Table]bool{}}
-	readName, writeName := sideNames(dir)
+	readName, writeName := v.ReadName, v.WriteName
 	var err error
-	if c.read, err = open(ctx, readName, m.ReadSide(dir).DSN, m.SourceTables(dir)); err != nil {
+	if c.read, err = open(ctx, readName, v.ReadSide.DSN, v.ReadTables()); err != nil {
 		return nil, err
 	}
-	if c.write, err = open(ctx, writeName, m.WriteSide(dir).DSN, m.WriteTables(dir)); err != nil {
+	if c.write, err = open(ctx, writeName, v.WriteSide.DSN, v.WriteTables()); err != nil {
 		c.close()
 		return nil, err
 	}
-	back := dir.Opposite()
+	back := v.Opposite()
 	// Both directions run the same script files: compiled once.
 	scripts, err := transform.Compile(transform.Specs(m, dir))
 	if err != nil {
 		c.close()
-		return nil, fmt.Errorf("preparing %s(): %w", transform.FuncName(dir), err)
+		return nil, fmt.Errorf("preparing %s(): %w", v.Func, err)
 	}
-	if c.fwd, err = transform.New(transform.Specs(m, dir), transform.Options{Func: transform.FuncName(dir),
+	if c.fwd, err = transform.New(transform.Specs(m, dir), transform.Options{Func: v.Func,
 		Timeout: m.TransformTimeout, Read: c.read.cat, Write: c.write.cat, Logger: o.Logger, Scripts: scripts}); err != nil {
 		c.close()
-		return nil, fmt.Errorf("preparing %s(): %w", transform.FuncName(dir), err)
+		return nil, fmt.Errorf("preparing %s(): %w", v.Func, err)
 	}
-	if c.bwd, err = transform.New(transform.Specs(m, back), transform.Options{Func: transform.FuncName(back),
+	if c.bwd, err = transform.New(transform.Specs(m, back.Direction), transform.Options{Func: back.Func,
 		Timeout: m.TransformTimeout, Read: c.write.cat, Write: c.read.cat, Logger: o.Logger, Scripts: scripts}); err != nil {
 		c.close()
-		return nil, fmt.Errorf("preparing %s(), which maps rows of the %s back to find extra ones: %w", transform.FuncName(back), writeName, err)
+		return nil, fmt.Errorf("preparing %s(), which maps rows of the %s back to find extra ones: %w", back.Func, writeName, err)
 	}
-	for _, t := range m.SourceTables(dir) {
+	for _, t := range v.ReadTables() {
 		c.readKeys[t] = c.read.cat.Table(t).RowKey()
 	}
 	for _, e := range m.Tables {
@@ -156,7 +152,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err := o.defaults(); err != nil {
 		return Report{}, err
 	}
-	readName, writeName := sideNames(o.Direction)
+	v := o.Mapping.View(o.Direction)
+	readName, writeName := v.ReadName, v.WriteName
 	rep := Report{Mapping: o.Mapping.Name, Direction: o.Direction, ReadSide: readName, WriteSide: writeName}
 	c, err := newChecker(ctx, o)
 	if err != nil {
