@@ -510,8 +510,8 @@ func BenchmarkMemory(b *testing.B) {
 		{
 			p := newPair(b, w.ddl)
 			p.subscribe(b, []string{table}, false, true)
-			waitFor(b, p.tgt, `SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL`, "1", time.Minute, nil)
-			pid, _ := strconv.Atoi(scalar(b, p.tgt, `SELECT pid FROM pg_stat_subscription WHERE pid IS NOT NULL LIMIT 1`))
+			waitFor(b, p.tgt, `SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL AND subname = '`+p.sub+`'`, "1", time.Minute, nil)
+			pid, _ := strconv.Atoi(scalar(b, p.tgt, `SELECT pid FROM pg_stat_subscription WHERE pid IS NOT NULL AND subname = '`+p.sub+`'`))
 			exec1(b, p.src, w.load)
 			waitFor(b, p.tgt, w.count, strconv.Itoa(w.rows), 10*time.Minute, nil)
 			native = peakRSS(pid)
@@ -554,7 +554,7 @@ func BenchmarkLag(b *testing.B) {
 		p := newPair(b, ddlSrc)
 		exec1(b, p.tgt, `ALTER TABLE ticks ADD COLUMN applied timestamptz DEFAULT clock_timestamp()`)
 		p.subscribe(b, []string{"ticks"}, false, true)
-		waitFor(b, p.tgt, `SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL`, "1", time.Minute, nil)
+		waitFor(b, p.tgt, `SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL AND subname = '`+p.sub+`'`, "1", time.Minute, nil)
 		run(p)
 		native = [2]float64{lag(p, 0.5), lag(p, 0.99)}
 	}
