@@ -343,8 +343,11 @@ func backlog(b *testing.B, name, target, unit string, ddl string, tables []strin
 		sql, want := done(p)
 		t0 := time.Now()
 		d = start(b, m)
+		d.waitStreaming(b)
+		up := time.Since(t0)
 		waitFor(b, p.tgt, sql, want, 10*time.Minute, d)
 		ours = units() / time.Since(t0).Seconds()
+		fmt.Printf("  (%s: cdcbridge streamed %.2fs after its start, drained in %.2fs)\n", name, up.Seconds(), time.Since(t0).Seconds())
 		d.stop()
 	}
 	{
