@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 	"github.com/cdcbridge/cdcbridge/verify"
 )
@@ -16,8 +17,8 @@ const historyDDL = `CREATE TABLE history (tid int, bid int, aid int, delta int, 
 // row is held as many times on both sides, and one copy of a duplicated row
 // missing (or one too many) is a difference that names the row.
 func TestVerifyTableWithoutKey(t *testing.T) {
-	p := pgtest.NewPair(t, historyDDL, historyDDL)
-	m := writeMapping(t, p, "history", "  - source: history\n    target: history\n", nil)
+	p := bridgetest.NewEnv(t, historyDDL, historyDDL)
+	m := p.Mapping("history", "  - source: history\n    target: history\n", nil)
 	rows := `INSERT INTO history VALUES
 		(1, 1, 1, 5, '2024-01-01 10:00', NULL, '{"a":  1}'), (1, 1, 1, 5, '2024-01-01 10:00', NULL, '{"a":  1}'),
 		(1, 1, 1, 5, '2024-01-01 10:00', NULL, '{"a":  1}'), (2, 1, 7, -3, '2024-01-01 10:01', 'x', NULL), (NULL, NULL, NULL, NULL, NULL, NULL, NULL)`
@@ -63,8 +64,8 @@ func TestVerifyTableWithoutKey(t *testing.T) {
 // A transform that loses a value of a table without a key: the round trip
 // names the row by all its values.
 func TestRoundTripTableWithoutKey(t *testing.T) {
-	p := pgtest.NewPair(t, `CREATE TABLE log (a int, b text)`, `CREATE TABLE log (a int, b text)`)
-	m := writeMapping(t, p, "lossy", "  - source: log\n    target: log\n    transform: lossy.js\n", map[string]string{"lossy.js": `
+	p := bridgetest.NewEnv(t, `CREATE TABLE log (a int, b text)`, `CREATE TABLE log (a int, b text)`)
+	m := p.Mapping("lossy", "  - source: log\n    target: log\n    transform: lossy.js\n", map[string]string{"lossy.js": `
 function forward(r) { return {a: r.a, b: r.b && r.b.toUpperCase()} }
 function backward(r) { return r }
 `})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 	"github.com/cdcbridge/cdcbridge/transform"
 	"github.com/cdcbridge/cdcbridge/verify"
@@ -28,7 +29,7 @@ func roundTrip(t *testing.T, o verify.Options) (verify.RoundTripReport, string) 
 }
 
 func TestRoundTrip(t *testing.T) {
-	p := pgtest.NewPair(t, srcDDL, tgtDDL)
+	p := bridgetest.NewEnv(t, srcDDL, tgtDDL)
 	pgtest.MustExec(t, p.Src, `
 		INSERT INTO orders VALUES (1, 19.90, 'new', 'a'), (2, 5.00, 'paid', NULL), (3, 1.00, 'shipped', 'c');
 		INSERT INTO items VALUES (1, 'x', 1.5, '{a,"b c"}', '{"k": [1, 2]}', '2024-01-01 10:00:00+02')`)
@@ -37,7 +38,7 @@ func TestRoundTrip(t *testing.T) {
 	pgtest.MustExec(t, p.Tgt, `INSERT INTO v2.orders_v2 VALUES (7, 700, 2, 'only here')`)
 
 	t.Run("lossless", func(t *testing.T) {
-		m := writeMapping(t, p, "good", shopTables, map[string]string{"orders.js": ordersJS})
+		m := p.Mapping("good", shopTables, map[string]string{"orders.js": bridgetest.OrdersJS})
 		rep, out := roundTrip(t, verify.Options{Mapping: m})
 		if !rep.OK() || len(rep.Tables) != 4 {
 			t.Fatalf("a lossless mapping failed:\n%s", out)
@@ -48,8 +49,8 @@ func TestRoundTrip(t *testing.T) {
 	})
 
 	t.Run("drops a column", func(t *testing.T) {
-		lossy := strings.Replace(ordersJS, "status: NAMES[row.state], note: row.note", "status: NAMES[row.state]", 1)
-		m := writeMapping(t, p, "lossy", shopTables, map[string]string{"orders.js": lossy})
+		lossy := strings.Replace(bridgetest.OrdersJS, "status: NAMES[r.state], note: r.note", "status: NAMES[r.state]", 1)
+		m := p.Mapping("lossy", shopTables, map[string]string{"orders.js": lossy})
 		rep, out := roundTrip(t, verify.Options{Mapping: m})
 		if rep.OK() {
 			t.Fatalf("a backward() that drops note passed:\n%s", out)
@@ -82,8 +83,8 @@ func TestRoundTrip(t *testing.T) {
 	})
 
 	t.Run("a transform that throws", func(t *testing.T) {
-		throws := strings.Replace(ordersJS, "function backward(row) {", "function backward(row) {\n  if (row.order_id === 7) throw new Error('no seven');", 1)
-		m := writeMapping(t, p, "throws", shopTables, map[string]string{"orders.js": throws})
+		throws := strings.Replace(bridgetest.OrdersJS, "function backward(r) {", "function backward(r) {\n  if (r.order_id === 7) throw new Error('no seven');", 1)
+		m := p.Mapping("throws", shopTables, map[string]string{"orders.js": throws})
 		_, err := verify.RoundTrip(context.Background(), verify.Options{Mapping: m})
 		var te *transform.Error
 		if !errors.As(err, &te) || !strings.Contains(err.Error(), "no seven") {

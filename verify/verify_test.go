@@ -12,24 +12,12 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 	"github.com/cdcbridge/cdcbridge/verify"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// ordersJS maps orders(id, amount numeric(12,2), status text, note text) to
-// v2.orders_v2(order_id, amount_cents bigint, state smallint, note text).
-const ordersJS = `
-const STATES = { new: 0, paid: 1, shipped: 2 };
-const NAMES = ["new", "paid", "shipped"];
-function forward(row) {
-  return { order_id: row.id, amount_cents: Math.round(Number(row.amount) * 100), state: STATES[row.status], note: row.note };
-}
-function backward(row) {
-  return { id: row.order_id, amount: (row.amount_cents / 100).toFixed(2), status: NAMES[row.state], note: row.note };
-}
-`
 
 const srcDDL = `
 	CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2) NOT NULL, status text NOT NULL, note text);
@@ -47,27 +35,6 @@ const shopTables = `
   - source: items
     target: items
 `
-
-// writeMapping writes a mapping file for the pair, with the given tables
-// section and files, and loads it.
-func writeMapping(t *testing.T, p *pgtest.Pair, name, tables string, files map[string]string) *config.Mapping {
-	t.Helper()
-	for f, body := range files {
-		if err := os.WriteFile(filepath.Join(p.Dir, f), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	y := fmt.Sprintf("name: %s\nsource:\n  dsn: %q\ntarget:\n  dsn: %q\ntables:\n%s", name, p.SrcDSN, p.TgtDSN, tables)
-	path := filepath.Join(p.Dir, name+".yaml")
-	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("loading the mapping: %v\n%s", err, y)
-	}
-	return m
-}
 
 func run(t *testing.T, o verify.Options) (verify.Report, string) {
 	t.Helper()
@@ -111,8 +78,8 @@ func example(tr verify.TableReport, kind verify.Kind) (verify.Difference, bool) 
 }
 
 func TestVerifyNamesChangedMissingAndExtraRows(t *testing.T) {
-	p := pgtest.NewPair(t, srcDDL, tgtDDL)
-	m := writeMapping(t, p, "shop", shopTables, map[string]string{"orders.js": ordersJS})
+	p := bridgetest.NewEnv(t, srcDDL, tgtDDL)
+	m := p.Mapping("shop", shopTables, map[string]string{"orders.js": bridgetest.OrdersJS})
 	pgtest.MustExec(t, p.Src, `
 		INSERT INTO orders VALUES (1, 19.90, 'new', 'a'), (2, 5.00, 'paid', NULL), (3, 1.00, 'shipped', 'it''s');
 		INSERT INTO items VALUES (1, 'x', 1.5, '{a,"b c"}', '{"k": [1, 2]}', '2024-01-01 10:00:00+02'),
@@ -191,14 +158,14 @@ func TestVerifyNamesChangedMissingAndExtraRows(t *testing.T) {
 // A value the transform writes in one spelling and the column stores in
 // another is equal: numeric(12,2) holds 19.9 as 19.90, char(5) pads.
 func TestVerifyNormalisesLikeTheColumn(t *testing.T) {
-	p := pgtest.NewPair(t,
+	p := bridgetest.NewEnv(t,
 		`CREATE TABLE prices (id int PRIMARY KEY, amount float8, code varchar(3), doc json)`,
 		`CREATE TABLE prices (id int PRIMARY KEY, amount numeric(12,2), code char(5), doc json)`)
 	js := `
 function forward(row) { return { id: row.id, amount: row.amount, code: row.code, doc: row.doc }; }
 function backward(row) { return { id: row.id, amount: Number(row.amount), code: row.code.trim(), doc: row.doc }; }
 `
-	m := writeMapping(t, p, "prices", "  - source: prices\n    target: prices\n    transform: prices.js\n", map[string]string{"prices.js": js})
+	m := p.Mapping("prices", "  - source: prices\n    target: prices\n    transform: prices.js\n", map[string]string{"prices.js": js})
 	pgtest.MustExec(t, p.Src, `INSERT INTO prices VALUES (1, 19.9, 'ab', '{"a": 1}'), (2, 0.5, 'xyz', '[1,  2]')`)
 	pgtest.MustExec(t, p.Tgt, `INSERT INTO prices VALUES (1, 19.90, 'ab', '{"a": 1}'), (2, 0.50, 'xyz  ', '[1,  2]')`)
 	rep, out := run(t, verify.Options{Mapping: m, CatchUp: -1})
@@ -223,10 +190,10 @@ function backward(row) { return { id: row.id, amount: Number(row.amount), code: 
 // A value that does not fit its column is a difference naming the row, not
 // an error that ends the comparison.
 func TestVerifyValueThatDoesNotFit(t *testing.T) {
-	p := pgtest.NewPair(t,
+	p := bridgetest.NewEnv(t,
 		`CREATE TABLE t (id int PRIMARY KEY, v numeric)`,
 		`CREATE TABLE t (id int PRIMARY KEY, v numeric(4,1))`)
-	m := writeMapping(t, p, "fit", "  - source: t\n    target: t\n", nil)
+	m := p.Mapping("fit", "  - source: t\n    target: t\n", nil)
 	pgtest.MustExec(t, p.Src, `INSERT INTO t SELECT i, i FROM generate_series(1, 10) i; UPDATE t SET v = 123456 WHERE id = 7`)
 	pgtest.MustExec(t, p.Tgt, `INSERT INTO t SELECT i, i FROM generate_series(1, 10) i; UPDATE t SET v = 999 WHERE id = 7`)
 	rep, out := run(t, verify.Options{Mapping: m, CatchUp: -1})
@@ -240,10 +207,10 @@ func TestVerifyValueThatDoesNotFit(t *testing.T) {
 }
 
 func TestVerifyBatches(t *testing.T) {
-	p := pgtest.NewPair(t,
+	p := bridgetest.NewEnv(t,
 		`CREATE TABLE big (id int PRIMARY KEY, v text, n int)`,
 		`CREATE TABLE big (id int PRIMARY KEY, v text, n int)`)
-	m := writeMapping(t, p, "big", "  - source: big\n    target: big\n", nil)
+	m := p.Mapping("big", "  - source: big\n    target: big\n", nil)
 	pgtest.MustExec(t, p.Src, `INSERT INTO big SELECT i, md5(i::text), i % 7 FROM generate_series(1, 5000) i`)
 	pgtest.MustExec(t, p.Tgt, `INSERT INTO big SELECT i, md5(i::text), i % 7 FROM generate_series(1, 5000) i`)
 	o := verify.Options{Mapping: m, BatchSize: 100, CatchUp: -1}
@@ -274,8 +241,8 @@ func TestVerifyBatches(t *testing.T) {
 }
 
 func TestVerifyErrors(t *testing.T) {
-	p := pgtest.NewPair(t, `CREATE TABLE a (id int PRIMARY KEY)`, ``)
-	m := writeMapping(t, p, "errs", "  - source: a\n    target: a\n", nil)
+	p := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY)`, ``)
+	m := p.Mapping("errs", "  - source: a\n    target: a\n", nil)
 	_, err := verify.Run(context.Background(), verify.Options{Mapping: m})
 	if err == nil || !strings.Contains(err.Error(), "target") || !strings.Contains(err.Error(), `"public"."a"`) {
 		t.Errorf("a missing target table: %v", err)
@@ -310,10 +277,10 @@ func TestVerifyErrors(t *testing.T) {
 // values, differences are checked again by comparing everything again, and
 // extra target rows cannot be looked for (the report says so).
 func TestVerifySourceWithoutKey(t *testing.T) {
-	p := pgtest.NewPair(t,
+	p := bridgetest.NewEnv(t,
 		`CREATE TABLE logs (a int, b text); ALTER TABLE logs REPLICA IDENTITY FULL`,
 		`CREATE TABLE logs (a int PRIMARY KEY, b text)`)
-	m := writeMapping(t, p, "nokey", "  - source: logs\n    target: logs\n", nil)
+	m := p.Mapping("nokey", "  - source: logs\n    target: logs\n", nil)
 	pgtest.MustExec(t, p.Src, `INSERT INTO logs VALUES (1, 'x'), (2, 'y'), (3, 'z')`)
 	pgtest.MustExec(t, p.Tgt, `INSERT INTO logs VALUES (1, 'x'), (2, 'changed'), (4, 'extra')`)
 	rep, out := run(t, verify.Options{Mapping: m, CatchUp: -1})
