@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/admin"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -26,13 +27,13 @@ func TestKillNineDuringBackfill(t *testing.T) {
 	bin := buildBinary(t)
 	for _, fp := range []string{"backfill-before-commit", "backfill-copied"} {
 		t.Run(fp, func(t *testing.T) {
-			e := newEnv(t, `
+			e := bridgetest.NewEnv(t, `
 				CREATE TABLE a (id int PRIMARY KEY, v text);
 				CREATE TABLE b (id int PRIMARY KEY, n int, note text);
 				INSERT INTO b SELECT g, g, 'b' || g FROM generate_series(1, 20000) g;`, `
 				CREATE TABLE a (id int PRIMARY KEY, v text);
 				CREATE TABLE b (id int PRIMARY KEY, n int, note text);`)
-			p := e.mapping(t, "bf", "tables:\n  - source: a\n    target: a\n")
+			p := e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n")
 			var logs pgtest.Buffer
 			d := startDaemon(t, bin, p, &logs)
 			waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=bridge") >= 2 }, &logs)
@@ -70,7 +71,7 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			n := txns.Load()
 			waitFor(t, 30*time.Second, func() bool { return txns.Load() > n+100 }, &logs)
 
-			p = e.mapping(t, "bf", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
+			p = e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
 			d = startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT="+fp)
 			if !d.exited(60 * time.Second) {
 				t.Fatalf("the daemon did not die at %s\n%s", fp, tail(logs.String(), 30))
@@ -79,16 +80,16 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			var state, entryLSN, ckpt string
 			e.Tgt.QueryRow(context.Background(), `SELECT state, lsn::text FROM cdcbridge.tables WHERE direction = 'forward' AND entry = '"public"."b" -> "public"."b"'`).Scan(&state, &entryLSN)
 			e.Tgt.QueryRow(context.Background(), `SELECT lsn::text FROM cdcbridge.checkpoint WHERE direction = 'forward'`).Scan(&ckpt)
-			rows := dump(t, e.Tgt, `SELECT count(*) FROM b`)
+			rows := bridgetest.Query(t, e.Tgt, `SELECT count(*) FROM b`)
 			switch fp {
 			case "backfill-before-commit":
-				if state != "copying" || rows != "0\n" {
+				if state != "copying" || rows != "(0)" {
 					t.Fatalf("killed before the copy committed: entry %q, %s rows in b on the target; want copying and none", state, rows)
 				}
 			case "backfill-copied":
 				s, _ := pglogrepl.ParseLSN(entryLSN)
 				c, _ := pglogrepl.ParseLSN(ckpt)
-				if state != "synced" || rows == "0\n" || c >= s {
+				if state != "synced" || rows == "(0)" || c >= s {
 					t.Fatalf("killed after the copy committed: entry %q at %s, checkpoint %s, %s rows in b on the target; want synced, rows, and the checkpoint before the copy's LSN", state, entryLSN, ckpt, rows)
 				}
 			}
@@ -102,10 +103,10 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			wg.Wait()
 			const src, tgt = `SELECT id, n, note FROM b ORDER BY id`, `SELECT id, n, note FROM b ORDER BY id`
 			if !waitForResult(60*time.Second, func() bool {
-				return dump(t, e.Tgt, tgt) == dump(t, e.Src, src) && dump(t, e.Tgt, `SELECT * FROM a ORDER BY id`) == dump(t, e.Src, `SELECT * FROM a ORDER BY id`)
+				return bridgetest.Query(t, e.Tgt, tgt) == bridgetest.Query(t, e.Src, src) && bridgetest.Query(t, e.Tgt, `SELECT * FROM a ORDER BY id`) == bridgetest.Query(t, e.Src, `SELECT * FROM a ORDER BY id`)
 			}) {
 				t.Fatalf("after a kill -9 at %s the target differs: b %d rows, want %d\n%s", fp,
-					strings.Count(dump(t, e.Tgt, tgt), "\n"), strings.Count(dump(t, e.Src, src), "\n"), tail(logs.String(), 40))
+					strings.Count(bridgetest.Query(t, e.Tgt, tgt), "\n"), strings.Count(bridgetest.Query(t, e.Src, src), "\n"), tail(logs.String(), 40))
 			}
 			if after := logs.String()[before:]; strings.Contains(after, "an insert met a row already on the target") {
 				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, tail(after, 40))
@@ -129,34 +130,34 @@ func TestKillNineDuringBackfill(t *testing.T) {
 // then finds no foreign write on the target, and green keeps every row.
 func TestKillNineDuringInitialCopy(t *testing.T) {
 	bin := buildBinary(t)
-	e := newEnv(t, `
+	e := bridgetest.NewEnv(t, `
 		CREATE TABLE t1 (id int PRIMARY KEY, v text);
 		CREATE TABLE t2 (id int PRIMARY KEY, v text);
 		INSERT INTO t1 SELECT g, 'a' || g FROM generate_series(1, 5000) g;
 		INSERT INTO t2 SELECT g, 'b' || g FROM generate_series(1, 5000) g;`, `
 		CREATE TABLE t1 (id int PRIMARY KEY, v text);
 		CREATE TABLE t2 (id int PRIMARY KEY, v text);`)
-	p := e.mapping(t, "killcopy", "tables:\n  - source: t1\n    target: t1\n  - source: t2\n    target: t2\n")
+	p := e.MappingFile("killcopy", "tables:\n  - source: t1\n    target: t1\n  - source: t2\n    target: t2\n")
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT=initial-copy-table-committed")
 	if !d.exited(60 * time.Second) {
 		t.Fatalf("the daemon did not die after a table's copy committed\n%s", tail(logs.String(), 20))
 	}
-	if got := dump(t, e.Tgt, `SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)`); got == "0\n" {
+	if got := bridgetest.Query(t, e.Tgt, `SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)`); got == "(0)" {
 		t.Fatalf("no table's copy had committed when the daemon died: the test proves nothing\n%s", tail(logs.String(), 20))
 	}
 	d = startDaemon(t, bin, p, &logs)
 	defer d.stop()
 	rows := `SELECT 1, id, v FROM t1 UNION ALL SELECT 2, id, v FROM t2 ORDER BY 1, 2`
-	waitFor(t, 60*time.Second, func() bool { return dump(t, e.Tgt, rows) == dump(t, e.Src, rows) }, &logs)
+	waitFor(t, 60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, rows) == bridgetest.Query(t, e.Src, rows) }, &logs)
 
 	code, out, errs := run("flip", "-c", p, "--timeout", "30s")
 	if code != 0 {
 		t.Fatalf("flip after a copy killed and redone: exit %d\n%s%s\n%s", code, out, errs, tail(logs.String(), 30))
 	}
-	if got := dump(t, e.Src, `SELECT count(*) FROM t1`); got != "5000\n" {
+	if got := bridgetest.Query(t, e.Src, `SELECT count(*) FROM t1`); got != "(5000)" {
 		t.Fatalf("green's t1 holds %s rows after the flip", got)
 	}
 	pgtest.MustExec(t, e.Tgt, `UPDATE t2 SET v = 'blue' WHERE id = 1`)
-	waitFor(t, 30*time.Second, func() bool { return dump(t, e.Src, rows) == dump(t, e.Tgt, rows) }, &logs)
+	waitFor(t, 30*time.Second, func() bool { return bridgetest.Query(t, e.Src, rows) == bridgetest.Query(t, e.Tgt, rows) }, &logs)
 }

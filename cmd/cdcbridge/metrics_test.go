@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -15,9 +16,9 @@ import (
 // was applied, the gauges what the directions do, and no password shows.
 func TestMetricsEndpoint(t *testing.T) {
 	bin := buildBinary(t)
-	e := newEnv(t, greenOrders, blueOrders)
-	e.write(t, "orders.js", flipJS)
-	p := e.mapping(t, "metered", "metrics:\n  listen: 127.0.0.1:0\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, blueOrders)
+	e.WriteFile("orders.js", flipJS)
+	p := e.MappingFile("metered", "metrics:\n  listen: 127.0.0.1:0\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs)
 	defer d.stop()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/admin"
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -20,8 +21,8 @@ import (
 // and exits 1, in text and in JSON. With both sides up it exits 0.
 func TestStatusSideDown(t *testing.T) {
 	bin := buildBinary(t)
-	e := newEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text);`, `CREATE TABLE a (id int PRIMARY KEY, v text);`)
-	p := e.mapping(t, "stat", "tables:\n  - source: a\n    target: a\n")
+	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text);`, `CREATE TABLE a (id int PRIMARY KEY, v text);`)
+	p := e.MappingFile("stat", "tables:\n  - source: a\n    target: a\n")
 	// A daemon that ran once leaves a state and a checkpoint on each side.
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs)
@@ -99,7 +100,7 @@ func TestStatusSideDown(t *testing.T) {
 		}, "unknown", [2]bool{true, false}},
 	} {
 		t.Run(tc.side+" down", func(t *testing.T) {
-			m := e.write(t, tc.side+"-down.yaml", "name: stat\nsource:\n  dsn: "+tc.src+"\ntarget:\n  dsn: "+tc.tgt+"\ntables:\n  - source: a\n    target: a\n")
+			m := e.WriteFile(tc.side+"-down.yaml", "name: stat\nsource:\n  dsn: "+tc.src+"\ntarget:\n  dsn: "+tc.tgt+"\ntables:\n  - source: a\n    target: a\n")
 			name := strings.ReplaceAll(shown, "%s", tc.side)
 			code, out, errs := status(t, m)
 			if code != 1 {

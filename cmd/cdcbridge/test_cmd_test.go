@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -115,14 +116,15 @@ func TestTestCommandOnProjectFixtures(t *testing.T) {
 // TestRecordThenTest records a fixture with `cdcbridge record` while writes
 // happen, and tests a mapping on it.
 func TestRecordThenTest(t *testing.T) {
-	e := newEnv(t, `CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text)`,
+	e := bridgetest.NewEnv(t, `CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text)`,
 		`CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint)`)
-	e.write(t, "orders.js", `
+	// Not bridgetest.OrdersJS: these tables have no note, which its backward would name.
+	e.WriteFile("orders.js", `
 const STATES = { new: 0, paid: 1 }, NAMES = ["new", "paid"];
 function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100), state: STATES[r.status] } }
 function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: NAMES[r.state] } }
 `)
-	p := e.mapping(t, "rec", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	p := e.MappingFile("rec", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
 	out := filepath.Join(e.Dir, "staging.jsonl")
 	done := make(chan int, 1)
 	var recOut, recErr string

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -17,23 +18,24 @@ func runVerify(args ...string) (int, string, string) {
 }
 
 func TestVerifyCommand(t *testing.T) {
-	e := newEnv(t, `
+	e := bridgetest.NewEnv(t, `
 		CREATE TABLE orders (id bigint PRIMARY KEY, amount numeric(12,2), status text);
 		INSERT INTO orders VALUES (1, 19.90, 'new'), (2, 5.00, 'paid');`, `
 		CREATE TABLE orders_v2 (order_id bigint PRIMARY KEY, amount_cents bigint, state smallint);
 		INSERT INTO orders_v2 VALUES (1, 1990, 0), (2, 500, 1);`)
-	e.write(t, "orders.js", `
+	// Not bridgetest.OrdersJS: these tables have no note, which its backward would name.
+	e.WriteFile("orders.js", `
 const STATES = { new: 0, paid: 1 }, NAMES = ["new", "paid"];
 function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100), state: STATES[r.status] }; }
 function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: NAMES[r.state] }; }
 `)
-	e.write(t, "lossy.js", `
+	e.WriteFile("lossy.js", `
 function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100) }; }
 function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2) }; }
 `)
-	good := e.mapping(t, "good", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
-	lossy := e.mapping(t, "lossy", "tables:\n  - source: orders\n    target: orders_v2\n    transform: lossy.js\n")
-	missing := e.mapping(t, "missing", "tables:\n  - source: orders\n    target: nosuch\n    transform: orders.js\n")
+	good := e.MappingFile("good", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	lossy := e.MappingFile("lossy", "tables:\n  - source: orders\n    target: orders_v2\n    transform: lossy.js\n")
+	missing := e.MappingFile("missing", "tables:\n  - source: orders\n    target: nosuch\n    transform: orders.js\n")
 
 	cases := []struct {
 		name string
@@ -81,7 +83,7 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 	}
 	u.Host = "127.0.0.1:1"
 	t.Setenv("TEST_TGT_DSN", u.String())
-	down := e.write(t, "down.yaml", "name: down\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_TGT_DSN}\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	down := e.WriteFile("down.yaml", "name: down\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_TGT_DSN}\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
 	code, out, errs = runVerify("-c", down)
 	if code != 2 || !strings.Contains(errs, "target") {
 		t.Fatalf("an unreachable target: exit %d\n%s%s", code, out, errs)

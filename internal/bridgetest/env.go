@@ -31,11 +31,7 @@ func NewEnv(t *testing.T, srcDDL, tgtDDL string) *Env {
 func (e *Env) Mapping(name, tables string, files map[string]string) *config.Mapping {
 	e.T.Helper()
 	for f, body := range files {
-		p := filepath.Join(e.Dir, f)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			e.T.Fatal(err)
-		}
+		e.WriteFile(f, body)
 	}
 	y := fmt.Sprintf("name: %s\nsource:\n  dsn: %q\ntarget:\n  dsn: %q\ntables:\n%s", name, e.SrcDSN, e.TgtDSN, tables)
 	p := filepath.Join(e.Dir, name+".yaml")
@@ -47,6 +43,30 @@ func (e *Env) Mapping(name, tables string, files map[string]string) *config.Mapp
 		e.T.Fatalf("loading the mapping: %v\n%s", err, y)
 	}
 	return m
+}
+
+// WriteFile writes body to the file name beside the mapping files and
+// returns its path.
+func (e *Env) WriteFile(name, body string) string {
+	e.T.Helper()
+	p := filepath.Join(e.Dir, name)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		e.T.Fatal(err)
+	}
+	return p
+}
+
+// MappingFile writes a mapping file named name, with rest after its
+// source and target, and returns its path without loading it: for tests
+// that hand the file to the cdcbridge command. Its DSNs name the
+// variables TEST_SRC_DSN and TEST_TGT_DSN, set for the test, as users
+// write them.
+func (e *Env) MappingFile(name, rest string) string {
+	e.T.Helper()
+	e.T.Setenv("TEST_SRC_DSN", e.SrcDSN)
+	e.T.Setenv("TEST_TGT_DSN", e.TgtDSN)
+	return e.WriteFile(name+".yaml", "name: "+name+"\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_TGT_DSN}\n"+rest)
 }
 
 // ExecSource runs sql on the source, failing the test with the statement.
