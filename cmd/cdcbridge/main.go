@@ -209,6 +209,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&gap, "sequence-gap", flip.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
 	var skipCopy bool
 	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
+	var pprofAddr string
+	fs.StringVar(&pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. localhost:6060; off when empty")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
@@ -232,6 +234,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		log.Info("serving /metrics, /healthz and /readyz", "addr", addr.String())
+	}
+	if pprofAddr != "" {
+		addr, err := servePprof(ctx, pprofAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "cdcbridge run: --pprof %s: %v\n", pprofAddr, err)
+			return exitUsage
+		}
+		log.Info("serving Go's profiler on /debug/pprof/", "addr", addr.String())
 	}
 	seqGap := gap
 	if gap <= 0 {
