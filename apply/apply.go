@@ -116,7 +116,7 @@ func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Applier{cfg: cfg, conn: conn, start: start, log: cfg.Logger.With("component", "apply"),
-		build: builder{batch: &pgx.Batch{}, sqlCache: map[string]string{}}}
+		build: builder{sqlCache: map[string]string{}}}
 	a.flushed.Store(uint64(start))
 	a.lastCkpt = time.Now()
 	return a

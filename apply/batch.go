@@ -12,15 +12,16 @@ import (
 // builder holds the statements queued for the next round trip, and the
 // run of rows being built that becomes the next of them.
 type builder struct {
-	batch    *pgx.Batch
-	items    []item // one per statement queued in batch
+	items    []item // the statements queued, in order
 	queued   int    // rows queued in batch
 	cur      *run
 	sqlCache map[string]string // statement text by run signature
 }
 
-// item describes a queued statement, for errors and row counts.
+// item is a queued statement, with what errors and row counts need.
 type item struct {
+	sql    string
+	args   []any
 	kind   itemKind
 	run    *run
 	trunc  []change.Table
@@ -62,6 +63,15 @@ func (k itemKind) String() string {
 }
 
 func (b *builder) queue(sql string, it item, args ...any) {
-	b.batch.Queue(sql, args...)
+	it.sql, it.args = sql, args
 	b.items = append(b.items, it)
+}
+
+// batchOf returns items as one pipelined batch.
+func batchOf(items []item) *pgx.Batch {
+	b := &pgx.Batch{}
+	for _, it := range items {
+		b.Queue(it.sql, it.args...)
+	}
+	return b
 }

@@ -118,7 +118,7 @@ const findWait = 10 * time.Second
 //
 // Only errors about a row's values are searched for: a data exception, an
 // integrity constraint, a WITH CHECK OPTION, a trigger that raised.
-func (a *Applier) findRow(ctx context.Context, b *pgx.Batch, items []item, failed int, err error) int {
+func (a *Applier) findRow(ctx context.Context, items []item, failed int, err error) int {
 	r := items[failed].run
 	var pg *pgconn.PgError
 	if r.n < 2 || r.fullRow || !errors.As(err, &pg) || !rowError(pg.Code) || ctx.Err() != nil || a.conn.IsClosed() {
@@ -147,12 +147,11 @@ func (a *Applier) findRow(ctx context.Context, b *pgx.Batch, items []item, faile
 	}
 	for j := from; j < failed; j++ {
 		if k := items[j].kind; k == itemRows || k == itemTruncate {
-			q := b.QueuedQueries[j]
-			d.Queue(q.SQL, q.Arguments...)
+			d.Queue(items[j].sql, items[j].args...)
 		}
 	}
 	first := d.Len()
-	sql := b.QueuedQueries[failed].SQL
+	sql := items[failed].sql
 	for k := 0; k < r.n; k++ {
 		args := make([]any, len(r.params))
 		for c := range r.params {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/cdcbridge/cdcbridge/change"
 )
 
@@ -49,14 +47,14 @@ func (a *Applier) sendThen(ctx context.Context, after func()) error {
 	if err := a.wait(); err != nil {
 		return err
 	}
-	b, items := a.build.batch, a.build.items
-	a.build.batch, a.build.items, a.build.queued = &pgx.Batch{}, nil, 0
+	items := a.build.items
+	a.build.items, a.build.queued = nil, 0
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &inflight{done: make(chan error, 1), after: after, cancel: cancel}
 	a.inflight = f
 	go func() {
 		defer cancel()
-		f.done <- a.exec(ictx, b, items)
+		f.done <- a.exec(ictx, items)
 	}()
 	return nil
 }
@@ -93,8 +91,8 @@ func (a *Applier) sent() <-chan error {
 }
 
 // exec runs a batch and reads its results, on the sender's goroutine.
-func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
-	br := a.conn.SendBatch(ctx, b)
+func (a *Applier) exec(ctx context.Context, items []item) error {
+	br := a.conn.SendBatch(ctx, batchOf(items))
 	failed, failErr := -1, error(nil)
 	for i, it := range items {
 		if it.kind == itemWALEnd {
@@ -128,7 +126,7 @@ func (a *Applier) exec(ctx context.Context, b *pgx.Batch, items []item) error {
 	}
 	closeErr := br.Close()
 	if failed >= 0 {
-		return a.failure(ctx, b, items, failed, failErr)
+		return a.failure(ctx, items, failed, failErr)
 	}
 	if closeErr != nil {
 		return fmt.Errorf("applying to the target: %w", closeErr)
@@ -150,11 +148,11 @@ func (a *Applier) learn(err error) {
 // failure explains the first statement of a batch that failed, once the
 // batch is closed and the connection free again. The target transaction
 // is aborted by then: nothing of it can commit.
-func (a *Applier) failure(ctx context.Context, b *pgx.Batch, items []item, failed int, err error) error {
+func (a *Applier) failure(ctx context.Context, items []item, failed int, err error) error {
 	it := items[failed]
 	row := -1
 	if it.kind == itemRows {
-		row = a.findRow(ctx, b, items, failed, err)
+		row = a.findRow(ctx, items, failed, err)
 	}
 	if r := it.run; it.kind == itemRows && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
 		c := &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Err: err}

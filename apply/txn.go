@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/jackc/pglogrepl"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 )
@@ -123,7 +122,6 @@ func (a *Applier) rollback() {
 		a.learn(<-f.done)
 		a.inflight = nil
 	}
-	a.build.batch = &pgx.Batch{}
 	a.build.items = a.build.items[:0]
 	a.build.queued = 0
 	a.build.cur = nil
