@@ -2,8 +2,11 @@ package bench_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -268,6 +271,40 @@ func peakRSS(pid int) float64 {
 	return -1
 }
 
+// BENCH_PROFILE=dir saves a CPU profile of cdcbridge draining each
+// backlog there, named after the workload (go tool pprof dir/<name>.pprof).
+var profiles = os.Getenv("BENCH_PROFILE")
+
+const pprofAddr = "127.0.0.1:16060"
+
+// profile starts a CPU profile of the daemon serving pprofAddr when
+// BENCH_PROFILE is set; the returned func ends it and writes the file.
+func profile(b *testing.B, name string) func() {
+	if profiles == "" {
+		return func() {}
+	}
+	file := filepath.Join(profiles, strings.NewReplacer(" ", "_", ",", "", "(", "", ")", "", ":", "").Replace(name)+".pprof")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The profile runs for BENCH_PROFILE_SECONDS (default 30, pick
+		// about the drain's time): the daemon must still run then.
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=" + cmp.Or(os.Getenv("BENCH_PROFILE_SECONDS"), "30"))
+		if err != nil {
+			fmt.Printf("  (profile of %s: %v)\n", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(file)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		io.Copy(f, resp.Body)
+	}()
+	return func() { <-done; fmt.Printf("  (profile of cdcbridge: %s)\n", file) }
+}
+
 // ---- PostgreSQL's own subscription ----
 
 // subscribe creates a publication of tables on the source and a disabled
@@ -342,11 +379,17 @@ func backlog(b *testing.B, name, target, unit string, ddl string, tables []strin
 		load(p)
 		sql, want := done(p)
 		t0 := time.Now()
-		d = start(b, m)
+		var args []string
+		if profiles != "" {
+			args = append(args, "--pprof", pprofAddr)
+		}
+		d = start(b, m, args...)
 		d.waitStreaming(b)
 		up := time.Since(t0)
+		stopProfile := profile(b, name)
 		waitFor(b, p.tgt, sql, want, 10*time.Minute, d)
 		ours = units() / time.Since(t0).Seconds()
+		stopProfile()
 		fmt.Printf("  (%s: cdcbridge streamed %.2fs after its start, drained in %.2fs)\n", name, up.Seconds(), time.Since(t0).Seconds())
 		d.stop()
 	}
