@@ -34,6 +34,7 @@ type itemKind uint8
 const (
 	itemBegin      itemKind = iota + 1 // BEGIN of a target transaction
 	itemRows                           // a run of rows (item.run)
+	itemCopy                           // a run of plain inserts sent with COPY (item.run), outside any pipelined batch
 	itemTruncate                       // a TRUNCATE of item.trunc
 	itemOrigin                         // tagging the transaction with the origin and the source commit
 	itemCheckpoint                     // the checkpoint row's update
@@ -48,6 +49,8 @@ func (k itemKind) String() string {
 		return "begin"
 	case itemRows:
 		return "rows"
+	case itemCopy:
+		return "copy"
 	case itemTruncate:
 		return "truncate"
 	case itemOrigin:

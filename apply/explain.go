@@ -59,7 +59,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // or -1 when it is not known.
 func (a *Applier) explain(it item, err error, row int) error {
 	switch it.kind {
-	case itemRows:
+	case itemRows, itemCopy:
 		r := it.run
 		e := &Error{Entry: r.entry, Table: r.table, Op: r.op, Key: r.firstKey, LSN: r.lsn, Err: err}
 		switch {
@@ -146,8 +146,17 @@ func (a *Applier) findRow(ctx context.Context, items []item, failed int, err err
 		}
 	}
 	for j := from; j < failed; j++ {
-		if k := items[j].kind; k == itemRows || k == itemTruncate {
+		switch items[j].kind {
+		case itemRows, itemTruncate:
 			d.Queue(items[j].sql, items[j].args...)
+		case itemCopy:
+			// The same rows as an INSERT, which a pipelined batch can hold.
+			r := items[j].run
+			args := make([]any, len(r.params))
+			for c := range r.params {
+				args[c] = r.params[c]
+			}
+			d.Queue(buildSQL(r), args...)
 		}
 	}
 	first := d.Len()

@@ -94,6 +94,8 @@ func TestApplyErrorNamesTheRowAtFault(t *testing.T) {
 		}
 		return outs
 	}
+	// Plain inserts (not upserts) of 32 rows or more go by COPY.
+	plain := []func(*Config){func(c *Config) { c.Upserts = &Upserts{} }}
 	keep := checkedRows(1, 50, qtyOne)
 	keep[36] = checkedRow(37, v("1"), "keep")
 	for _, c := range []struct {
@@ -119,6 +121,14 @@ func TestApplyErrorNamesTheRowAtFault(t *testing.T) {
 			wantKey: "id=37", wantAt: 50 + 36, msg: "checked_qty_check", code: "23514"},
 		{name: "delete, a trigger that raises", setup: keep, outs: deletes(),
 			wantKey: "id=37", wantAt: 36, msg: "row 37 is kept", code: "P0001"},
+		{name: "insert by COPY, CHECK", opts: plain, outs: checkedRows(1, 50, bad(v("0"))),
+			wantKey: "id=37", wantAt: 36, msg: "checked_qty_check", code: "23514"},
+		{name: "insert by COPY, NOT NULL", opts: plain, outs: checkedRows(1, 50, bad(null)),
+			wantKey: "id=37", wantAt: 36, msg: "not-null", code: "23502"},
+		{name: "insert by COPY, integer out of range", opts: plain, outs: checkedRows(1, 50, bad(v("99999999999"))),
+			wantKey: "id=37", wantAt: 36, msg: "out of range", code: "22003"},
+		{name: "update of rows the same transaction inserted by COPY", opts: plain, outs: append(checkedRows(1, 50, qtyOne), updates()...),
+			wantKey: "id=37", wantAt: 50 + 36, msg: "checked_qty_check", code: "23514"},
 		{name: "plain insert meeting a row on the target", opts: []func(*Config){func(c *Config) { c.Upserts = &Upserts{} }},
 			setup: []change.Out{checkedRow(37, v("5"), "there")}, outs: checkedRows(1, 50, qtyOne),
 			wantKey: "id=37", wantAt: 36, msg: "checked_pkey", code: "23505"},

@@ -290,6 +290,16 @@ func (b *builder) flushRun() {
 	if r.upsert {
 		ck += "\x00upsert"
 	}
+	if r.copies() {
+		ck += "\x00copy"
+		sql := b.sqlCache[ck]
+		if sql == "" {
+			sql = copySQL(r)
+			b.sqlCache[ck] = sql
+		}
+		b.queue(sql, item{kind: itemCopy, run: r})
+		return
+	}
 	sql := b.sqlCache[ck]
 	if sql == "" {
 		sql = buildSQL(r)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/cdcbridge/cdcbridge/change"
 )
 
@@ -90,11 +92,39 @@ func (a *Applier) sent() <-chan error {
 	return a.inflight.done
 }
 
-// exec runs a batch and reads its results, on the sender's goroutine.
+// exec runs the queued statements and reads their results, on the
+// sender's goroutine: the statements between two COPYs as one pipelined
+// batch, each COPY on its own. The first failure ends it.
 func (a *Applier) exec(ctx context.Context, items []item) error {
-	br := a.conn.SendBatch(ctx, batchOf(items))
+	for from := 0; from < len(items); {
+		if items[from].kind == itemCopy {
+			r := items[from].run
+			tag, err := a.conn.PgConn().CopyFrom(ctx, &copyReader{r: r}, items[from].sql)
+			if err != nil {
+				return a.failure(ctx, items, from, err)
+			}
+			a.applied(r, tag)
+			from++
+			continue
+		}
+		to := from + 1
+		for to < len(items) && items[to].kind != itemCopy {
+			to++
+		}
+		if err := a.execBatch(ctx, items, from, to); err != nil {
+			return err
+		}
+		from = to
+	}
+	return nil
+}
+
+// execBatch runs items[from:to] as one pipelined batch.
+func (a *Applier) execBatch(ctx context.Context, items []item, from, to int) error {
+	br := a.conn.SendBatch(ctx, batchOf(items[from:to]))
 	failed, failErr := -1, error(nil)
-	for i, it := range items {
+	for i := from; i < to; i++ {
+		it := items[i]
 		if it.kind == itemWALEnd {
 			if err := br.QueryRow().Scan(it.walEnd); err != nil {
 				*it.walEnd = 0
@@ -108,20 +138,8 @@ func (a *Applier) exec(ctx context.Context, items []item) error {
 			}
 			continue
 		}
-		switch it.kind {
-		case itemRows:
-			r := it.run
-			if a.cfg.Observer != nil {
-				a.cfg.Observer.Applied(r.table, r.op, r.n)
-			}
-			if (r.op == change.Update || r.op == change.Delete) && int(tag.RowsAffected()) < r.n {
-				missing := r.n - int(tag.RowsAffected())
-				a.log.Warn("rows to change were not on the target", "table", r.table.String(), "op", r.op.String(),
-					"missing", missing, "lsn", r.lsn.String(), "first_key", r.firstKey)
-				if a.cfg.Observer != nil {
-					a.cfg.Observer.Missing(r.table, r.op, missing)
-				}
-			}
+		if it.kind == itemRows {
+			a.applied(it.run, tag)
 		}
 	}
 	closeErr := br.Close()
@@ -132,6 +150,22 @@ func (a *Applier) exec(ctx context.Context, items []item) error {
 		return fmt.Errorf("applying to the target: %w", closeErr)
 	}
 	return nil
+}
+
+// applied counts a run's rows once its statement succeeded, and warns of
+// rows to change that were not there.
+func (a *Applier) applied(r *run, tag pgconn.CommandTag) {
+	if a.cfg.Observer != nil {
+		a.cfg.Observer.Applied(r.table, r.op, r.n)
+	}
+	if (r.op == change.Update || r.op == change.Delete) && int(tag.RowsAffected()) < r.n {
+		missing := r.n - int(tag.RowsAffected())
+		a.log.Warn("rows to change were not on the target", "table", r.table.String(), "op", r.op.String(),
+			"missing", missing, "lsn", r.lsn.String(), "first_key", r.firstKey)
+		if a.cfg.Observer != nil {
+			a.cfg.Observer.Missing(r.table, r.op, missing)
+		}
+	}
 }
 
 // learn takes from the failure of a batch what outlives it: a plain insert
@@ -151,10 +185,13 @@ func (a *Applier) learn(err error) {
 func (a *Applier) failure(ctx context.Context, items []item, failed int, err error) error {
 	it := items[failed]
 	row := -1
-	if it.kind == itemRows {
+	switch it.kind {
+	case itemRows:
 		row = a.findRow(ctx, items, failed, err)
+	case itemCopy:
+		row = copyRow(err, it.run.n)
 	}
-	if r := it.run; it.kind == itemRows && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
+	if r := it.run; (it.kind == itemRows || it.kind == itemCopy) && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
 		c := &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Err: err}
 		if row >= 0 {
 			c.Key, c.LSN = r.rowKey(row), r.lsns[row]

@@ -56,6 +56,12 @@ type Table struct {
 	UniqueKeys [][]string
 	// IsPartition and HasSubclass matter for publications.
 	Kind byte // relkind
+	// FiresTriggers: the table, or a partition of it, has user triggers
+	// that fire for the bridge's writes (ENABLE REPLICA or ENABLE ALWAYS
+	// TRIGGER), which may observe the order of the rows written.
+	// FiresRules: likewise for rules (ENABLE REPLICA or ALWAYS RULE), which
+	// an INSERT obeys and a COPY does not.
+	FiresTriggers, FiresRules bool
 }
 
 // Column returns the named column, or nil.
@@ -273,7 +279,13 @@ func firstByte(s string) byte {
 
 func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 	rows, err := q.Query(ctx, `
-		SELECT c.oid, c.relreplident, c.relkind
+		SELECT c.oid, c.relreplident, c.relkind,
+		       EXISTS (SELECT 1 FROM pg_trigger tg
+		               WHERE (tg.tgrelid = c.oid OR tg.tgrelid IN (SELECT relid FROM pg_partition_tree(c.oid)))
+		                 AND NOT tg.tgisinternal AND tg.tgenabled IN ('R', 'A')),
+		       EXISTS (SELECT 1 FROM pg_rewrite rw
+		               WHERE (rw.ev_class = c.oid OR rw.ev_class IN (SELECT relid FROM pg_partition_tree(c.oid)))
+		                 AND rw.rulename <> '_RETURN' AND rw.ev_enabled IN ('R', 'A'))
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')`, t.Schema, t.Name)
 	if err != nil {
@@ -283,7 +295,7 @@ func loadTable(ctx context.Context, q Querier, t change.Table) (*Table, error) {
 		info        = &Table{Name: t}
 		ident, kind string
 	)
-	tag, err := pgx.ForEachRow(rows, []any{&info.OID, &ident, &kind}, func() error {
+	tag, err := pgx.ForEachRow(rows, []any{&info.OID, &ident, &kind, &info.FiresTriggers, &info.FiresRules}, func() error {
 		info.ReplicaIdentity, info.Kind = firstByte(ident), firstByte(kind)
 		return nil
 	})
