@@ -67,7 +67,7 @@ type Config struct {
 	// does meet one fails with a Conflict error, which adds its table to
 	// Upserts: the caller restarts from the checkpoint, and the replay
 	// upserts. Without Upserts every insert with a key is an upsert.
-	Upserts *Upserts
+	Upserts *TableSet
 }
 
 // Applier writes events to one target connection. Constructing it does no

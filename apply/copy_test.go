@@ -30,7 +30,7 @@ func TestAppendCopyValue(t *testing.T) {
 // runs and tables with rules that fire for the bridge's writes go as
 // INSERTs.
 func TestWhichRunsCopy(t *testing.T) {
-	h := newHarness(t, 0x1000, func(c *Config) { c.MaxRows = 1000; c.Upserts = &Upserts{} })
+	h := newHarness(t, 0x1000, func(c *Config) { c.MaxRows = 1000; c.Upserts = &TableSet{} })
 	rules := h.a.cfg.Catalog.Table(items)
 	for _, c := range []struct {
 		name   string
@@ -75,7 +75,7 @@ func TestCopyLandsAsInsertDoes(t *testing.T) {
 	// The same rows, once in runs of copyMin rows and more (COPY), once in
 	// runs of one table's rows each (INSERT over unnest).
 	digest := func(grouped bool) string {
-		h := newHarness(t, 0x1000, func(c *Config) { c.MaxRows = 10000; c.Upserts = &Upserts{} })
+		h := newHarness(t, 0x1000, func(c *Config) { c.MaxRows = 10000; c.Upserts = &TableSet{} })
 		send := outs
 		if grouped {
 			send = nil

@@ -95,7 +95,7 @@ func TestApplyErrorNamesTheRowAtFault(t *testing.T) {
 		return outs
 	}
 	// Plain inserts (not upserts) of 32 rows or more go by COPY.
-	plain := []func(*Config){func(c *Config) { c.Upserts = &Upserts{} }}
+	plain := []func(*Config){func(c *Config) { c.Upserts = &TableSet{} }}
 	keep := checkedRows(1, 50, qtyOne)
 	keep[36] = checkedRow(37, v("1"), "keep")
 	for _, c := range []struct {
@@ -129,7 +129,7 @@ func TestApplyErrorNamesTheRowAtFault(t *testing.T) {
 			wantKey: "id=37", wantAt: 36, msg: "out of range", code: "22003"},
 		{name: "update of rows the same transaction inserted by COPY", opts: plain, outs: append(checkedRows(1, 50, qtyOne), updates()...),
 			wantKey: "id=37", wantAt: 50 + 36, msg: "checked_qty_check", code: "23514"},
-		{name: "plain insert meeting a row on the target", opts: []func(*Config){func(c *Config) { c.Upserts = &Upserts{} }},
+		{name: "plain insert meeting a row on the target", opts: []func(*Config){func(c *Config) { c.Upserts = &TableSet{} }},
 			setup: []change.Out{checkedRow(37, v("5"), "there")}, outs: checkedRows(1, 50, qtyOne),
 			wantKey: "id=37", wantAt: 36, msg: "checked_pkey", code: "23505"},
 		{name: "the row met came in an earlier batch", opts: []func(*Config){func(c *Config) { c.MaxRows = 50 }},

@@ -68,7 +68,7 @@ type Options struct {
 
 	// upserts: the tables whose inserts met rows already on the target,
 	// kept across restarts of the pipeline (see apply.Config.Upserts).
-	upserts *apply.Upserts
+	upserts *apply.TableSet
 	// rereads: the failures for which the catalogs were read again.
 	rereads *rereads
 	// report is filled in by a run for Run (see backoff).
@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Echoes == nil {
 		o.Echoes = &EchoTracker{}
 	}
-	o.upserts = &apply.Upserts{}
+	o.upserts = &apply.TableSet{}
 	o.rereads = &rereads{}
 	var wait backoff
 	for {
