@@ -68,6 +68,13 @@ type Config struct {
 	// Upserts: the caller restarts from the checkpoint, and the replay
 	// upserts. Without Upserts every insert with a key is an upsert.
 	Upserts *TableSet
+	// Ordered, if set, holds the tables whose changes are applied in the
+	// source's exact order, never moved ahead of others in a target
+	// transaction (see builder): a unique constraint on other columns than
+	// the key failed on rows applied out of that order, and the Conflict
+	// added the table. Without Ordered, every table without triggers that
+	// fire for the bridge's writes may have its changes grouped.
+	Ordered *TableSet
 }
 
 // Applier writes events to one target connection. Constructing it does no
@@ -116,7 +123,7 @@ func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Applier{cfg: cfg, conn: conn, start: start, log: cfg.Logger.With("component", "apply"),
-		build: builder{sqlCache: map[string]string{}}}
+		build: newBuilder()}
 	a.flushed.Store(uint64(start))
 	a.lastCkpt = time.Now()
 	return a

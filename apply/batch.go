@@ -3,6 +3,7 @@ package apply
 import (
 	"fmt"
 
+	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
@@ -11,11 +12,73 @@ import (
 
 // builder holds the statements queued for the next round trip, and the
 // run of rows being built that becomes the next of them.
+//
+// The runs open at once are one per table, op and column set: a change
+// joins the run of its shape wherever it stands among the open runs, so
+// that a target transaction of many small source transactions, each
+// touching several tables, sends a few statements rather than one per
+// change. Open runs are queued in the order they were opened. That moves a
+// change ahead of changes to other rows, never ahead of an earlier change
+// to the same row: a change whose key an open run holds either merges into
+// that run's row (an update of a row inserted or updated there: one image,
+// the later values over the earlier) or has every open run queued first.
+// Rows of different keys do not see each other's order, the bridge
+// writing as a replica (foreign keys are not checked, user triggers do not
+// fire), with two exceptions: a table with triggers that fire for the
+// bridge's writes keeps the exact order (inOrder), and a unique
+// constraint on other columns may fail in the new order where the
+// source's passed; see Conflict.Ordered.
 type builder struct {
-	items    []item // the statements queued, in order
-	queued   int    // rows queued in batch
-	cur      *run
-	sqlCache map[string]string // statement text by run signature
+	items  []item // the statements queued, in order
+	queued int    // rows added since the last round trip
+	// open holds the runs being built, in the order they were opened;
+	// bySig the same by signature.
+	open  []*run
+	bySig map[string]*run
+	// reordered marks the tables of the target transaction whose changes
+	// were merged or moved ahead of another change of theirs.
+	reordered map[change.Table]bool
+	sqlCache  map[string]string // statement text by run signature
+}
+
+// newBuilder returns an empty builder.
+func newBuilder() builder {
+	return builder{bySig: map[string]*run{}, reordered: map[change.Table]bool{}, sqlCache: map[string]string{}}
+}
+
+// inOrder reports whether a table's changes keep the source's order
+// among all rows of the target transaction: when triggers fire for the
+// bridge's writes to it (they may look at other rows, or other tables),
+// or when a Conflict taught it (ordered).
+func (b *builder) inOrder(t change.Table, info *catalog.Table, ordered *TableSet) bool {
+	return info.FiresTriggers || (ordered != nil && ordered.Has(t))
+}
+
+// holder returns the open run of table t that holds key k, and the row.
+func (b *builder) holder(t change.Table, k string) (*run, int) {
+	for _, r := range b.open {
+		if r.table == t {
+			if row, ok := r.keys[k]; ok {
+				return r, row
+			}
+		}
+	}
+	return nil, -1
+}
+
+// last is the run opened last, nil when none is open.
+func (b *builder) last() *run {
+	if len(b.open) == 0 {
+		return nil
+	}
+	return b.open[len(b.open)-1]
+}
+
+// orderedOpen reports whether the last open run is of a table kept in
+// order: nothing may then join a run opened before it.
+func (b *builder) orderedOpen() bool {
+	l := b.last()
+	return l != nil && l.inOrder
 }
 
 // item is a queued statement, with what errors and row counts need.
@@ -26,6 +89,9 @@ type item struct {
 	run    *run
 	trunc  []change.Table
 	walEnd *pglogrepl.LSN
+	// reordered: the run's table had changes grouped out of the source's
+	// order in the target transaction when the run was queued.
+	reordered bool
 }
 
 // itemKind says what a queued statement does.

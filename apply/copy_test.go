@@ -44,12 +44,11 @@ func TestWhichRunsCopy(t *testing.T) {
 		{"upserts", copyMin, true, false, itemRows},
 		{"a table with rules", copyMin, false, true, itemRows},
 	} {
-		b := builder{sqlCache: map[string]string{}}
+		b := newBuilder()
 		saved := rules.FiresRules
 		rules.FiresRules = c.rules
-		b.cur = &run{op: change.Insert, table: items, info: rules, cols: []string{"a", "b"}, keyCols: []string{"a", "b"},
-			upsert: c.upsert, sig: fmt.Sprint(c.name), n: c.rows}
-		b.flushRun()
+		b.flushRun(&run{op: change.Insert, table: items, info: rules, cols: []string{"a", "b"}, keyCols: []string{"a", "b"},
+			upsert: c.upsert, sig: fmt.Sprint(c.name), n: c.rows})
 		rules.FiresRules = saved
 		if len(b.items) != 1 || b.items[0].kind != c.want {
 			t.Errorf("%s: queued %v, want one %s", c.name, b.items, c.want)

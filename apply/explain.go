@@ -228,17 +228,28 @@ func (r *run) rowKey(k int) string {
 	return describeKey(cols, key)
 }
 
-// Conflict is a plain insert that met a row already on the target. Nothing
-// of its target transaction is committed; the table's inserts are upserts
-// from now on, so applying again from the checkpoint succeeds.
+// Conflict asks for the target transaction to be applied again from the
+// checkpoint, with what it taught. Nothing of the transaction is
+// committed. Either a plain insert met a row already on the target: the
+// table's inserts are upserts from now on (Config.Upserts). Or, Ordered, a
+// unique or exclusion constraint failed on a table whose changes had been
+// grouped out of the source's order (see builder), which can fail where
+// the source's order passes (a row taking a value another row frees later
+// in the source's order but earlier in the statement's): the table's
+// changes keep the source's order from now on (Config.Ordered), and if the
+// constraint fails again then, it is an error of its own.
 type Conflict struct {
-	Table change.Table
-	Key   string
-	LSN   pglogrepl.LSN
-	Err   error
+	Table   change.Table
+	Key     string
+	LSN     pglogrepl.LSN
+	Ordered bool
+	Err     error
 }
 
 func (e *Conflict) Error() string {
+	if e.Ordered {
+		return fmt.Sprintf("a unique constraint of %s failed at source LSN %s (%s) on changes applied out of the source's order; they keep that order from now on: %v", e.Table, e.LSN, e.Key, e.Err)
+	}
 	return fmt.Sprintf("an insert into %s at source LSN %s met a row already on the target (%s); its inserts are upserts from now on: %v", e.Table, e.LSN, e.Key, e.Err)
 }
 
@@ -256,6 +267,13 @@ func (e *checkpointMissingError) Error() string {
 }
 
 func (e *checkpointMissingError) Unwrap() error { return e.err }
+
+// isOrderViolation reports an error that the order of rows within a table
+// may cause: a unique or exclusion violation.
+func isOrderViolation(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == pgerrcode.UniqueViolation || pg.Code == pgerrcode.ExclusionViolation)
+}
 
 // isUniqueViolation reports a unique_violation.
 func isUniqueViolation(err error) bool {

@@ -2,7 +2,6 @@ package apply
 
 import (
 	"errors"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -22,9 +21,15 @@ type run struct {
 	upsert  bool
 	// fullRow: one update or delete of a table without a key, keyCols
 	// being every column of the old row (see addFullRow).
-	fullRow  bool
-	sig      string
-	keys     map[string]struct{}
+	fullRow bool
+	// inOrder: the table's rows keep the source's order among all rows of
+	// the target transaction (see builder.inOrder).
+	inOrder bool
+	sig     string
+	// keys holds the row index of each key in the run.
+	keys map[string]int
+	// merged counts the updates merged into the run's rows (see merge).
+	merged   int
 	params   []pgtype.FlatArray[[]byte] // update/delete: key columns first; nil is NULL
 	n        int
 	entry    string
@@ -37,7 +42,7 @@ type run struct {
 func (a *Applier) add(o *change.Out) error {
 	a.tx.rows++
 	if o.Op == change.Truncate {
-		a.build.flushRun()
+		a.build.flushAll()
 		if len(o.Truncate) == 0 {
 			return nil
 		}
@@ -105,22 +110,49 @@ func (a *Applier) add(o *change.Out) error {
 	if len(keyCols) == 0 && o.Op != change.Insert {
 		return &Error{Entry: o.Entry, Table: o.Table, Op: o.Op, LSN: o.LSN, Err: errors.New("no key to find the target row by: give the target table a primary key or a unique index on NOT NULL columns, set key: in the mapping, or set REPLICA IDENTITY FULL on the table read")}
 	}
-	r := a.build.cur
-	var sig string
-	if r != nil && r.op == o.Op && r.table == o.Table && slices.Equal(r.cols, cols) && slices.Equal(r.keyCols, keyCols) {
-		sig = r.sig // the common case, a run going on: no need to spell it out
-	} else {
-		sig = sigOf(o.Op, o.Table, cols, keyCols)
-	}
 	k := keyString(key)
-	if r != nil && (r.sig != sig || (k != "" && hasKey(r.keys, k)) || (o.Op == change.Update && hasNewKey(r, keyCols, cols, vals))) {
-		a.build.flushRun()
-		r = nil
+	moves := o.Op == change.Update && changesKey(keyCols, cols)
+	b := &a.build
+	inOrder := b.inOrder(o.Table, info, a.cfg.Ordered)
+	// Where the change goes: into the open run that holds its key (merged
+	// with the image there, or, when it cannot be, after everything open
+	// is queued), else into the open run of its shape.
+	var r *run
+	if k != "" {
+		if h, row := b.holder(o.Table, k); h != nil {
+			if !inOrder && !moves && h.merge(row, o.Op, cols, vals, o.LSN) {
+				b.reordered[o.Table] = true
+				return nil
+			}
+			b.flushAll()
+		}
+	}
+	switch {
+	case moves:
+		// A key change goes alone, in order: the keys it frees and takes
+		// are not tracked across runs.
+		b.flushAll()
+	case inOrder:
+		// Rows of a table whose order may be observed join only the last
+		// run, as in the source's order.
+		if last := b.last(); last != nil && (last.table != o.Table || last.sig != sigOf(o.Op, o.Table, cols, keyCols)) {
+			b.flushAll()
+		}
+		r = b.last()
+	default:
+		if b.orderedOpen() {
+			b.flushAll()
+		}
+		sig := sigOf(o.Op, o.Table, cols, keyCols)
+		r = b.bySig[sig]
+		if r != nil && r != b.last() {
+			b.reordered[o.Table] = true
+		}
 	}
 	if r == nil {
 		upsert := o.Op == change.Insert && len(keyCols) > 0 && (a.cfg.Upserts == nil || a.cfg.Upserts.Has(o.Table))
-		r = &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: keyCols, upsert: upsert,
-			sig: sig, keys: map[string]struct{}{}, entry: o.Entry, lsn: o.LSN, firstKey: describeKey(keyCols, key)}
+		r = &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: keyCols, upsert: upsert, inOrder: inOrder,
+			sig: sigOf(o.Op, o.Table, cols, keyCols), keys: map[string]int{}, entry: o.Entry, lsn: o.LSN, firstKey: describeKey(keyCols, key)}
 		if r.firstKey == "" {
 			r.firstKey = describeKey(cols, vals)
 		}
@@ -132,10 +164,11 @@ func (a *Applier) add(o *change.Out) error {
 		case change.Delete:
 			r.params = make([]pgtype.FlatArray[[]byte], len(keyCols))
 		}
-		a.build.cur = r
+		b.open = append(b.open, r)
+		b.bySig[r.sig] = r
 	}
 	if k != "" {
-		r.keys[k] = struct{}{}
+		r.keys[k] = r.n
 	}
 	p := 0
 	if o.Op != change.Insert {
@@ -152,7 +185,10 @@ func (a *Applier) add(o *change.Out) error {
 	}
 	r.lsns = append(r.lsns, o.LSN)
 	r.n++
-	a.build.queued++
+	b.queued++
+	if moves {
+		b.flushAll()
+	}
 	return nil
 }
 
@@ -177,7 +213,7 @@ func (a *Applier) addFullRow(o *change.Out, info *catalog.Table) error {
 			return nil // nothing changes
 		}
 	}
-	a.build.flushRun()
+	a.build.flushAll()
 	r := &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: o.KeyCols, fullRow: true, n: 1,
 		sig: "\x00full" + sigOf(o.Op, o.Table, cols, o.KeyCols), entry: o.Entry, lsn: o.LSN, firstKey: describeKey(o.KeyCols, o.Key)}
 	sql := a.build.sqlCache[r.sig]
@@ -197,23 +233,45 @@ func (a *Applier) addFullRow(o *change.Out, info *catalog.Table) error {
 	return nil
 }
 
-// hasNewKey reports whether an update's new key values collide with a key
-// already in the run (so that a chain of key changes stays ordered).
-func hasNewKey(r *run, keyCols, cols []string, vals []change.Value) bool {
-	nk := make([]change.Value, len(keyCols))
-	changed := false
-	for i, kc := range keyCols {
-		j := indexOf(cols, kc)
-		if j < 0 {
-			return false
-		}
-		nk[i] = vals[j]
-		changed = true
+// merge merges a change into row of the run, which holds the same key:
+// an update whose columns the row has (an insert or an update of the same
+// row earlier in the target transaction) overwrites them, so the row
+// carries one image, as the two changes in order would leave it. It
+// reports false, changing nothing, for any other change.
+func (r *run) merge(row int, op change.Op, cols []string, vals []change.Value, lsn pglogrepl.LSN) bool {
+	if op != change.Update || r.fullRow || (r.op != change.Insert && r.op != change.Update) {
+		return false
 	}
-	return changed && hasKey(r.keys, keyString(nk))
+	base := 0
+	if r.op == change.Update {
+		base = len(r.keyCols)
+	}
+	at := make([]int, len(cols))
+	for i, c := range cols {
+		j := indexOf(r.cols, c)
+		if j < 0 {
+			return false // a column the row does not set: not one image
+		}
+		at[i] = base + j
+	}
+	for i, p := range at {
+		r.params[p][row] = text(vals[i])
+	}
+	r.lsns[row] = lsn
+	r.merged++
+	return true
 }
 
-func hasKey(m map[string]struct{}, k string) bool { _, ok := m[k]; return ok }
+// changesKey reports whether an update writes a key column (cols holds
+// only the columns whose value changes, see add).
+func changesKey(keyCols, cols []string) bool {
+	for _, k := range keyCols {
+		if indexOf(cols, k) >= 0 {
+			return true
+		}
+	}
+	return false
+}
 
 func indexOf(s []string, x string) int {
 	for i, y := range s {
@@ -279,13 +337,19 @@ func sigOf(op change.Op, t change.Table, cols, keyCols []string) string {
 	return b.String()
 }
 
-// flushRun queues the current run as one statement.
-func (b *builder) flushRun() {
-	r := b.cur
-	if r == nil {
-		return
+// flushAll queues every open run, each as one statement, in the order
+// the runs were opened.
+func (b *builder) flushAll() {
+	for _, r := range b.open {
+		b.flushRun(r)
 	}
-	b.cur = nil
+	clear(b.open)
+	b.open = b.open[:0]
+	clear(b.bySig)
+}
+
+// flushRun queues a run as one statement.
+func (b *builder) flushRun(r *run) {
 	ck := r.sig
 	if r.upsert {
 		ck += "\x00upsert"
@@ -297,7 +361,7 @@ func (b *builder) flushRun() {
 			sql = copySQL(r)
 			b.sqlCache[ck] = sql
 		}
-		b.queue(sql, item{kind: itemCopy, run: r})
+		b.queue(sql, item{kind: itemCopy, run: r, reordered: b.reordered[r.table]})
 		return
 	}
 	sql := b.sqlCache[ck]
@@ -309,5 +373,5 @@ func (b *builder) flushRun() {
 	for i := range r.params {
 		args[i] = r.params[i]
 	}
-	b.queue(sql, item{kind: itemRows, run: r}, args...)
+	b.queue(sql, item{kind: itemRows, run: r, reordered: b.reordered[r.table]}, args...)
 }

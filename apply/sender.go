@@ -42,7 +42,7 @@ func (a *Applier) waitAtMost(d time.Duration) error {
 func (a *Applier) send(ctx context.Context) error { return a.sendThen(ctx, nil) }
 
 func (a *Applier) sendThen(ctx context.Context, after func()) error {
-	a.build.flushRun()
+	a.build.flushAll()
 	if len(a.build.items) == 0 {
 		return nil
 	}
@@ -157,6 +157,9 @@ func (a *Applier) execBatch(ctx context.Context, items []item, from, to int) err
 func (a *Applier) applied(r *run, tag pgconn.CommandTag) {
 	if a.cfg.Observer != nil {
 		a.cfg.Observer.Applied(r.table, r.op, r.n)
+		if r.merged > 0 {
+			a.cfg.Observer.Applied(r.table, change.Update, r.merged)
+		}
 	}
 	if (r.op == change.Update || r.op == change.Delete) && int(tag.RowsAffected()) < r.n {
 		missing := r.n - int(tag.RowsAffected())
@@ -174,7 +177,11 @@ func (a *Applier) applied(r *run, tag pgconn.CommandTag) {
 // the only one that changes Upserts.
 func (a *Applier) learn(err error) {
 	var c *Conflict
-	if errors.As(err, &c) && a.cfg.Upserts != nil {
+	switch {
+	case !errors.As(err, &c):
+	case c.Ordered && a.cfg.Ordered != nil:
+		a.cfg.Ordered.Add(c.Table)
+	case !c.Ordered && a.cfg.Upserts != nil:
 		a.cfg.Upserts.Add(c.Table)
 	}
 }
@@ -190,6 +197,15 @@ func (a *Applier) failure(ctx context.Context, items []item, failed int, err err
 		row = a.findRow(ctx, items, failed, err)
 	case itemCopy:
 		row = copyRow(err, it.run.n)
+	}
+	if r := it.run; (it.kind == itemRows || it.kind == itemCopy) && it.reordered && a.cfg.Ordered != nil && isOrderViolation(err) {
+		// Perhaps only the order the rows went in: apply the table in the
+		// source's order and try again.
+		c := &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Ordered: true, Err: err}
+		if row >= 0 {
+			c.Key, c.LSN = r.rowKey(row), r.lsns[row]
+		}
+		return c
 	}
 	if r := it.run; (it.kind == itemRows || it.kind == itemCopy) && r.op == change.Insert && !r.upsert && len(r.keyCols) > 0 && isUniqueViolation(err) && a.cfg.Upserts != nil {
 		c := &Conflict{Table: r.table, Key: r.firstKey, LSN: r.lsn, Err: err}

@@ -48,6 +48,7 @@ func (a *Applier) begin() {
 	a.tx.began = time.Now()
 	a.tx.rows, a.tx.txns = 0, 0
 	a.tx.pending = 0
+	clear(a.build.reordered)
 	a.build.queue("BEGIN", item{kind: itemBegin})
 }
 
@@ -86,7 +87,7 @@ func (a *Applier) commit(ctx context.Context) error {
 		// Nothing complete to commit (cannot happen between transactions).
 		return errors.New("internal error: committing a target transaction without a source position")
 	}
-	a.build.flushRun()
+	a.build.flushAll()
 	a.build.queue("SELECT pg_replication_origin_xact_setup($1::pg_lsn, $2)", item{kind: itemOrigin}, a.tx.pending, a.tx.pendingAt)
 	a.build.queue(checkpoint.Statement, item{kind: itemCheckpoint}, a.cfg.Name, a.cfg.Direction, a.tx.pending)
 	a.build.queue("COMMIT", item{kind: itemCommit})
@@ -124,7 +125,9 @@ func (a *Applier) rollback() {
 	}
 	a.build.items = a.build.items[:0]
 	a.build.queued = 0
-	a.build.cur = nil
+	clear(a.build.open)
+	a.build.open = a.build.open[:0]
+	clear(a.build.bySig)
 	a.tx.state = txNone
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -69,6 +69,9 @@ type Options struct {
 	// upserts: the tables whose inserts met rows already on the target,
 	// kept across restarts of the pipeline (see apply.Config.Upserts).
 	upserts *apply.TableSet
+	// ordered: the tables whose changes keep the source's exact order in
+	// a target transaction (see apply.Config.Ordered), kept likewise.
+	ordered *apply.TableSet
 	// rereads: the failures for which the catalogs were read again.
 	rereads *rereads
 	// report is filled in by a run for Run (see backoff).
@@ -124,6 +127,7 @@ func Run(ctx context.Context, o Options) error {
 		o.Echoes = &EchoTracker{}
 	}
 	o.upserts = &apply.TableSet{}
+	o.ordered = &apply.TableSet{}
 	o.rereads = &rereads{}
 	var wait backoff
 	for {
@@ -134,6 +138,13 @@ func Run(ctx context.Context, o Options) error {
 		}
 		err = o.Mapping.Redact(err)
 		var conflict *apply.Conflict
+		if errors.As(err, &conflict) && conflict.Ordered {
+			// Not a failure: the table's changes keep the source's order
+			// now, and the replay from the checkpoint applies them so.
+			log.Info("a unique constraint failed on changes grouped out of the source's order; that table's changes keep the source's order from now on, applying again from the checkpoint",
+				"table", conflict.Table.String(), "key", conflict.Key, "lsn", conflict.LSN.String(), "error", conflict.Err.Error())
+			continue
+		}
 		if errors.As(err, &conflict) {
 			// Not a failure: the table's inserts are upserts now, and the
 			// replay from the checkpoint applies what was rolled back.
