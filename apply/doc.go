@@ -24,10 +24,13 @@
 // Ordering. Source transactions are applied in the order they arrive, which
 // is their commit order, each atomically. Several small ones may share one
 // target transaction (up to Config.MaxRows rows, open at most MaxDelay);
-// one is never split across two, however large. The changes of a
-// transaction keep their order: a run joins only consecutive changes and
-// ends before a change that touches a key already in it. Source
-// transactions that commit before the start LSN given to New are skipped.
+// one is never split across two, however large. Within a target
+// transaction, the changes of a row keep their order; changes of different
+// rows may be grouped out of it, one statement per table, op and column
+// set, and the repeated images of a row merged into one (see builder).
+// Tables whose triggers fire for the bridge's writes keep the exact order.
+// Source transactions that commit before the start LSN given to New are
+// skipped.
 //
 // Committed together. The rows, the origin's progress (the source commit's
 // LSN and time) and the checkpoint row's update are in one target
@@ -50,10 +53,11 @@
 // succeeded: an *Error names the change the target rejected; a *Conflict
 // asks the caller to apply again from the checkpoint (see below).
 //
-// Rows are sent in runs: consecutive changes of the same op to the same
-// table with the same columns become one statement over unnest() of
-// per-column text arrays, cast on the server to the column types, so values
-// keep PostgreSQL's text form end to end. Statements are pipelined with
+// Rows are sent in runs: changes of the same op to the same table with the
+// same columns become one statement over unnest() of per-column text
+// arrays, cast on the server to the column types, so values keep
+// PostgreSQL's text form end to end; a run of plain inserts of copyMin rows
+// or more goes by COPY in text format instead. Statements are pipelined with
 // pgx.Batch: a small target transaction costs one round trip. While one
 // batch is in flight on a goroutine of its own, which has the connection
 // to itself, Run builds the next; the next send waits for it.
@@ -62,7 +66,8 @@
 // (a CHECK, NOT NULL or unique violation, a value out of range, a trigger
 // that raises) is reported with the row it rejected: once the target
 // transaction is rolled back, the statement's rows are tried one by one in
-// a transaction that is always rolled back (see Error).
+// a transaction that is always rolled back (see Error); for a COPY the
+// server names the line.
 //
 // An insert is an upsert on the target key in effect, but not in every
 // statement: the server spends about half as much again on INSERT ... ON
@@ -71,5 +76,8 @@
 // are plain until one meets a row; that target transaction is rolled back,
 // Run adds the table to Upserts and returns a Conflict, and the caller
 // applies again from the checkpoint with a new Applier given the same
-// Upserts, whose inserts into that table are upserts.
+// Upserts, whose inserts into that table are upserts. Likewise a unique or
+// exclusion constraint that fails on a table whose changes were grouped out
+// of the source's order adds it to Config.Ordered: the replay keeps its
+// order, and only a failure then is an error.
 package apply
