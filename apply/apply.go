@@ -32,6 +32,12 @@ type Config struct {
 	// MaxRows bounds the rows of one target transaction made of several
 	// source transactions, and the rows queued before a round trip.
 	MaxRows int
+	// MaxBytes bounds the bytes of the values queued before a round trip
+	// (default 8 MiB), so that rows of megabytes go a few at a time.
+	MaxBytes int64
+	// Budget, if set, is the pipeline's byte budget: the applier gives back
+	// what each event holds as it takes the event (change.Budget).
+	Budget *change.Budget
 	// MaxDelay bounds how long a target transaction stays open to group
 	// small source transactions; 0 commits each source transaction alone.
 	MaxDelay time.Duration
@@ -109,6 +115,9 @@ type Applier struct {
 func New(conn *pgx.Conn, cfg Config, start pglogrepl.LSN) *Applier {
 	if cfg.MaxRows <= 0 {
 		cfg.MaxRows = 5000
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 8 << 20
 	}
 	if cfg.MaxDelay < 0 {
 		cfg.MaxDelay = 0
@@ -242,6 +251,7 @@ func (a *Applier) stop(cause error) error {
 }
 
 func (a *Applier) handle(ctx context.Context, ev change.Event) error {
+	ev.Release(a.cfg.Budget)
 	switch ev.Kind {
 	case change.EvBegin:
 		if ev.Txn.FinalLSN < a.start {
@@ -265,7 +275,7 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 				return err
 			}
 		}
-		if a.build.queued >= a.cfg.MaxRows {
+		if a.build.queued >= a.cfg.MaxRows || a.build.bytes >= a.cfg.MaxBytes {
 			// A large source transaction: send what is queued to bound
 			// memory, but keep the target transaction open.
 			if err := a.send(ctx); err != nil {

@@ -31,6 +31,7 @@ import (
 type builder struct {
 	items  []item // the statements queued, in order
 	queued int    // rows added since the last round trip
+	bytes  int64  // and the bytes of their values
 	// open holds the runs being built, in the order they were opened;
 	// bySig the same by signature.
 	open  []*run

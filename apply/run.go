@@ -41,6 +41,12 @@ type run struct {
 
 func (a *Applier) add(o *change.Out) error {
 	a.tx.rows++
+	for _, v := range o.Vals {
+		a.build.bytes += int64(len(v.Data))
+	}
+	for _, v := range o.Key {
+		a.build.bytes += int64(len(v.Data))
+	}
 	if o.Op == change.Truncate {
 		a.build.flushAll()
 		if len(o.Truncate) == 0 {

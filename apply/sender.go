@@ -50,7 +50,7 @@ func (a *Applier) sendThen(ctx context.Context, after func()) error {
 		return err
 	}
 	items := a.build.items
-	a.build.items, a.build.queued = nil, 0
+	a.build.items, a.build.queued, a.build.bytes = nil, 0, 0
 	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	f := &inflight{done: make(chan error, 1), after: after, cancel: cancel}
 	a.inflight = f

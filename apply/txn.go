@@ -124,7 +124,7 @@ func (a *Applier) rollback() {
 		a.inflight = nil
 	}
 	a.build.items = a.build.items[:0]
-	a.build.queued = 0
+	a.build.queued, a.build.bytes = 0, 0
 	clear(a.build.open)
 	a.build.open = a.build.open[:0]
 	clear(a.build.bySig)

@@ -271,6 +271,8 @@ type Event struct {
 	// Urgent marks an EvPosition the server is waiting to see confirmed
 	// (it asked for a reply): it is to be made durable at once.
 	Urgent bool
+	// Held is how many bytes of its pipeline's Budget the event holds.
+	Held int64
 }
 
 // Out is a change ready to be written to a target table.

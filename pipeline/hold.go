@@ -12,7 +12,7 @@ import (
 // foreign transaction stops that: from its Begin on nothing passes, and the
 // foreign transactions are only counted, so the checkpoint stays before the
 // first of them.
-func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<- change.Event) error {
+func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<- change.Event, budget *change.Budget) error {
 	log := o.Logger.With("component", "armed", "direction", o.Direction.String())
 	var held control.ForeignWrites
 	for ev := range in {
@@ -24,6 +24,7 @@ func holdStage(ctx context.Context, o Options, in <-chan change.Event, out chan<
 			}
 			continue
 		}
+		ev.Release(budget)
 		if ev.Kind != change.EvCommit {
 			continue
 		}

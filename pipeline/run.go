@@ -113,10 +113,13 @@ func runOnce(ctx context.Context, o Options) (err error) {
 			mappers = append(mappers, mp)
 		}
 	}
+	// The events between the stream and the applier hold at most this
+	// many bytes, whatever their number (change.Budget).
+	budget := change.NewBudget(eventBytes)
 	applier := apply.New(s.write, apply.Config{
 		Name: m.Name, Direction: dir.String(), Origin: v.Origin,
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
-		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts, Ordered: o.ordered,
+		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts, Ordered: o.ordered, Budget: budget,
 		OwnIdleWrites: func() pglogrepl.LSN { return o.Echoes.Echo(dir) },
 		IdleWritten:   func(l pglogrepl.LSN) { o.Echoes.Wrote(dir, l) },
 	}, s.start)
@@ -129,6 +132,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Publication: pub,
 		SkipOrigin:  m.OwnsOrigin,
 		OnStart:     func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
+		Budget:      budget,
 		Logger:      o.Logger,
 	})
 
@@ -190,9 +194,11 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	g.Go(func() error {
 		defer close(outs)
 		if o.Mode == Armed {
-			return holdStage(applyCtx, o, events, outs)
+			return holdStage(applyCtx, o, events, outs, budget)
 		}
-		return transformStage(o, mappers, gate).Run(applyCtx, events, outs)
+		st := transformStage(o, mappers, gate)
+		st.Budget = budget
+		return st.Run(applyCtx, events, outs)
 	})
 	g.Go(func() error {
 		// The applier has stopped: nothing more can be applied, so the
@@ -223,6 +229,11 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 	return firstErr
 }
+
+// eventBytes bounds the bytes of the events on their way from the stream
+// to the applier: enough for the stages to work ahead on small rows, and a
+// few dozen rows of a megabyte.
+const eventBytes = 32 << 20
 
 // transformStage is the transform stage of a live pipeline. The gate (nil
 // when no entry is being or was lately copied) drops what an entry's copy

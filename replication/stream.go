@@ -57,6 +57,11 @@ type StreamConfig struct {
 	// Logger receives the stream's logs (with component=replication); nil
 	// discards them.
 	Logger *slog.Logger
+	// Budget, if set, bounds the bytes of the events sent and not yet
+	// released downstream: each event holds its Size of it (Event.Held)
+	// from before it is sent, and Run waits for room as it waits for room
+	// in events, answering the server meanwhile.
+	Budget *change.Budget
 }
 
 // Stream reads a slot's changes. A Stream holds no connection between runs;
@@ -358,6 +363,9 @@ func (r *run) urgent(ctx context.Context) error {
 // send delivers ev, answering the server every StatusInterval while the
 // channel is full so that a slow consumer does not trip wal_sender_timeout.
 func (r *run) send(ctx context.Context, ev change.Event) error {
+	if err := r.hold(ctx, &ev); err != nil {
+		return err
+	}
 	select {
 	case r.events <- ev:
 		return nil
@@ -376,6 +384,35 @@ func (r *run) send(ctx context.Context, ev change.Event) error {
 				return err
 			}
 			t.Reset(r.cfg.StatusInterval)
+		}
+	}
+}
+
+// hold takes the event's share of the budget, answering the server every
+// StatusInterval while it waits.
+func (r *run) hold(ctx context.Context, ev *change.Event) error {
+	b := r.cfg.Budget
+	if b == nil {
+		return nil
+	}
+	size := ev.Size()
+	if n, ok := b.TryHold(size); ok {
+		ev.Held = n
+		return nil
+	}
+	for {
+		wctx, cancel := context.WithDeadline(ctx, r.nextStatus)
+		n, err := b.Hold(wctx, size)
+		cancel()
+		if err == nil {
+			ev.Held = n
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err := r.sendStatus(); err != nil {
+			return err
 		}
 	}
 }

@@ -58,6 +58,9 @@ type Stage struct {
 	// Committed, if set, is called with the commit time of each
 	// transaction sent on.
 	Committed func(commit time.Time)
+	// Budget, if set, is the pipeline's byte budget: an event the stage
+	// does not send on gives back what it holds (change.Budget).
+	Budget *change.Budget
 }
 
 // Gate decides, beside the mapping, what passes the stage. It is used from
@@ -106,6 +109,12 @@ func (s *Stage) Run(ctx context.Context, in <-chan change.Event, out chan<- chan
 // passOn applies the error policy and the gate to one mapped event and
 // sends it on. It reports done when the stage is to stop.
 func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, err error, out chan<- change.Event) (done bool, _ error) {
+	sent := false
+	defer func() {
+		if !sent {
+			ev.Release(s.Budget)
+		}
+	}()
 	if ev.Kind == change.EvBegin && s.Gate != nil && !s.Gate.Begin(ctx, ev.Txn) {
 		return true, nil
 	}
@@ -159,6 +168,7 @@ func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, 
 	}
 	select {
 	case out <- ev:
+		sent = true
 	case <-ctx.Done():
 		return true, nil
 	}
