@@ -36,7 +36,7 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			p := e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n")
 			var logs pgtest.Buffer
 			d := startDaemon(t, bin, p, &logs)
-			waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=bridge") >= 2 }, &logs)
+			waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
 
 			conn := pgtest.Connect(t, e.SrcDSN)
 			var stop atomic.Bool

@@ -122,7 +122,7 @@ func TestKillNineAtEachStepOfTheFlip(t *testing.T) {
 			var logs pgtest.Buffer
 			d := startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT="+fp)
 			waitFor(t, 30*time.Second, func() bool {
-				return strings.Count(logs.String(), "msg=streaming component=bridge") >= 2
+				return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2
 			}, &logs)
 			pgtest.MustExec(t, e.Src, `INSERT INTO orders (amount, status, note) SELECT g, 'new', 'before' FROM generate_series(1, 50) g`)
 			waitFor(t, 20*time.Second, func() bool {
@@ -182,7 +182,7 @@ func TestStatusAndCleanup(t *testing.T) {
 	p := e.MappingFile("admin", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs)
-	waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=bridge") >= 2 }, &logs)
+	waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
 	// A client writes to blue while green is live: status warns.
 	pgtest.MustExec(t, e.Tgt, `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (1, 0, 'early')`)
 	var out string

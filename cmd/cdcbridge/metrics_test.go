@@ -27,7 +27,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		if m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(logs.String()); m != nil {
 			addr = m[1]
 		}
-		return addr != "" && strings.Count(logs.String(), "msg=streaming component=bridge") >= 2
+		return addr != "" && strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2
 	}, &logs)
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
