@@ -288,7 +288,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	for _, dir := range dirs {
 		fmt.Fprintf(stdout, "-- %s\n", dir)
-		for _, f := range check.Check(ctx, m, dir) {
+		for _, f := range check.Check(ctx, m.View(dir)) {
 			if !f.OK {
 				failed++
 			}
