@@ -6,7 +6,7 @@
 //
 // Every log line a Proc or a Logger writes is also kept for the test
 // binary; Main fails the run when the canary password of the test clusters
-// appears in them, and also when no line was captured at all, so that the
-// check cannot pass by proving nothing. A package whose tests use Main must
-// therefore log through this package.
+// appears in them, and also when tests made a logger here and yet no line
+// was captured at all, so that the check cannot pass by proving nothing. A
+// package whose tests use Main must therefore log through this package.
 package bridgetest
