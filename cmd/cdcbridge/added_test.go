@@ -36,7 +36,7 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			p := e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n")
 			var logs pgtest.Buffer
 			d := startDaemon(t, bin, p, &logs)
-			waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
+			pgtest.WaitFor(t, 30*time.Second, "both directions to stream", func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
 
 			conn := pgtest.Connect(t, e.SrcDSN)
 			var stop atomic.Bool
@@ -61,7 +61,7 @@ func TestKillNineDuringBackfill(t *testing.T) {
 				}
 			}()
 			defer func() { stop.Store(true); wg.Wait() }()
-			waitFor(t, 30*time.Second, func() bool { return txns.Load() > 50 }, &logs)
+			pgtest.WaitFor(t, 30*time.Second, "50 transactions of the writer", func() bool { return txns.Load() > 50 }, &logs)
 			d.stop()
 			// A backlog for the restart: a large transaction, then more of
 			// the writer's. The copy of b commits while the stream is still
@@ -69,12 +69,12 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			// copy holds.
 			pgtest.MustExec(t, e.Src, `INSERT INTO a SELECT g, 'backlog' FROM generate_series(10000000, 10300000) g`)
 			n := txns.Load()
-			waitFor(t, 30*time.Second, func() bool { return txns.Load() > n+100 }, &logs)
+			pgtest.WaitFor(t, 30*time.Second, "100 more transactions of the writer", func() bool { return txns.Load() > n+100 }, &logs)
 
 			p = e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
 			d = startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT="+fp)
 			if !d.exited(60 * time.Second) {
-				t.Fatalf("the daemon did not die at %s\n%s", fp, tail(logs.String(), 30))
+				t.Fatalf("the daemon did not die at %s\n%s", fp, pgtest.Tail(logs.String(), 30))
 			}
 			// What the kill left behind is the case under test.
 			var state, entryLSN, ckpt string
@@ -98,18 +98,18 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			d = startDaemon(t, bin, p, &logs)
 			defer d.stop()
 			n = txns.Load()
-			waitFor(t, 30*time.Second, func() bool { return txns.Load() > n+100 }, &logs)
+			pgtest.WaitFor(t, 30*time.Second, "100 more transactions of the writer", func() bool { return txns.Load() > n+100 }, &logs)
 			stop.Store(true)
 			wg.Wait()
 			const src, tgt = `SELECT id, n, note FROM b ORDER BY id`, `SELECT id, n, note FROM b ORDER BY id`
-			if !waitForResult(60*time.Second, func() bool {
+			if !pgtest.Until(60*time.Second, func() bool {
 				return bridgetest.Query(t, e.Tgt, tgt) == bridgetest.Query(t, e.Src, src) && bridgetest.Query(t, e.Tgt, `SELECT * FROM a ORDER BY id`) == bridgetest.Query(t, e.Src, `SELECT * FROM a ORDER BY id`)
 			}) {
 				t.Fatalf("after a kill -9 at %s the target differs: b %d rows, want %d\n%s", fp,
-					strings.Count(bridgetest.Query(t, e.Tgt, tgt), "\n"), strings.Count(bridgetest.Query(t, e.Src, src), "\n"), tail(logs.String(), 40))
+					strings.Count(bridgetest.Query(t, e.Tgt, tgt), "\n"), strings.Count(bridgetest.Query(t, e.Src, src), "\n"), pgtest.Tail(logs.String(), 40))
 			}
 			if after := logs.String()[before:]; strings.Contains(after, "an insert met a row already on the target") {
-				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, tail(after, 40))
+				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, pgtest.Tail(after, 40))
 			}
 			code, out, _ := run("status", "-c", p, "--json")
 			var st admin.Status
@@ -141,23 +141,23 @@ func TestKillNineDuringInitialCopy(t *testing.T) {
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT=initial-copy-table-committed")
 	if !d.exited(60 * time.Second) {
-		t.Fatalf("the daemon did not die after a table's copy committed\n%s", tail(logs.String(), 20))
+		t.Fatalf("the daemon did not die after a table's copy committed\n%s", pgtest.Tail(logs.String(), 20))
 	}
 	if got := bridgetest.Query(t, e.Tgt, `SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)`); got == "(0)" {
-		t.Fatalf("no table's copy had committed when the daemon died: the test proves nothing\n%s", tail(logs.String(), 20))
+		t.Fatalf("no table's copy had committed when the daemon died: the test proves nothing\n%s", pgtest.Tail(logs.String(), 20))
 	}
 	d = startDaemon(t, bin, p, &logs)
 	defer d.stop()
 	rows := `SELECT 1, id, v FROM t1 UNION ALL SELECT 2, id, v FROM t2 ORDER BY 1, 2`
-	waitFor(t, 60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, rows) == bridgetest.Query(t, e.Src, rows) }, &logs)
+	pgtest.WaitFor(t, 60*time.Second, "the copy to be redone", func() bool { return bridgetest.Query(t, e.Tgt, rows) == bridgetest.Query(t, e.Src, rows) }, &logs)
 
 	code, out, errs := run("flip", "-c", p, "--timeout", "30s")
 	if code != 0 {
-		t.Fatalf("flip after a copy killed and redone: exit %d\n%s%s\n%s", code, out, errs, tail(logs.String(), 30))
+		t.Fatalf("flip after a copy killed and redone: exit %d\n%s%s\n%s", code, out, errs, pgtest.Tail(logs.String(), 30))
 	}
 	if got := bridgetest.Query(t, e.Src, `SELECT count(*) FROM t1`); got != "(5000)" {
 		t.Fatalf("green's t1 holds %s rows after the flip", got)
 	}
 	pgtest.MustExec(t, e.Tgt, `UPDATE t2 SET v = 'blue' WHERE id = 1`)
-	waitFor(t, 30*time.Second, func() bool { return bridgetest.Query(t, e.Src, rows) == bridgetest.Query(t, e.Tgt, rows) }, &logs)
+	pgtest.WaitFor(t, 30*time.Second, "blue's write to reach green", func() bool { return bridgetest.Query(t, e.Src, rows) == bridgetest.Query(t, e.Tgt, rows) }, &logs)
 }

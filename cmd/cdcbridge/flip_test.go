@@ -121,17 +121,17 @@ func TestKillNineAtEachStepOfTheFlip(t *testing.T) {
 			p := e.MappingFile("crash", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
 			var logs pgtest.Buffer
 			d := startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT="+fp)
-			waitFor(t, 30*time.Second, func() bool {
+			pgtest.WaitFor(t, 30*time.Second, "both directions to stream", func() bool {
 				return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2
 			}, &logs)
 			pgtest.MustExec(t, e.Src, `INSERT INTO orders (amount, status, note) SELECT g, 'new', 'before' FROM generate_series(1, 50) g`)
-			waitFor(t, 20*time.Second, func() bool {
+			pgtest.WaitFor(t, 20*time.Second, "green's rows to reach blue", func() bool {
 				return bridgetest.Query(t, e.Tgt, bridgetest.BlueRows) == bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue)
 			}, &logs)
 
 			code, out, errs := run("flip", "-c", p, "--timeout", "3s")
 			if !d.exited(20 * time.Second) {
-				t.Fatalf("the daemon did not die at %s (flip: %d %s%s)\n%s", fp, code, out, errs, tail(logs.String(), 20))
+				t.Fatalf("the daemon did not die at %s (flip: %d %s%s)\n%s", fp, code, out, errs, pgtest.Tail(logs.String(), 20))
 			}
 			// Writes on green while no daemon runs.
 			pgtest.MustExec(t, e.Src, `UPDATE orders SET note = 'while down' WHERE id <= 5`)
@@ -145,7 +145,7 @@ func TestKillNineAtEachStepOfTheFlip(t *testing.T) {
 			defer d.stop()
 			// The flip is finished by the restart (a request still pending), or
 			// was already done; asking again is harmless either way.
-			waitFor(t, 30*time.Second, func() bool {
+			pgtest.WaitFor(t, 30*time.Second, "blue to be live", func() bool {
 				var live string
 				e.Tgt.QueryRow(context.Background(), `SELECT live FROM cdcbridge.state`).Scan(&live)
 				if live == "reverse" {
@@ -157,10 +157,10 @@ func TestKillNineAtEachStepOfTheFlip(t *testing.T) {
 			// Blue is live: its writes reach green, with ids that collide with nothing.
 			pgtest.MustExec(t, e.Tgt, `INSERT INTO orders_v2 (amount_cents, state, note) SELECT 100 * g, 1, 'blue' FROM generate_series(1, 20) g;
 				UPDATE orders_v2 SET state = 2 WHERE order_id = 7; DELETE FROM orders_v2 WHERE order_id = 8`)
-			if !waitForResult(30*time.Second, func() bool {
+			if !pgtest.Until(30*time.Second, func() bool {
 				return bridgetest.Query(t, e.Tgt, bridgetest.BlueRows) == bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue)
 			}) {
-				t.Fatalf("after a kill -9 at %s the slices differ:\nblue %s\ngreen %s\n%s", fp, bridgetest.Query(t, e.Tgt, bridgetest.BlueRows), bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), tail(logs.String(), 30))
+				t.Fatalf("after a kill -9 at %s the slices differ:\nblue %s\ngreen %s\n%s", fp, bridgetest.Query(t, e.Tgt, bridgetest.BlueRows), bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), pgtest.Tail(logs.String(), 30))
 			}
 			var n, min int
 			e.Src.QueryRow(context.Background(), `SELECT count(*), min(id) FROM orders WHERE note = 'blue'`).Scan(&n, &min)
@@ -182,11 +182,11 @@ func TestStatusAndCleanup(t *testing.T) {
 	p := e.MappingFile("admin", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs)
-	waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
+	pgtest.WaitFor(t, 30*time.Second, "both directions to stream", func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
 	// A client writes to blue while green is live: status warns.
 	pgtest.MustExec(t, e.Tgt, `INSERT INTO orders_v2 (amount_cents, state, note) VALUES (1, 0, 'early')`)
 	var out string
-	waitFor(t, 20*time.Second, func() bool {
+	pgtest.WaitFor(t, 20*time.Second, "status to warn of the foreign write", func() bool {
 		_, out, _ = run("status", "-c", p)
 		return strings.Contains(out, "WARNING: the target took 1 foreign transaction(s)")
 	}, &logs)

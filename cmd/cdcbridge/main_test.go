@@ -161,7 +161,7 @@ func TestKillNineMidWorkload(t *testing.T) {
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs, "--log-level", "debug")
 	// Wait for the slot so that the workload is all after the start.
-	waitFor(t, 30*time.Second, func() bool {
+	pgtest.WaitFor(t, 30*time.Second, "the forward slot to be active", func() bool {
 		var n int
 		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND active`).Scan(&n)
 		return n == 1
@@ -208,7 +208,7 @@ func TestKillNineMidWorkload(t *testing.T) {
 	applying := func(n int64) {
 		t.Helper()
 		before, txnsBefore := bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`), txns.Load()
-		waitFor(t, 60*time.Second, func() bool {
+		pgtest.WaitFor(t, 60*time.Second, "the daemon to apply some of the workload", func() bool {
 			return txns.Load() >= txnsBefore+n && bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`) != before
 		}, &logs)
 	}
@@ -218,7 +218,7 @@ func TestKillNineMidWorkload(t *testing.T) {
 		d.kill()
 		// The server ends the killed walsender on its own time; the next
 		// daemon starts once the slot is free.
-		waitFor(t, 30*time.Second, func() bool {
+		pgtest.WaitFor(t, 30*time.Second, "the killed daemon's slot to be free", func() bool {
 			var n int
 			e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND NOT active`).Scan(&n)
 			return n == 1
@@ -232,7 +232,7 @@ func TestKillNineMidWorkload(t *testing.T) {
 		t.Fatalf("the workload ran only %d transactions", txns.Load())
 	}
 	var wantS, gotS string
-	ok := waitForResult(60*time.Second, func() bool {
+	ok := pgtest.Until(60*time.Second, func() bool {
 		wantS = bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue)
 		gotS = bridgetest.Query(t, e.Tgt, bridgetest.BlueRows)
 		return wantS == gotS
@@ -242,39 +242,13 @@ func TestKillNineMidWorkload(t *testing.T) {
 	}
 	allLogs := logs.String()
 	if !ok {
-		t.Fatalf("after kill -9 and restarts the target differs from the transformed source (%d vs %d bytes)\nlogs:\n%s", len(gotS), len(wantS), tail(allLogs, 40))
+		t.Fatalf("after kill -9 and restarts the target differs from the transformed source (%d vs %d bytes)\nlogs:\n%s", len(gotS), len(wantS), pgtest.Tail(allLogs, 40))
 	}
 	if strings.Count(wantS, "\n") < 100 {
 		t.Fatalf("too few rows to prove anything: %d", strings.Count(wantS, "\n"))
 	}
 	noCanary(t, allLogs)
 	t.Logf("%d source transactions, %d rows, exact after 2 kills", txns.Load(), strings.Count(wantS, "\n"))
-}
-
-func waitForResult(d time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if f() {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return false
-}
-
-func waitFor(t *testing.T, d time.Duration, f func() bool, logs *pgtest.Buffer) {
-	t.Helper()
-	if !waitForResult(d, f) {
-		t.Fatalf("timed out\n%s", logs.String())
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // TestKillNineMidCopy kills the daemon during its initial copy: the restart
@@ -292,7 +266,7 @@ func TestKillNineMidCopy(t *testing.T) {
 	p := e.MappingFile("killcopy", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs)
-	waitFor(t, 30*time.Second, func() bool {
+	pgtest.WaitFor(t, 30*time.Second, "the initial copy to run", func() bool {
 		var n int
 		e.Tgt.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND datname = current_database()`).Scan(&n)
 		return n > 0
@@ -309,12 +283,12 @@ func TestKillNineMidCopy(t *testing.T) {
 	for _, tbl := range []string{"a", "b"} {
 		q := "SELECT count(*), md5(string_agg(id || v, ',' ORDER BY id)) FROM " + tbl
 		want := bridgetest.Query(t, e.Src, q)
-		if !waitForResult(60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, q) == want }) {
-			t.Fatalf("table %s differs after a kill -9 during the copy: %s vs %s\n%s", tbl, bridgetest.Query(t, e.Tgt, q), want, tail(logs.String(), 30))
+		if !pgtest.Until(60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, q) == want }) {
+			t.Fatalf("table %s differs after a kill -9 during the copy: %s vs %s\n%s", tbl, bridgetest.Query(t, e.Tgt, q), want, pgtest.Tail(logs.String(), 30))
 		}
 	}
 	if !strings.Contains(logs.String(), "initial copy was interrupted") {
-		t.Fatalf("the restart did not say it started the copy over:\n%s", tail(logs.String(), 30))
+		t.Fatalf("the restart did not say it started the copy over:\n%s", pgtest.Tail(logs.String(), 30))
 	}
 	noCanary(t, logs.String())
 }

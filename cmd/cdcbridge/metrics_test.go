@@ -23,7 +23,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	d := startDaemon(t, bin, p, &logs)
 	defer d.stop()
 	var addr string
-	waitFor(t, 30*time.Second, func() bool {
+	pgtest.WaitFor(t, 30*time.Second, "the metrics listener and both directions to stream", func() bool {
 		if m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(logs.String()); m != nil {
 			addr = m[1]
 		}
@@ -41,7 +41,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
 	}
-	waitFor(t, 20*time.Second, func() bool { code, _ := get("/readyz"); return code == 200 }, &logs)
+	pgtest.WaitFor(t, 20*time.Second, "/readyz to answer 200", func() bool { code, _ := get("/readyz"); return code == 200 }, &logs)
 
 	// Two transactions on green (three inserts, one update), one foreign
 	// write on blue.
@@ -60,7 +60,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`cdcbridge_streaming{direction="reverse"} 1`,
 	}
 	var body string
-	ok := waitForResult(20*time.Second, func() bool {
+	ok := pgtest.Until(20*time.Second, func() bool {
 		_, body = get("/metrics")
 		for _, w := range want {
 			if !strings.Contains(body, w+"\n") {
@@ -81,7 +81,7 @@ func TestMetricsEndpoint(t *testing.T) {
 				ours = append(ours, l)
 			}
 		}
-		t.Fatalf("/metrics:\n%s\nlogs:\n%s", strings.Join(ours, "\n"), tail(logs.String(), 30))
+		t.Fatalf("/metrics:\n%s\nlogs:\n%s", strings.Join(ours, "\n"), pgtest.Tail(logs.String(), 30))
 	}
 	// The checkpoint gauge is the forward checkpoint that status shows, and
 	// the lag gauges exist for both directions.

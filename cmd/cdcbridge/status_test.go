@@ -26,7 +26,7 @@ func TestStatusSideDown(t *testing.T) {
 	// A daemon that ran once leaves a state and a checkpoint on each side.
 	var logs pgtest.Buffer
 	d := startDaemon(t, bin, p, &logs)
-	waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
+	pgtest.WaitFor(t, 30*time.Second, "both directions to stream", func() bool { return strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2 }, &logs)
 	d.stop()
 
 	status := func(t *testing.T, mapping string, args ...string) (code int, stdout, stderr string) {
