@@ -158,14 +158,9 @@ func TestKillNineMidWorkload(t *testing.T) {
 	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, bridgetest.OrdersBlue)
 	e.WriteFile("orders.js", bridgetest.OrdersJS)
 	p := e.MappingFile("kill", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\nbatch:\n  max_rows: 500\n")
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs, "--log-level", "debug")
-	// Wait for the slot so that the workload is all after the start.
-	pgtest.WaitFor(t, 30*time.Second, "the forward slot to be active", func() bool {
-		var n int
-		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND active`).Scan(&n)
-		return n == 1
-	}, &logs)
+	r := newRig(t, bin, p)
+	// Streaming, so that the workload is all after the start.
+	d := r.startStreaming("--log-level", "debug")
 
 	pool, err := pgxpool.New(context.Background(), e.SrcDSN)
 	if err != nil {
@@ -210,7 +205,7 @@ func TestKillNineMidWorkload(t *testing.T) {
 		before, txnsBefore := bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`), txns.Load()
 		pgtest.WaitFor(t, 60*time.Second, "the daemon to apply some of the workload", func() bool {
 			return txns.Load() >= txnsBefore+n && bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`) != before
-		}, &logs)
+		}, &r.Logs)
 	}
 	for round := 0; round < 2; round++ {
 		// Killed at a random point of the workload, mid-stream.
@@ -222,8 +217,8 @@ func TestKillNineMidWorkload(t *testing.T) {
 			var n int
 			e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND NOT active`).Scan(&n)
 			return n == 1
-		}, &logs)
-		d = startDaemon(t, bin, p, &logs, "--log-level", "debug")
+		}, &r.Logs)
+		d = r.start("--log-level", "debug")
 	}
 	applying(20)
 	stop.Store(true)
@@ -240,7 +235,7 @@ func TestKillNineMidWorkload(t *testing.T) {
 	if err := d.stop(); err != nil {
 		t.Errorf("SIGTERM: the daemon exited with %v", err)
 	}
-	allLogs := logs.String()
+	allLogs := r.Logs.String()
 	if !ok {
 		t.Fatalf("after kill -9 and restarts the target differs from the transformed source (%d vs %d bytes)\nlogs:\n%s", len(gotS), len(wantS), pgtest.Tail(allLogs, 40))
 	}
@@ -264,13 +259,13 @@ func TestKillNineMidCopy(t *testing.T) {
 		CREATE TABLE a (id bigint PRIMARY KEY, v text);
 		CREATE TABLE b (id bigint PRIMARY KEY, v text);`)
 	p := e.MappingFile("killcopy", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs)
+	r := newRig(t, bin, p)
+	d := r.start()
 	pgtest.WaitFor(t, 30*time.Second, "the initial copy to run", func() bool {
 		var n int
 		e.Tgt.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND datname = current_database()`).Scan(&n)
 		return n > 0
-	}, &logs)
+	}, &r.Logs)
 	d.kill()
 	var state string
 	e.Tgt.QueryRow(context.Background(), `SELECT state FROM cdcbridge.checkpoint`).Scan(&state)
@@ -278,17 +273,17 @@ func TestKillNineMidCopy(t *testing.T) {
 		t.Fatalf("killed during the copy, the checkpoint says %q", state)
 	}
 	pgtest.MustExec(t, e.Src, `UPDATE a SET v = 'after the kill' WHERE id % 1000 = 0; DELETE FROM b WHERE id % 999 = 0`)
-	d = startDaemon(t, bin, p, &logs)
+	d = r.start()
 	defer d.stop()
 	for _, tbl := range []string{"a", "b"} {
 		q := "SELECT count(*), md5(string_agg(id || v, ',' ORDER BY id)) FROM " + tbl
 		want := bridgetest.Query(t, e.Src, q)
 		if !pgtest.Until(60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, q) == want }) {
-			t.Fatalf("table %s differs after a kill -9 during the copy: %s vs %s\n%s", tbl, bridgetest.Query(t, e.Tgt, q), want, pgtest.Tail(logs.String(), 30))
+			t.Fatalf("table %s differs after a kill -9 during the copy: %s vs %s\n%s", tbl, bridgetest.Query(t, e.Tgt, q), want, pgtest.Tail(r.Logs.String(), 30))
 		}
 	}
-	if !strings.Contains(logs.String(), "initial copy was interrupted") {
-		t.Fatalf("the restart did not say it started the copy over:\n%s", pgtest.Tail(logs.String(), 30))
+	if !strings.Contains(r.Logs.String(), "initial copy was interrupted") {
+		t.Fatalf("the restart did not say it started the copy over:\n%s", pgtest.Tail(r.Logs.String(), 30))
 	}
-	noCanary(t, logs.String())
+	noCanary(t, r.Logs.String())
 }

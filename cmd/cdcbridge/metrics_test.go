@@ -19,16 +19,14 @@ func TestMetricsEndpoint(t *testing.T) {
 	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, blueOrders)
 	e.WriteFile("orders.js", flipJS)
 	p := e.MappingFile("metered", "metrics:\n  listen: 127.0.0.1:0\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs)
+	r := newRig(t, bin, p)
+	d := r.startStreaming()
 	defer d.stop()
-	var addr string
-	pgtest.WaitFor(t, 30*time.Second, "the metrics listener and both directions to stream", func() bool {
-		if m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
-		return addr != "" && strings.Count(logs.String(), "msg=streaming component=pipeline") >= 2
-	}, &logs)
+	m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(r.Logs.String())
+	if m == nil {
+		t.Fatalf("the daemon streams and has not said where it serves /metrics\n%s", pgtest.Tail(r.Logs.String(), 30))
+	}
+	addr := m[1]
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -41,7 +39,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
 	}
-	pgtest.WaitFor(t, 20*time.Second, "/readyz to answer 200", func() bool { code, _ := get("/readyz"); return code == 200 }, &logs)
+	pgtest.WaitFor(t, 20*time.Second, "/readyz to answer 200", func() bool { code, _ := get("/readyz"); return code == 200 }, &r.Logs)
 
 	// Two transactions on green (three inserts, one update), one foreign
 	// write on blue.
@@ -81,7 +79,7 @@ func TestMetricsEndpoint(t *testing.T) {
 				ours = append(ours, l)
 			}
 		}
-		t.Fatalf("/metrics:\n%s\nlogs:\n%s", strings.Join(ours, "\n"), pgtest.Tail(logs.String(), 30))
+		t.Fatalf("/metrics:\n%s\nlogs:\n%s", strings.Join(ours, "\n"), pgtest.Tail(r.Logs.String(), 30))
 	}
 	// The checkpoint gauge is the forward checkpoint that status shows, and
 	// the lag gauges exist for both directions.
@@ -91,5 +89,5 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("/metrics has no line matching %s", re)
 		}
 	}
-	noCanary(t, body, logs.String())
+	noCanary(t, body, r.Logs.String())
 }
