@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,37 +36,24 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			d := r.startStreaming()
 
 			conn := pgtest.Connect(t, e.SrcDSN)
-			var stop atomic.Bool
-			var txns atomic.Int64
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; !stop.Load(); i++ {
-					b := &pgx.Batch{}
-					b.Queue("BEGIN")
-					b.Queue(`INSERT INTO a VALUES ($1, 'x')`, i)
-					b.Queue(`INSERT INTO b VALUES ($1, $2, 'during')`, 1000000+i, i)
-					b.Queue(`UPDATE b SET n = n + 1, note = 'moved' WHERE id = $1`, 1+(i*7)%20000)
-					b.Queue(`DELETE FROM b WHERE id = $1`, 2+(i*13)%20000)
-					b.Queue("COMMIT")
-					if err := conn.SendBatch(context.Background(), b).Close(); err != nil {
-						t.Errorf("workload: %v", err)
-						return
-					}
-					txns.Add(1)
-				}
-			}()
-			defer func() { stop.Store(true); wg.Wait() }()
-			pgtest.WaitFor(t, 30*time.Second, "50 transactions of the writer", func() bool { return txns.Load() > 50 }, &r.Logs)
+			w := bridgetest.StartWorkload(t, func(ctx context.Context, i int64) error {
+				b := &pgx.Batch{}
+				b.Queue("BEGIN")
+				b.Queue(`INSERT INTO a VALUES ($1, 'x')`, i)
+				b.Queue(`INSERT INTO b VALUES ($1, $2, 'during')`, 1000000+i, i)
+				b.Queue(`UPDATE b SET n = n + 1, note = 'moved' WHERE id = $1`, 1+(i*7)%20000)
+				b.Queue(`DELETE FROM b WHERE id = $1`, 2+(i*13)%20000)
+				b.Queue("COMMIT")
+				return conn.SendBatch(ctx, b).Close()
+			})
+			w.WaitTxns(t, 51)
 			d.stop()
 			// A backlog for the restart: a large transaction, then more of
 			// the writer's. The copy of b commits while the stream is still
 			// behind its snapshot, with changes of b in between that the
 			// copy holds.
 			pgtest.MustExec(t, e.Src, `INSERT INTO a SELECT g, 'backlog' FROM generate_series(10000000, 10300000) g`)
-			n := txns.Load()
-			pgtest.WaitFor(t, 30*time.Second, "100 more transactions of the writer", func() bool { return txns.Load() > n+100 }, &r.Logs)
+			w.WaitTxns(t, 101)
 
 			p = e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
 			d = r.start("CDCBRIDGE_FAILPOINT=" + fp)
@@ -96,10 +81,8 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			before := len(r.Logs.String())
 			d = r.start()
 			defer d.stop()
-			n = txns.Load()
-			pgtest.WaitFor(t, 30*time.Second, "100 more transactions of the writer", func() bool { return txns.Load() > n+100 }, &r.Logs)
-			stop.Store(true)
-			wg.Wait()
+			w.WaitTxns(t, 101)
+			w.Stop(t)
 			const src, tgt = `SELECT id, n, note FROM b ORDER BY id`, `SELECT id, n, note FROM b ORDER BY id`
 			if !pgtest.Until(60*time.Second, func() bool {
 				return bridgetest.Query(t, e.Tgt, tgt) == bridgetest.Query(t, e.Src, src) && bridgetest.Query(t, e.Tgt, `SELECT * FROM a ORDER BY id`) == bridgetest.Query(t, e.Src, `SELECT * FROM a ORDER BY id`)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,45 +164,44 @@ func TestKillNineMidWorkload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	var stop atomic.Bool
-	var txns atomic.Int64
-	var wg sync.WaitGroup
+	t.Cleanup(pool.Close) // after the writers, which stop at their own cleanup
+	// Four clients, each inserting into an id range of its own, updating
+	// and deleting in it.
+	var writers []*bridgetest.Workload
 	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			r := rand.New(rand.NewSource(int64(w)))
-			next := int64(w) * 1_000_000
-			for !stop.Load() {
-				b := &pgx.Batch{}
-				b.Queue("BEGIN")
-				for i := 0; i < 1+r.Intn(20); i++ {
-					next++
-					b.Queue("INSERT INTO orders VALUES ($1, $2, $3, $4)", next, fmt.Sprintf("%d.%02d", r.Intn(1000), r.Intn(100)), []string{"new", "paid", "shipped"}[r.Intn(3)], fmt.Sprint("n", next))
-				}
-				if next > int64(w)*1_000_000+10 {
-					id := int64(w)*1_000_000 + 1 + r.Int63n(next-int64(w)*1_000_000)
-					b.Queue("UPDATE orders SET status = 'shipped', amount = amount + 1 WHERE id = $1", id)
-					b.Queue("DELETE FROM orders WHERE id = $1", id-1)
-				}
-				b.Queue("COMMIT")
-				if err := pool.SendBatch(context.Background(), b).Close(); err != nil {
-					t.Errorf("workload: %v", err)
-					return
-				}
-				txns.Add(1)
+		rng := rand.New(rand.NewSource(int64(w)))
+		next := int64(w) * 1_000_000
+		writers = append(writers, bridgetest.StartWorkload(t, func(ctx context.Context, _ int64) error {
+			b := &pgx.Batch{}
+			b.Queue("BEGIN")
+			for i := 0; i < 1+rng.Intn(20); i++ {
+				next++
+				b.Queue("INSERT INTO orders VALUES ($1, $2, $3, $4)", next, fmt.Sprintf("%d.%02d", rng.Intn(1000), rng.Intn(100)), []string{"new", "paid", "shipped"}[rng.Intn(3)], fmt.Sprint("n", next))
 			}
-		}(w)
+			if next > int64(w)*1_000_000+10 {
+				id := int64(w)*1_000_000 + 1 + rng.Int63n(next-int64(w)*1_000_000)
+				b.Queue("UPDATE orders SET status = 'shipped', amount = amount + 1 WHERE id = $1", id)
+				b.Queue("DELETE FROM orders WHERE id = $1", id-1)
+			}
+			b.Queue("COMMIT")
+			return pool.SendBatch(ctx, b).Close()
+		}))
+	}
+	txns := func() int64 {
+		var n int64
+		for _, w := range writers {
+			n += w.Txns()
+		}
+		return n
 	}
 	// applying waits until the daemon has applied some of the workload
 	// (the target's rows changed) while the workload committed at least n
 	// more transactions.
 	applying := func(n int64) {
 		t.Helper()
-		before, txnsBefore := bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`), txns.Load()
+		before, txnsBefore := bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`), txns()
 		pgtest.WaitFor(t, 60*time.Second, "the daemon to apply some of the workload", func() bool {
-			return txns.Load() >= txnsBefore+n && bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`) != before
+			return txns() >= txnsBefore+n && bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`) != before
 		}, &r.Logs)
 	}
 	for round := 0; round < 2; round++ {
@@ -221,10 +218,11 @@ func TestKillNineMidWorkload(t *testing.T) {
 		d = r.start("--log-level", "debug")
 	}
 	applying(20)
-	stop.Store(true)
-	wg.Wait()
-	if txns.Load() < 20 {
-		t.Fatalf("the workload ran only %d transactions", txns.Load())
+	for _, w := range writers {
+		w.Stop(t)
+	}
+	if txns() < 20 {
+		t.Fatalf("the workload ran only %d transactions", txns())
 	}
 	var wantS, gotS string
 	ok := pgtest.Until(60*time.Second, func() bool {
@@ -243,7 +241,7 @@ func TestKillNineMidWorkload(t *testing.T) {
 		t.Fatalf("too few rows to prove anything: %d", strings.Count(wantS, "\n"))
 	}
 	noCanary(t, allLogs)
-	t.Logf("%d source transactions, %d rows, exact after 2 kills", txns.Load(), strings.Count(wantS, "\n"))
+	t.Logf("%d source transactions, %d rows, exact after 2 kills", txns(), strings.Count(wantS, "\n"))
 }
 
 // TestKillNineMidCopy kills the daemon during its initial copy: the restart
