@@ -62,7 +62,7 @@ func TestCheck(t *testing.T) {
 	// The least transform check accepts: check looks at the columns, not the values.
 	good := e.WriteFile("orders.js", "function forward(r){return {order_id: r.id}}\nfunction backward(r){return {id: r.order_id}}\n")
 	_ = good
-	ok := e.MappingFile("good", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	ok := e.MappingFile("good", ordersTables)
 	code, out, errs := run("check", "-c", ok)
 	if code != 0 || !strings.Contains(out, "all checks passed") {
 		t.Fatalf("check of a good mapping: exit %d\n%s%s", code, out, errs)

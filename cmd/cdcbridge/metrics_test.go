@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -16,9 +15,8 @@ import (
 // was applied, the gauges what the directions do, and no password shows.
 func TestMetricsEndpoint(t *testing.T) {
 	bin := buildBinary(t)
-	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, blueOrders)
-	e.WriteFile("orders.js", flipJS)
-	p := e.MappingFile("metered", "metrics:\n  listen: 127.0.0.1:0\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	e := flipPair(t)
+	p := e.MappingFile("metered", "metrics:\n  listen: 127.0.0.1:0\n"+ordersTables)
 	r := newRig(t, bin, p)
 	d := r.startStreaming()
 	defer d.stop()

@@ -124,7 +124,7 @@ const STATES = { new: 0, paid: 1 }, NAMES = ["new", "paid"];
 function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100), state: STATES[r.status] } }
 function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: NAMES[r.state] } }
 `)
-	p := e.MappingFile("rec", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	p := e.MappingFile("rec", ordersTables)
 	out := filepath.Join(e.Dir, "staging.jsonl")
 	done := make(chan int, 1)
 	var recOut, recErr string
