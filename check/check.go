@@ -49,10 +49,10 @@ func joinFix(fix, hint string) string {
 	return hint + "; otherwise " + fix
 }
 
-// Check connects to both sides of a direction and runs every up-front
-// check without streaming. It returns all findings, good and bad.
-func Check(ctx context.Context, m *config.Mapping, dir config.Direction) []finding.Finding {
-	v := m.View(dir)
+// Check connects to both sides of the direction v sees and runs every
+// up-front check without streaming. It returns all findings, good and bad.
+func Check(ctx context.Context, v config.View) []finding.Finding {
+	m := v.Mapping()
 	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
 	readSide, writeSide := v.ReadName, v.WriteName
 	var fs []finding.Finding

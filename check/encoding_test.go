@@ -74,7 +74,7 @@ func encodedEnv(t *testing.T, srcEnc, tgtEnc, dsnParams string) *bridgetest.Env 
 func encodingFinding(t *testing.T, m *config.Mapping, dir config.Direction) finding.Finding {
 	t.Helper()
 	var found []finding.Finding
-	for _, f := range check.Check(context.Background(), m, dir) {
+	for _, f := range check.Check(context.Background(), m.View(dir)) {
 		if f.Where == "encoding" {
 			found = append(found, f)
 		}

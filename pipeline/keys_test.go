@@ -106,7 +106,7 @@ func TestTablesWithoutPrimaryKey(t *testing.T) {
 	// directions.
 	for _, dir := range []config.Direction{config.Forward, config.Reverse} {
 		var warned bool
-		for _, f := range check.Check(context.Background(), m, dir) {
+		for _, f := range check.Check(context.Background(), m.View(dir)) {
 			if !f.OK {
 				t.Errorf("check %s: %s", dir, f)
 			}
@@ -172,13 +172,13 @@ func TestKeyColumnMissingOnOneSide(t *testing.T) {
 		`CREATE TABLE acct_v2 (code2 text PRIMARY KEY, v text);`)
 	m := e.Mapping("badkey", "  - source: acct\n    target: acct_v2\n    transform: acct.js\n    key: [code2]\n", map[string]string{"acct.js": acctJS})
 	var found bool
-	for _, f := range check.Check(context.Background(), m, config.Reverse) {
+	for _, f := range check.Check(context.Background(), m.View(config.Reverse)) {
 		if !f.OK && strings.Contains(f.Where, "tables[0]") && strings.Contains(f.Message, `key column "code2" is not a column of "public"."acct", the source table`) &&
 			strings.Contains(f.Fix, "key: {source: [...], target: [...]}") {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("no finding for the key column missing on the source: %v", check.Check(context.Background(), m, config.Reverse))
+		t.Errorf("no finding for the key column missing on the source: %v", check.Check(context.Background(), m.View(config.Reverse)))
 	}
 }

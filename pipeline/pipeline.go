@@ -115,7 +115,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.LockWait == 0 {
 		o.LockWait = 15 * time.Second
 	}
-	log := o.Logger.With("component", "bridge", "direction", o.Direction.String())
+	log := o.Logger.With("component", "pipeline", "direction", o.Direction.String())
 	if o.Metrics != nil {
 		live := 0.0
 		if o.Mode == Live {

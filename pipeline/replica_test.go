@@ -56,7 +56,7 @@ func TestApplyAsReplica(t *testing.T) {
 	e := bridgetest.NewEnv(t, shopGreen, shopBlue)
 	m := e.Mapping("replica", shopTables, nil)
 
-	fs := check.Check(context.Background(), m, config.Forward)
+	fs := check.Check(context.Background(), m.View(config.Forward))
 	var report []string
 	for _, f := range fs {
 		report = append(report, f.String())
@@ -160,7 +160,7 @@ func TestPartitions(t *testing.T) {
 
 	bad := e.Mapping("bothparts", "  - source: m\n    target: m\n  - source: m_eu\n    target: m_0\n", nil)
 	var refused string
-	for _, f := range check.Check(context.Background(), bad, config.Forward) {
+	for _, f := range check.Check(context.Background(), bad.View(config.Forward)) {
 		if !f.OK && strings.Contains(f.Message, "is a partition of") {
 			refused = f.String()
 		}

@@ -40,7 +40,7 @@ type setup struct {
 
 func runOnce(ctx context.Context, o Options) (err error) {
 	m, dir, v := o.Mapping, o.Direction, o.view()
-	log := o.Logger.With("component", "bridge", "direction", dir.String())
+	log := o.Logger.With("component", "pipeline", "direction", dir.String())
 	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
 	readSide, writeSide := v.ReadName, v.WriteName
 

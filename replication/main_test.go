@@ -200,17 +200,6 @@ func rowString(r change.Row) string {
 	return "(" + strings.Join(parts, ",") + ")"
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func tbl(schema, name string) change.Table { return change.Table{Schema: schema, Name: name} }
 
 func connectTB(t testing.TB, dsn string) *pgx.Conn { t.Helper(); return pgtest.Connect(t, dsn) }

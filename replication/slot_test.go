@@ -85,7 +85,7 @@ func TestSlots(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	// The server forgets the snapshot when the walsender has gone, just after Close.
-	waitFor(t, "the snapshot to end after Close", 5*time.Second, func() bool { _, err := count(); return err != nil })
+	pgtest.WaitFor(t, 5*time.Second, "the snapshot to end after Close", func() bool { _, err := count(); return err != nil })
 
 	for _, name := range []string{db.slot("plain"), db.slot("snap"), db.slot("plain")} {
 		if err := DropSlot(ctx, db.conn, name); err != nil {
@@ -168,7 +168,7 @@ func TestTemporarySlotSnapshot(t *testing.T) {
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the temporary slot to go with its connection", 5*time.Second, func() bool {
+	pgtest.WaitFor(t, 5*time.Second, "the temporary slot to go with its connection", func() bool {
 		info, err := InspectSlot(ctx, db.conn, db.slot("sync"))
 		return err == nil && !info.Exists
 	})

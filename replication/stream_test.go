@@ -262,7 +262,7 @@ func TestStreamKeepaliveAdvances(t *testing.T) {
 		t.Fatalf("before anything is flushed the slot should stay at %s: %+v, %v", start, info, err)
 	}
 	s.flushed.Store(uint64(pos))
-	waitFor(t, "the slot to confirm "+pos.String(), 10*time.Second, func() bool {
+	pgtest.WaitFor(t, 10*time.Second, "the slot to confirm "+pos.String(), func() bool {
 		info, err = InspectSlot(ctxT(t), db.conn, db.slot("k"))
 		return err == nil && info.ConfirmedFlushLSN == pos
 	})
@@ -286,13 +286,13 @@ func TestStreamFlushBound(t *testing.T) {
 	}
 	// Nothing flushed yet: the stream reports its start, never 0 and never what it read.
 	calls := s.calls.Load()
-	waitFor(t, "a few status updates", 5*time.Second, func() bool { return s.calls.Load() >= calls+3 })
+	pgtest.WaitFor(t, 5*time.Second, "a few status updates", func() bool { return s.calls.Load() >= calls+3 })
 	if info, err := InspectSlot(ctxT(t), db.conn, db.slot("f")); err != nil || info.ConfirmedFlushLSN != start {
 		t.Fatalf("with flushed() = 0 the slot moved from %s: %+v, %v", start, info, err)
 	}
 
 	s.flushed.Store(uint64(first.Txn.EndLSN))
-	waitFor(t, "the slot to confirm the first transaction", 10*time.Second, func() bool {
+	pgtest.WaitFor(t, 10*time.Second, "the slot to confirm the first transaction", func() bool {
 		info, err := InspectSlot(ctxT(t), db.conn, db.slot("f"))
 		if err != nil {
 			t.Fatal(err)
@@ -310,7 +310,7 @@ func TestStreamFlushBound(t *testing.T) {
 	}
 	for i := 0; i < 10; i++ {
 		last := replyTime()
-		waitFor(t, "a status update", 10*time.Second, func() bool { return replyTime() != last })
+		pgtest.WaitFor(t, 10*time.Second, "a status update", func() bool { return replyTime() != last })
 		if info, err := InspectSlot(ctxT(t), db.conn, db.slot("f")); err != nil || info.ConfirmedFlushLSN != first.Txn.EndLSN {
 			t.Fatalf("the slot left the flushed %s: %+v, %v", first.Txn.EndLSN, info, err)
 		}
@@ -337,9 +337,9 @@ func TestStreamSlowConsumer(t *testing.T) {
 	start := setupStream(t, db, "pub_s", db.slot("s"), tbl("public", "a"))
 	s := startStream(t, StreamConfig{ConnString: db.dsn, Slot: db.slot("s"), Publication: "pub_s", StatusInterval: 50 * time.Millisecond}, start)
 	db.exec(t, `INSERT INTO a SELECT generate_series(1, 100)`) // 102 events, channel of 16
-	waitFor(t, "the events channel to fill", 10*time.Second, func() bool { return len(s.events) == cap(s.events) })
+	pgtest.WaitFor(t, 10*time.Second, "the events channel to fill", func() bool { return len(s.events) == cap(s.events) })
 	calls := s.calls.Load()
-	waitFor(t, "status updates while blocked", 5*time.Second, func() bool { return s.calls.Load() >= calls+3 })
+	pgtest.WaitFor(t, 5*time.Second, "status updates while blocked", func() bool { return s.calls.Load() >= calls+3 })
 }
 
 func TestStreamErrors(t *testing.T) {
@@ -361,7 +361,7 @@ func TestStreamErrors(t *testing.T) {
 	}
 
 	s := startStream(t, StreamConfig{ConnString: db.dsn, Slot: db.slot("e"), Publication: "pub_e"}, start)
-	waitFor(t, "the slot to be active", 10*time.Second, func() bool {
+	pgtest.WaitFor(t, 10*time.Second, "the slot to be active", func() bool {
 		info, err := InspectSlot(ctx, db.conn, db.slot("e"))
 		return err == nil && info.Active
 	})

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pglogrepl"
 
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
 // TestStreamTemporarySlot: Run makes its own temporary slot, streams from it,
@@ -44,7 +45,7 @@ func TestStreamTemporarySlot(t *testing.T) {
 
 	// A slot shows before it has found its consistent point, and what
 	// commits before that point is not streamed: wait for the point.
-	waitFor(t, "the temporary slot", 10*time.Second, func() bool {
+	pgtest.WaitFor(t, 10*time.Second, "the temporary slot", func() bool {
 		info, err := InspectSlot(ctxT(t), db.conn, slot)
 		return err == nil && info.Exists && info.Active && info.ConfirmedFlushLSN != 0
 	})
@@ -60,7 +61,7 @@ func TestStreamTemporarySlot(t *testing.T) {
 	}
 	// Confirming the commit lets the walsender send keepalives past it.
 	s.flushed.Store(uint64(tx.Txn.EndLSN))
-	waitFor(t, "a keepalive", 20*time.Second, func() bool {
+	pgtest.WaitFor(t, 20*time.Second, "a keepalive", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(kas) > 0 && kas[len(kas)-1] >= tx.Txn.EndLSN
@@ -79,7 +80,7 @@ func TestStreamTemporarySlot(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	s.done <- nil
-	waitFor(t, "the temporary slot to go", 10*time.Second, func() bool {
+	pgtest.WaitFor(t, 10*time.Second, "the temporary slot to go", func() bool {
 		info, err := InspectSlot(ctxT(t), db.conn, slot)
 		return err == nil && !info.Exists
 	})

@@ -49,7 +49,7 @@ start_daemon() {
   "$work/cdcbridge" run -c testdata/example/mapping.yaml --quiet-period 2s >>"$work/daemon.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 100); do
-    [ "$(grep -c 'msg=streaming component=bridge' "$work/daemon.log" 2>/dev/null)" -ge "$1" ] && return 0
+    [ "$(grep -c 'msg=streaming component=pipeline' "$work/daemon.log" 2>/dev/null)" -ge "$1" ] && return 0
     sleep 0.1
   done
   cat "$work/daemon.log"; return 1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/change"
@@ -36,6 +37,10 @@ import (
 //   - A change none of whose writes survives (none mapped, skipped, or all
 //     dropped by the Gate) is not sent; Begin, Commit and Position events
 //     are, and Committed is called for each Commit.
+//   - Run owns every goroutine it starts (with several Mappers, one per
+//     Mapper and one that deals the events out to them) and waits for all
+//     of them before it returns, whatever it returns: none outlives Run,
+//     and none reads in after Run has returned.
 type Stage struct {
 	// Mappers map the changes; with more than one they map ahead of the
 	// stage, each on a goroutine of its own. At least one is needed.
@@ -89,9 +94,12 @@ func (s *Stage) Run(ctx context.Context, in <-chan change.Event, out chan<- chan
 		return nil
 	}
 	// Several runtimes map ahead; what they return passes on in order.
+	// Their goroutines are cancelled, then waited for, on every return.
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	for c := range mapAhead(ctx, s.Mappers, in) {
+	for c := range mapAhead(ctx, &wg, s.Mappers, in) {
 		select {
 		case <-c.done:
 		case <-ctx.Done():
@@ -206,14 +214,15 @@ const chunkSize = 256
 // hands the chunks on in stream order; a chunk's done is closed once every
 // change in it is mapped. The returned channel is closed after in is, or
 // once ctx ends; each runtime's goroutine ends after the chunk it is
-// mapping then.
-func mapAhead(ctx context.Context, mappers []*Mapper, in <-chan change.Event) <-chan *chunk {
+// mapping then. Every goroutine it starts is added to wg: the caller
+// cancels ctx and then waits on wg, so that none outlives it.
+func mapAhead(ctx context.Context, wg *sync.WaitGroup, mappers []*Mapper, in <-chan change.Event) <-chan *chunk {
 	ordered := make(chan *chunk, 2*len(mappers))
 	work := make([]chan *chunk, len(mappers))
 	for i, mp := range mappers {
 		work[i] = make(chan *chunk, 1)
-		go func(mp *Mapper, work <-chan *chunk) {
-			for c := range work {
+		wg.Go(func() {
+			for c := range work[i] {
 				for j := range c.evs {
 					if c.evs[j].Kind == change.EvChange {
 						c.outs[j], c.errs[j] = mp.Map(c.evs[j].Change)
@@ -221,9 +230,9 @@ func mapAhead(ctx context.Context, mappers []*Mapper, in <-chan change.Event) <-
 				}
 				close(c.done)
 			}
-		}(mp, work[i])
+		})
 	}
-	go func() {
+	wg.Go(func() {
 		defer close(ordered)
 		defer func() {
 			for _, w := range work {
@@ -231,7 +240,15 @@ func mapAhead(ctx context.Context, mappers []*Mapper, in <-chan change.Event) <-
 			}
 		}()
 		for next := 0; ; next = (next + 1) % len(work) {
-			ev, ok := <-in
+			// Waiting on in heeds ctx too: in may stay open after the
+			// stage has stopped, and the stage waits for this goroutine.
+			var ev change.Event
+			var ok bool
+			select {
+			case ev, ok = <-in:
+			case <-ctx.Done():
+				return
+			}
 			if !ok {
 				return
 			}
@@ -265,6 +282,6 @@ func mapAhead(ctx context.Context, mappers []*Mapper, in <-chan change.Event) <-
 				return
 			}
 		}
-	}()
+	})
 	return ordered
 }

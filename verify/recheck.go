@@ -51,24 +51,16 @@ func (c *checker) recheck(ctx context.Context, prev *tally) (next *tally, lsn pg
 	}
 	since := time.Now() // after the snapshot was taken
 	var batches []*fwdBatch
-	inA := map[string]string{}
-	for _, ks := range src.sets {
-		rel := c.read.relation(ks.table)
-		_, pos := rowKey(rel, ks.cols)
-		for chunk := range slices.Chunk(ks.keys, c.o.BatchSize) {
-			rows, err := c.read.fetch(ctx, ks.table, ks.cols, chunk)
-			if err != nil {
-				return nil, 0, false, false, err
-			}
-			for _, row := range rows {
-				inA[ks.table.String()+" "+keyString(ks.cols, pick(row, pos))] = rowSignature(row)
-			}
-			b, err := c.transformRows(ks.table, rows)
-			if err != nil {
-				return nil, 0, false, false, err
-			}
-			batches = append(batches, b)
+	inA, err := c.readSigned(ctx, src, func(t change.Table, rows []change.Row) error {
+		b, err := c.transformRows(t, rows)
+		if err != nil {
+			return err
 		}
+		batches = append(batches, b)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, false, false, err
 	}
 	if err := c.read.end(ctx); err != nil {
 		return nil, 0, false, false, err
@@ -122,19 +114,9 @@ func (c *checker) recheck(ctx context.Context, prev *tally) (next *tally, lsn pg
 	for _, d := range candidates {
 		again.add(d.f.src, c.readKeys[d.f.src], d.f.srcKey)
 	}
-	inB := map[string]string{}
-	for _, ks := range again.sets {
-		rel := c.read.relation(ks.table)
-		_, pos := rowKey(rel, ks.cols)
-		for chunk := range slices.Chunk(ks.keys, c.o.BatchSize) {
-			rows, err := c.read.fetch(ctx, ks.table, ks.cols, chunk)
-			if err != nil {
-				return nil, 0, false, false, err
-			}
-			for _, row := range rows {
-				inB[ks.table.String()+" "+keyString(ks.cols, pick(row, pos))] = rowSignature(row)
-			}
-		}
+	inB, err := c.readSigned(ctx, again, nil)
+	if err != nil {
+		return nil, 0, false, false, err
 	}
 	for _, d := range candidates {
 		id := d.f.src.String() + " " + keyString(c.readKeys[d.f.src], d.f.srcKey)
@@ -424,6 +406,32 @@ func (tr *TableReport) note(s string) {
 	if !slices.Contains(tr.Notes, s) {
 		tr.Notes = append(tr.Notes, s)
 	}
+}
+
+// readSigned fetches the rows of the side read with the keys in ks, in
+// batches, in the snapshot open there. It returns the signature of each
+// row found (rowSignature) by "table key", the way recheck compares a
+// row's two snapshots, and hands each batch to each, unless nil.
+func (c *checker) readSigned(ctx context.Context, ks *keySets, each func(change.Table, []change.Row) error) (map[string]string, error) {
+	sigs := map[string]string{}
+	for _, set := range ks.sets {
+		_, pos := rowKey(c.read.relation(set.table), set.cols)
+		for chunk := range slices.Chunk(set.keys, c.o.BatchSize) {
+			rows, err := c.read.fetch(ctx, set.table, set.cols, chunk)
+			if err != nil {
+				return nil, err
+			}
+			for _, row := range rows {
+				sigs[set.table.String()+" "+keyString(set.cols, pick(row, pos))] = rowSignature(row)
+			}
+			if each != nil {
+				if err := each(set.table, rows); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return sigs, nil
 }
 
 // keySets collects distinct keys per table and key columns, in the order

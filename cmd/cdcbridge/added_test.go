@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,47 +32,33 @@ func TestKillNineDuringBackfill(t *testing.T) {
 				CREATE TABLE a (id int PRIMARY KEY, v text);
 				CREATE TABLE b (id int PRIMARY KEY, n int, note text);`)
 			p := e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n")
-			var logs pgtest.Buffer
-			d := startDaemon(t, bin, p, &logs)
-			waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=bridge") >= 2 }, &logs)
+			r := newRig(t, bin, p)
+			d := r.startStreaming()
 
 			conn := pgtest.Connect(t, e.SrcDSN)
-			var stop atomic.Bool
-			var txns atomic.Int64
-			var wg sync.WaitGroup
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; !stop.Load(); i++ {
-					b := &pgx.Batch{}
-					b.Queue("BEGIN")
-					b.Queue(`INSERT INTO a VALUES ($1, 'x')`, i)
-					b.Queue(`INSERT INTO b VALUES ($1, $2, 'during')`, 1000000+i, i)
-					b.Queue(`UPDATE b SET n = n + 1, note = 'moved' WHERE id = $1`, 1+(i*7)%20000)
-					b.Queue(`DELETE FROM b WHERE id = $1`, 2+(i*13)%20000)
-					b.Queue("COMMIT")
-					if err := conn.SendBatch(context.Background(), b).Close(); err != nil {
-						t.Errorf("workload: %v", err)
-						return
-					}
-					txns.Add(1)
-				}
-			}()
-			defer func() { stop.Store(true); wg.Wait() }()
-			waitFor(t, 30*time.Second, func() bool { return txns.Load() > 50 }, &logs)
+			w := bridgetest.StartWorkload(t, func(ctx context.Context, i int64) error {
+				b := &pgx.Batch{}
+				b.Queue("BEGIN")
+				b.Queue(`INSERT INTO a VALUES ($1, 'x')`, i)
+				b.Queue(`INSERT INTO b VALUES ($1, $2, 'during')`, 1000000+i, i)
+				b.Queue(`UPDATE b SET n = n + 1, note = 'moved' WHERE id = $1`, 1+(i*7)%20000)
+				b.Queue(`DELETE FROM b WHERE id = $1`, 2+(i*13)%20000)
+				b.Queue("COMMIT")
+				return conn.SendBatch(ctx, b).Close()
+			})
+			w.WaitTxns(t, 51)
 			d.stop()
 			// A backlog for the restart: a large transaction, then more of
 			// the writer's. The copy of b commits while the stream is still
 			// behind its snapshot, with changes of b in between that the
 			// copy holds.
 			pgtest.MustExec(t, e.Src, `INSERT INTO a SELECT g, 'backlog' FROM generate_series(10000000, 10300000) g`)
-			n := txns.Load()
-			waitFor(t, 30*time.Second, func() bool { return txns.Load() > n+100 }, &logs)
+			w.WaitTxns(t, 101)
 
 			p = e.MappingFile("bf", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
-			d = startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT="+fp)
+			d = r.start("CDCBRIDGE_FAILPOINT=" + fp)
 			if !d.exited(60 * time.Second) {
-				t.Fatalf("the daemon did not die at %s\n%s", fp, tail(logs.String(), 30))
+				t.Fatalf("the daemon did not die at %s\n%s", fp, pgtest.Tail(r.Logs.String(), 30))
 			}
 			// What the kill left behind is the case under test.
 			var state, entryLSN, ckpt string
@@ -94,22 +78,20 @@ func TestKillNineDuringBackfill(t *testing.T) {
 				}
 			}
 
-			before := len(logs.String())
-			d = startDaemon(t, bin, p, &logs)
+			before := len(r.Logs.String())
+			d = r.start()
 			defer d.stop()
-			n = txns.Load()
-			waitFor(t, 30*time.Second, func() bool { return txns.Load() > n+100 }, &logs)
-			stop.Store(true)
-			wg.Wait()
+			w.WaitTxns(t, 101)
+			w.Stop(t)
 			const src, tgt = `SELECT id, n, note FROM b ORDER BY id`, `SELECT id, n, note FROM b ORDER BY id`
-			if !waitForResult(60*time.Second, func() bool {
+			if !pgtest.Until(60*time.Second, func() bool {
 				return bridgetest.Query(t, e.Tgt, tgt) == bridgetest.Query(t, e.Src, src) && bridgetest.Query(t, e.Tgt, `SELECT * FROM a ORDER BY id`) == bridgetest.Query(t, e.Src, `SELECT * FROM a ORDER BY id`)
 			}) {
 				t.Fatalf("after a kill -9 at %s the target differs: b %d rows, want %d\n%s", fp,
-					strings.Count(bridgetest.Query(t, e.Tgt, tgt), "\n"), strings.Count(bridgetest.Query(t, e.Src, src), "\n"), tail(logs.String(), 40))
+					strings.Count(bridgetest.Query(t, e.Tgt, tgt), "\n"), strings.Count(bridgetest.Query(t, e.Src, src), "\n"), pgtest.Tail(r.Logs.String(), 40))
 			}
-			if after := logs.String()[before:]; strings.Contains(after, "an insert met a row already on the target") {
-				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, tail(after, 40))
+			if after := r.Logs.String()[before:]; strings.Contains(after, "an insert met a row already on the target") {
+				t.Fatalf("after a kill -9 at %s a change the copy held was applied again:\n%s", fp, pgtest.Tail(after, 40))
 			}
 			code, out, _ := run("status", "-c", p, "--json")
 			var st admin.Status
@@ -119,7 +101,7 @@ func TestKillNineDuringBackfill(t *testing.T) {
 			if es := st.Directions[0].Entries; len(es) != 2 || es[1].Entry != `"public"."b" -> "public"."b"` || (es[1].State != "synced" && es[1].State != "streaming") {
 				t.Fatalf("status --json does not show b's entry synced or streaming:\n%s", out)
 			}
-			noCanary(t, logs.String(), out)
+			noCanary(t, r.Logs.String(), out)
 		})
 	}
 }
@@ -138,26 +120,26 @@ func TestKillNineDuringInitialCopy(t *testing.T) {
 		CREATE TABLE t1 (id int PRIMARY KEY, v text);
 		CREATE TABLE t2 (id int PRIMARY KEY, v text);`)
 	p := e.MappingFile("killcopy", "tables:\n  - source: t1\n    target: t1\n  - source: t2\n    target: t2\n")
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs, "CDCBRIDGE_FAILPOINT=initial-copy-table-committed")
+	r := newRig(t, bin, p)
+	d := r.start("CDCBRIDGE_FAILPOINT=initial-copy-table-committed")
 	if !d.exited(60 * time.Second) {
-		t.Fatalf("the daemon did not die after a table's copy committed\n%s", tail(logs.String(), 20))
+		t.Fatalf("the daemon did not die after a table's copy committed\n%s", pgtest.Tail(r.Logs.String(), 20))
 	}
 	if got := bridgetest.Query(t, e.Tgt, `SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)`); got == "(0)" {
-		t.Fatalf("no table's copy had committed when the daemon died: the test proves nothing\n%s", tail(logs.String(), 20))
+		t.Fatalf("no table's copy had committed when the daemon died: the test proves nothing\n%s", pgtest.Tail(r.Logs.String(), 20))
 	}
-	d = startDaemon(t, bin, p, &logs)
+	d = r.start()
 	defer d.stop()
 	rows := `SELECT 1, id, v FROM t1 UNION ALL SELECT 2, id, v FROM t2 ORDER BY 1, 2`
-	waitFor(t, 60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, rows) == bridgetest.Query(t, e.Src, rows) }, &logs)
+	pgtest.WaitFor(t, 60*time.Second, "the copy to be redone", func() bool { return bridgetest.Query(t, e.Tgt, rows) == bridgetest.Query(t, e.Src, rows) }, &r.Logs)
 
 	code, out, errs := run("flip", "-c", p, "--timeout", "30s")
 	if code != 0 {
-		t.Fatalf("flip after a copy killed and redone: exit %d\n%s%s\n%s", code, out, errs, tail(logs.String(), 30))
+		t.Fatalf("flip after a copy killed and redone: exit %d\n%s%s\n%s", code, out, errs, pgtest.Tail(r.Logs.String(), 30))
 	}
 	if got := bridgetest.Query(t, e.Src, `SELECT count(*) FROM t1`); got != "(5000)" {
 		t.Fatalf("green's t1 holds %s rows after the flip", got)
 	}
 	pgtest.MustExec(t, e.Tgt, `UPDATE t2 SET v = 'blue' WHERE id = 1`)
-	waitFor(t, 30*time.Second, func() bool { return bridgetest.Query(t, e.Src, rows) == bridgetest.Query(t, e.Tgt, rows) }, &logs)
+	pgtest.WaitFor(t, 30*time.Second, "blue's write to reach green", func() bool { return bridgetest.Query(t, e.Src, rows) == bridgetest.Query(t, e.Tgt, rows) }, &r.Logs)
 }

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/cdcbridge/cdcbridge/admin"
 )
@@ -17,14 +13,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	var asJSON bool
 	fs := newFlags("status", "status -c mapping.yaml [--json]\n\nShows where the mapping stands: the live direction and the last flip point, a flip\nwaiting for the daemon, foreign writes held by the armed direction, and for each\ndirection its slot (confirmed position, retained WAL), its checkpoint and its lag.\nWhat cannot be read (a side down) is shown as unknown, and the exit code is 1.", stderr, &c)
 	fs.BoolVar(&asJSON, "json", false, "print JSON")
-	if code, ok := parse(fs, args, &c, stdout); !ok {
-		return code
-	}
-	m, code, ok := load(&c, stderr)
+	m, code, ok := parseLoad(fs, args, &c, stdout, stderr)
 	if !ok {
 		return code
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	// What could be read is shown even when a part could not be: a
 	// side down is when status is needed most. But the answer is then
@@ -47,14 +40,11 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	var c common
 	fs := newFlags("cleanup", "cleanup -c mapping.yaml\n\nDrops what the bridge made for the mapping: the slots and publications on both\nsides, the replication origins, the checkpoints and the bridge state. It refuses\nwhile a daemon runs the mapping. Table data is not touched.", stderr, &c)
-	if code, ok := parse(fs, args, &c, stdout); !ok {
-		return code
-	}
-	m, code, ok := load(&c, stderr)
+	m, code, ok := parseLoad(fs, args, &c, stdout, stderr)
 	if !ok {
 		return code
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	if err := admin.Cleanup(ctx, m, stdout); err != nil {
 		fmt.Fprintf(stderr, "cdcbridge cleanup: %v\n", m.Redact(err))

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/check"
@@ -42,7 +38,7 @@ func cmdRecord(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cdcbridge record: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	st, err := fixture.Record(ctx, fixture.RecordOptions{Mapping: m, Direction: direction(reverse), Out: f, Duration: duration, Logger: log})
 	if cerr := f.Close(); err == nil {

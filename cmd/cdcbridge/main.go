@@ -182,6 +182,22 @@ func open(cmd string, c *common, stderr io.Writer) (*slog.Logger, *config.Mappin
 	return log, m, code, ok
 }
 
+// parseLoad parses the flags of a command that needs nothing but the
+// mapping, and loads it; it returns the exit code when the command must
+// stop.
+func parseLoad(fs *flag.FlagSet, args []string, c *common, stdout, stderr io.Writer) (*config.Mapping, int, bool) {
+	if code, ok := parse(fs, args, c, stdout); !ok {
+		return nil, code, false
+	}
+	return load(c, stderr)
+}
+
+// signalContext is the context of a command's work: it ends on SIGINT or
+// SIGTERM, so that an operator's interrupt stops the command cleanly.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
 func load(c *common, stderr io.Writer) (*config.Mapping, int, bool) {
 	m, err := config.Load(c.config)
 	if err != nil {
@@ -223,7 +239,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	tuneGC()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	reg, met := metrics.NewDefault()
 	health := &metrics.Health{}
@@ -269,15 +285,12 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	var reverse bool
 	fs := newFlags("check", "check -c mapping.yaml [--reverse]\n\nRuns every up-front check of both directions without streaming: the mapping file,\nthe transform scripts, connectivity to both sides, wal_level, privileges,\nreplica identity, tables, keys and columns, and the checkpoint and slot. It\nprints each finding and exits 0 when all pass, 2 otherwise.", stderr, &c)
 	fs.BoolVar(&reverse, "reverse", false, "check only the reverse direction (target -> source); by default both are checked")
-	if code, ok := parse(fs, args, &c, stdout); !ok {
-		return code
-	}
-	m, code, ok := load(&c, stderr)
+	m, code, ok := parseLoad(fs, args, &c, stdout, stderr)
 	if !ok {
 		return code
 	}
 	fmt.Fprintf(stdout, "ok   mapping %s: %d table entries\n", m.Path, len(m.Tables))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	// The daemon runs both directions (one live, one armed), so both are
 	// checked unless --reverse asks for the reverse one alone.
@@ -288,7 +301,7 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	failed := 0
 	for _, dir := range dirs {
 		fmt.Fprintf(stdout, "-- %s\n", dir)
-		for _, f := range check.Check(ctx, m, dir) {
+		for _, f := range check.Check(ctx, m.View(dir)) {
 			if !f.OK {
 				failed++
 			}

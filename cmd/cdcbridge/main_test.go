@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +62,7 @@ func TestCheck(t *testing.T) {
 	// The least transform check accepts: check looks at the columns, not the values.
 	good := e.WriteFile("orders.js", "function forward(r){return {order_id: r.id}}\nfunction backward(r){return {id: r.order_id}}\n")
 	_ = good
-	ok := e.MappingFile("good", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	ok := e.MappingFile("good", ordersTables)
 	code, out, errs := run("check", "-c", ok)
 	if code != 0 || !strings.Contains(out, "all checks passed") {
 		t.Fatalf("check of a good mapping: exit %d\n%s%s", code, out, errs)
@@ -158,59 +156,53 @@ func TestKillNineMidWorkload(t *testing.T) {
 	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, bridgetest.OrdersBlue)
 	e.WriteFile("orders.js", bridgetest.OrdersJS)
 	p := e.MappingFile("kill", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\nbatch:\n  max_rows: 500\n")
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs, "--log-level", "debug")
-	// Wait for the slot so that the workload is all after the start.
-	waitFor(t, 30*time.Second, func() bool {
-		var n int
-		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND active`).Scan(&n)
-		return n == 1
-	}, &logs)
+	r := newRig(t, bin, p)
+	// Streaming, so that the workload is all after the start.
+	d := r.startStreaming("--log-level", "debug")
 
 	pool, err := pgxpool.New(context.Background(), e.SrcDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
-	var stop atomic.Bool
-	var txns atomic.Int64
-	var wg sync.WaitGroup
+	t.Cleanup(pool.Close) // after the writers, which stop at their own cleanup
+	// Four clients, each inserting into an id range of its own, updating
+	// and deleting in it.
+	var writers []*bridgetest.Workload
 	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			r := rand.New(rand.NewSource(int64(w)))
-			next := int64(w) * 1_000_000
-			for !stop.Load() {
-				b := &pgx.Batch{}
-				b.Queue("BEGIN")
-				for i := 0; i < 1+r.Intn(20); i++ {
-					next++
-					b.Queue("INSERT INTO orders VALUES ($1, $2, $3, $4)", next, fmt.Sprintf("%d.%02d", r.Intn(1000), r.Intn(100)), []string{"new", "paid", "shipped"}[r.Intn(3)], fmt.Sprint("n", next))
-				}
-				if next > int64(w)*1_000_000+10 {
-					id := int64(w)*1_000_000 + 1 + r.Int63n(next-int64(w)*1_000_000)
-					b.Queue("UPDATE orders SET status = 'shipped', amount = amount + 1 WHERE id = $1", id)
-					b.Queue("DELETE FROM orders WHERE id = $1", id-1)
-				}
-				b.Queue("COMMIT")
-				if err := pool.SendBatch(context.Background(), b).Close(); err != nil {
-					t.Errorf("workload: %v", err)
-					return
-				}
-				txns.Add(1)
+		rng := rand.New(rand.NewSource(int64(w)))
+		next := int64(w) * 1_000_000
+		writers = append(writers, bridgetest.StartWorkload(t, func(ctx context.Context, _ int64) error {
+			b := &pgx.Batch{}
+			b.Queue("BEGIN")
+			for i := 0; i < 1+rng.Intn(20); i++ {
+				next++
+				b.Queue("INSERT INTO orders VALUES ($1, $2, $3, $4)", next, fmt.Sprintf("%d.%02d", rng.Intn(1000), rng.Intn(100)), []string{"new", "paid", "shipped"}[rng.Intn(3)], fmt.Sprint("n", next))
 			}
-		}(w)
+			if next > int64(w)*1_000_000+10 {
+				id := int64(w)*1_000_000 + 1 + rng.Int63n(next-int64(w)*1_000_000)
+				b.Queue("UPDATE orders SET status = 'shipped', amount = amount + 1 WHERE id = $1", id)
+				b.Queue("DELETE FROM orders WHERE id = $1", id-1)
+			}
+			b.Queue("COMMIT")
+			return pool.SendBatch(ctx, b).Close()
+		}))
+	}
+	txns := func() int64 {
+		var n int64
+		for _, w := range writers {
+			n += w.Txns()
+		}
+		return n
 	}
 	// applying waits until the daemon has applied some of the workload
 	// (the target's rows changed) while the workload committed at least n
 	// more transactions.
 	applying := func(n int64) {
 		t.Helper()
-		before, txnsBefore := bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`), txns.Load()
-		waitFor(t, 60*time.Second, func() bool {
-			return txns.Load() >= txnsBefore+n && bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`) != before
-		}, &logs)
+		before, txnsBefore := bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`), txns()
+		pgtest.WaitFor(t, 60*time.Second, "the daemon to apply some of the workload", func() bool {
+			return txns() >= txnsBefore+n && bridgetest.Query(t, e.Tgt, `SELECT count(*), max(order_id) FROM orders_v2`) != before
+		}, &r.Logs)
 	}
 	for round := 0; round < 2; round++ {
 		// Killed at a random point of the workload, mid-stream.
@@ -218,21 +210,22 @@ func TestKillNineMidWorkload(t *testing.T) {
 		d.kill()
 		// The server ends the killed walsender on its own time; the next
 		// daemon starts once the slot is free.
-		waitFor(t, 30*time.Second, func() bool {
+		pgtest.WaitFor(t, 30*time.Second, "the killed daemon's slot to be free", func() bool {
 			var n int
 			e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'cdcbridge_kill_forward' AND NOT active`).Scan(&n)
 			return n == 1
-		}, &logs)
-		d = startDaemon(t, bin, p, &logs, "--log-level", "debug")
+		}, &r.Logs)
+		d = r.start("--log-level", "debug")
 	}
 	applying(20)
-	stop.Store(true)
-	wg.Wait()
-	if txns.Load() < 20 {
-		t.Fatalf("the workload ran only %d transactions", txns.Load())
+	for _, w := range writers {
+		w.Stop(t)
+	}
+	if txns() < 20 {
+		t.Fatalf("the workload ran only %d transactions", txns())
 	}
 	var wantS, gotS string
-	ok := waitForResult(60*time.Second, func() bool {
+	ok := pgtest.Until(60*time.Second, func() bool {
 		wantS = bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue)
 		gotS = bridgetest.Query(t, e.Tgt, bridgetest.BlueRows)
 		return wantS == gotS
@@ -240,41 +233,15 @@ func TestKillNineMidWorkload(t *testing.T) {
 	if err := d.stop(); err != nil {
 		t.Errorf("SIGTERM: the daemon exited with %v", err)
 	}
-	allLogs := logs.String()
+	allLogs := r.Logs.String()
 	if !ok {
-		t.Fatalf("after kill -9 and restarts the target differs from the transformed source (%d vs %d bytes)\nlogs:\n%s", len(gotS), len(wantS), tail(allLogs, 40))
+		t.Fatalf("after kill -9 and restarts the target differs from the transformed source (%d vs %d bytes)\nlogs:\n%s", len(gotS), len(wantS), pgtest.Tail(allLogs, 40))
 	}
 	if strings.Count(wantS, "\n") < 100 {
 		t.Fatalf("too few rows to prove anything: %d", strings.Count(wantS, "\n"))
 	}
 	noCanary(t, allLogs)
-	t.Logf("%d source transactions, %d rows, exact after 2 kills", txns.Load(), strings.Count(wantS, "\n"))
-}
-
-func waitForResult(d time.Duration, f func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if f() {
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return false
-}
-
-func waitFor(t *testing.T, d time.Duration, f func() bool, logs *pgtest.Buffer) {
-	t.Helper()
-	if !waitForResult(d, f) {
-		t.Fatalf("timed out\n%s", logs.String())
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	t.Logf("%d source transactions, %d rows, exact after 2 kills", txns(), strings.Count(wantS, "\n"))
 }
 
 // TestKillNineMidCopy kills the daemon during its initial copy: the restart
@@ -290,13 +257,13 @@ func TestKillNineMidCopy(t *testing.T) {
 		CREATE TABLE a (id bigint PRIMARY KEY, v text);
 		CREATE TABLE b (id bigint PRIMARY KEY, v text);`)
 	p := e.MappingFile("killcopy", "tables:\n  - source: a\n    target: a\n  - source: b\n    target: b\n")
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs)
-	waitFor(t, 30*time.Second, func() bool {
+	r := newRig(t, bin, p)
+	d := r.start()
+	pgtest.WaitFor(t, 30*time.Second, "the initial copy to run", func() bool {
 		var n int
 		e.Tgt.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %' AND datname = current_database()`).Scan(&n)
 		return n > 0
-	}, &logs)
+	}, &r.Logs)
 	d.kill()
 	var state string
 	e.Tgt.QueryRow(context.Background(), `SELECT state FROM cdcbridge.checkpoint`).Scan(&state)
@@ -304,17 +271,17 @@ func TestKillNineMidCopy(t *testing.T) {
 		t.Fatalf("killed during the copy, the checkpoint says %q", state)
 	}
 	pgtest.MustExec(t, e.Src, `UPDATE a SET v = 'after the kill' WHERE id % 1000 = 0; DELETE FROM b WHERE id % 999 = 0`)
-	d = startDaemon(t, bin, p, &logs)
+	d = r.start()
 	defer d.stop()
 	for _, tbl := range []string{"a", "b"} {
 		q := "SELECT count(*), md5(string_agg(id || v, ',' ORDER BY id)) FROM " + tbl
 		want := bridgetest.Query(t, e.Src, q)
-		if !waitForResult(60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, q) == want }) {
-			t.Fatalf("table %s differs after a kill -9 during the copy: %s vs %s\n%s", tbl, bridgetest.Query(t, e.Tgt, q), want, tail(logs.String(), 30))
+		if !pgtest.Until(60*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, q) == want }) {
+			t.Fatalf("table %s differs after a kill -9 during the copy: %s vs %s\n%s", tbl, bridgetest.Query(t, e.Tgt, q), want, pgtest.Tail(r.Logs.String(), 30))
 		}
 	}
-	if !strings.Contains(logs.String(), "initial copy was interrupted") {
-		t.Fatalf("the restart did not say it started the copy over:\n%s", tail(logs.String(), 30))
+	if !strings.Contains(r.Logs.String(), "initial copy was interrupted") {
+		t.Fatalf("the restart did not say it started the copy over:\n%s", pgtest.Tail(r.Logs.String(), 30))
 	}
-	noCanary(t, logs.String())
+	noCanary(t, r.Logs.String())
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
@@ -16,19 +15,16 @@ import (
 // was applied, the gauges what the directions do, and no password shows.
 func TestMetricsEndpoint(t *testing.T) {
 	bin := buildBinary(t)
-	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, blueOrders)
-	e.WriteFile("orders.js", flipJS)
-	p := e.MappingFile("metered", "metrics:\n  listen: 127.0.0.1:0\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs)
+	e := flipPair(t)
+	p := e.MappingFile("metered", "metrics:\n  listen: 127.0.0.1:0\n"+ordersTables)
+	r := newRig(t, bin, p)
+	d := r.startStreaming()
 	defer d.stop()
-	var addr string
-	waitFor(t, 30*time.Second, func() bool {
-		if m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(logs.String()); m != nil {
-			addr = m[1]
-		}
-		return addr != "" && strings.Count(logs.String(), "msg=streaming component=bridge") >= 2
-	}, &logs)
+	m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(r.Logs.String())
+	if m == nil {
+		t.Fatalf("the daemon streams and has not said where it serves /metrics\n%s", pgtest.Tail(r.Logs.String(), 30))
+	}
+	addr := m[1]
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -41,7 +37,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	if code, _ := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
 	}
-	waitFor(t, 20*time.Second, func() bool { code, _ := get("/readyz"); return code == 200 }, &logs)
+	pgtest.WaitFor(t, 20*time.Second, "/readyz to answer 200", func() bool { code, _ := get("/readyz"); return code == 200 }, &r.Logs)
 
 	// Two transactions on green (three inserts, one update), one foreign
 	// write on blue.
@@ -60,7 +56,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		`cdcbridge_streaming{direction="reverse"} 1`,
 	}
 	var body string
-	ok := waitForResult(20*time.Second, func() bool {
+	ok := pgtest.Until(20*time.Second, func() bool {
 		_, body = get("/metrics")
 		for _, w := range want {
 			if !strings.Contains(body, w+"\n") {
@@ -81,7 +77,7 @@ func TestMetricsEndpoint(t *testing.T) {
 				ours = append(ours, l)
 			}
 		}
-		t.Fatalf("/metrics:\n%s\nlogs:\n%s", strings.Join(ours, "\n"), tail(logs.String(), 30))
+		t.Fatalf("/metrics:\n%s\nlogs:\n%s", strings.Join(ours, "\n"), pgtest.Tail(r.Logs.String(), 30))
 	}
 	// The checkpoint gauge is the forward checkpoint that status shows, and
 	// the lag gauges exist for both directions.
@@ -91,5 +87,5 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("/metrics has no line matching %s", re)
 		}
 	}
-	noCanary(t, body, logs.String())
+	noCanary(t, body, r.Logs.String())
 }

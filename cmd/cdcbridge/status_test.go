@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cdcbridge/cdcbridge/admin"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
@@ -24,9 +23,8 @@ func TestStatusSideDown(t *testing.T) {
 	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text);`, `CREATE TABLE a (id int PRIMARY KEY, v text);`)
 	p := e.MappingFile("stat", "tables:\n  - source: a\n    target: a\n")
 	// A daemon that ran once leaves a state and a checkpoint on each side.
-	var logs pgtest.Buffer
-	d := startDaemon(t, bin, p, &logs)
-	waitFor(t, 30*time.Second, func() bool { return strings.Count(logs.String(), "msg=streaming component=bridge") >= 2 }, &logs)
+	r := newRig(t, bin, p)
+	d := r.startStreaming()
 	d.stop()
 
 	status := func(t *testing.T, mapping string, args ...string) (code int, stdout, stderr string) {

@@ -124,7 +124,7 @@ const STATES = { new: 0, paid: 1 }, NAMES = ["new", "paid"];
 function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100), state: STATES[r.status] } }
 function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2), status: NAMES[r.state] } }
 `)
-	p := e.MappingFile("rec", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	p := e.MappingFile("rec", ordersTables)
 	out := filepath.Join(e.Dir, "staging.jsonl")
 	done := make(chan int, 1)
 	var recOut, recErr string
@@ -136,18 +136,11 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 	// Only transactions committed after the recording slot has its
 	// consistent point are recorded: wait for it to stream (its walsender
 	// has had a status update from the recorder).
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	pgtest.WaitFor(t, 20*time.Second, "the recording slot to stream", func() bool {
 		var n int
 		e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots s JOIN pg_stat_replication w ON w.pid = s.active_pid WHERE s.slot_name LIKE 'cdcbridge_rec_rec_%' AND s.confirmed_flush_lsn IS NOT NULL AND w.reply_time IS NOT NULL`).Scan(&n)
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the recording slot did not start streaming")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return n == 1
+	})
 	pgtest.MustExec(t, e.Src, `INSERT INTO orders VALUES (1, 19.90, 'new'), (2, 5.00, 'paid'); UPDATE orders SET status = 'paid' WHERE id = 1`)
 	if code := <-done; code != 0 {
 		t.Fatalf("record: exit %d\n%s%s", code, recOut, recErr)
@@ -156,20 +149,9 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 	// The server drops the temporary slot when the recording's session
 	// ends, which may be a moment after the client has closed it. Other
 	// tests' slots on the shared cluster do not count.
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		var n int
-		if err := e.Src.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'cdcbridge_rec_rec_%'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("record left %d slots behind", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	pgtest.WaitFor(t, 10*time.Second, "record's temporary slot to go", func() bool {
+		return bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'cdcbridge_rec_rec_%'`) == "(0)"
+	})
 	if code, o, errs := run("test", "-c", p, "--update", out); code != 0 {
 		t.Fatalf("test --update: exit %d\n%s%s", code, o, errs)
 	}

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/check"
@@ -70,7 +66,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if catchUp == 0 {
 		catchUp = -1 // verify.Options: negative means no wait
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	o := verify.Options{Mapping: m, Direction: direction(reverse), BatchSize: batch, CatchUp: catchUp, Logger: log}
 

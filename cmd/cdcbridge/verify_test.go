@@ -33,7 +33,7 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 function forward(r) { return { order_id: r.id, amount_cents: Math.round(Number(r.amount) * 100) }; }
 function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).toFixed(2) }; }
 `)
-	good := e.MappingFile("good", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
+	good := e.MappingFile("good", ordersTables)
 	lossy := e.MappingFile("lossy", "tables:\n  - source: orders\n    target: orders_v2\n    transform: lossy.js\n")
 	missing := e.MappingFile("missing", "tables:\n  - source: orders\n    target: nosuch\n    transform: orders.js\n")
 

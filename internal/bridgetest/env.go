@@ -88,23 +88,16 @@ func Query(t testing.TB, conn *pgx.Conn, sql string) string {
 // if p stops meanwhile.
 func Eventually(t testing.TB, conn *pgx.Conn, sql, want string, p *Proc) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	var got string
-	for time.Now().Before(deadline) {
+	if pgtest.Until(20*time.Second, func() bool {
 		got = Query(t, conn, sql)
 		if got == want {
-			return
+			return true
 		}
-		if p != nil {
-			if err, stopped := p.Stopped(); stopped {
-				t.Fatalf("the daemon stopped: %v\nlogs:\n%s", err, p.Logs.String())
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
+		failIfStopped(t, p)
+		return false
+	}) {
+		return
 	}
-	logs := ""
-	if p != nil {
-		logs = p.Logs.String()
-	}
-	t.Fatalf("timed out waiting for\n%s\n got:\n%s\nwant:\n%s\nlogs:\n%s", sql, got, want, logs)
+	t.Fatalf("timed out waiting for\n%s\n got:\n%s\nwant:\n%s%s", sql, got, want, logsOf(p))
 }

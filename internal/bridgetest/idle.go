@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/config"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
 // An idle pair is judged by events, not by a wall-clock window: a status
@@ -62,21 +63,19 @@ func (e *Env) replies(t testing.TB, m *config.Mapping) []string {
 func (e *Env) StatusRound(t testing.TB, m *config.Mapping, p *Proc) {
 	t.Helper()
 	before := e.replies(t, m)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		now := e.replies(t, m)
+	var now []string
+	if !pgtest.Until(30*time.Second, func() bool {
+		now = e.replies(t, m)
 		done := true
 		for i := range now {
 			done = done && now[i] != "" && now[i] != before[i]
 		}
-		if done {
-			return
+		if !done {
+			failIfStopped(t, p)
 		}
-		failIfStopped(t, p)
-		if time.Now().After(deadline) {
-			t.Fatalf("the bridge sent no status update to every slot of %s within 30s (reply times %v, then %v)%s", m.Name, before, now, logsOf(p))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return done
+	}) {
+		t.Fatalf("the bridge sent no status update to every slot of %s within 30s (reply times %v, then %v)%s", m.Name, before, now, logsOf(p))
 	}
 }
 

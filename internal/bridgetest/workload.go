@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
 // Workload is a client writing in the background, one transaction per
@@ -60,15 +62,13 @@ func (w *Workload) failed() error {
 func (w *Workload) WaitTxns(t testing.TB, n int64) {
 	t.Helper()
 	target := w.txns.Load() + n
-	deadline := time.Now().Add(30 * time.Second)
-	for w.txns.Load() < target {
+	if !pgtest.Until(30*time.Second, func() bool {
 		if err := w.failed(); err != nil {
 			t.Fatalf("the workload failed: %v", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the workload committed %d of %d transactions in 30s", w.txns.Load(), target)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return w.txns.Load() >= target
+	}) {
+		t.Fatalf("the workload committed %d of %d transactions in 30s", w.txns.Load(), target)
 	}
 }
 
