@@ -293,3 +293,24 @@ func TestApplyRefusesToCommitWithoutItsCheckpoint(t *testing.T) {
 		t.Fatalf("flushed %s, want %s", h.a.Flushed(), end)
 	}
 }
+
+// The bytes queued bound a round trip as the rows do: rows of hundreds of
+// kilobytes go to the server a few at a time, inside the one target
+// transaction, not all at its commit.
+func TestApplyBytesBoundARoundTrip(t *testing.T) {
+	h := newHarness(t, 0x1000, func(c *Config) { c.MaxRows = 1 << 20; c.MaxBytes = 1 << 20 })
+	txn := &change.Txn{FinalLSN: 0x2000, CommitTime: time.Now(), EndLSN: 0x2008}
+	h.in <- change.Event{Kind: change.EvBegin, Txn: txn}
+	for i := range 8 {
+		h.in <- change.Event{Kind: change.EvChange, Txn: txn, Outs: []change.Out{ins(order, []string{"Id", "big"}, v(fmt.Sprint(i)), v(strings.Repeat("x", 300<<10)))}}
+	}
+	pid := h.conn.PgConn().PID()
+	waitUntil(t, "the applier's inserts before the commit", func() bool {
+		return h.rows(fmt.Sprintf(`SELECT count(*) FROM pg_locks WHERE pid = %d AND relation = '"Shop Schema"."Order"'::regclass AND mode = 'RowExclusiveLock' AND granted`, pid)) == "(1)"
+	}, h.done)
+	h.in <- change.Event{Kind: change.EvCommit, Txn: txn}
+	h.waitFlushed(0x2008)
+	if got := h.rows(`SELECT count(*), sum(length(big)) FROM "Shop Schema"."Order"`); got != fmt.Sprintf("(8,%d)", 8*300<<10) {
+		t.Fatalf("rows = %s", got)
+	}
+}

@@ -233,7 +233,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 // eventBytes bounds the bytes of the events on their way from the stream
 // to the applier: enough for the stages to work ahead on small rows, and a
 // few dozen rows of a megabyte.
-const eventBytes = 32 << 20
+const eventBytes = 16 << 20
 
 // transformStage is the transform stage of a live pipeline. The gate (nil
 // when no entry is being or was lately copied) drops what an entry's copy
