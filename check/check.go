@@ -181,7 +181,7 @@ func inspect(ctx context.Context, v config.View, s *databases) []finding.Finding
 	fs = append(fs, encodingFindings(ctx, v, s)...)
 	if !missing {
 		opts := transform.Options{Func: v.Func, Timeout: m.TransformTimeout, Read: s.readCat, Write: s.writeCat, Scripts: s.scripts}
-		mapper, err := transform.New(transform.Specs(m, v.Direction), opts)
+		mapper, err := transform.New(transform.Specs(v), opts)
 		if err != nil {
 			fs = append(fs, finding.Finding{Where: "mapping", Message: err.Error(), Fix: "correct the mapping or the tables so that every mapped column exists on both sides"})
 		} else {

@@ -99,8 +99,8 @@ func Run(path string, o Options) (Result, error) {
 	// whose tables it knows.
 	v := o.Mapping.View(o.Direction)
 	back := v.Opposite()
-	fwdSpecs := covered(transform.Specs(o.Mapping, v.Direction), readCat, writeCat)
-	bwdSpecs := covered(transform.Specs(o.Mapping, back.Direction), writeCat, readCat)
+	fwdSpecs := covered(transform.Specs(v), readCat, writeCat)
+	bwdSpecs := covered(transform.Specs(back), writeCat, readCat)
 	if len(fwdSpecs) == 0 {
 		return res, fmt.Errorf("%s: none of the mapping's tables is in the fixture (it was recorded for other tables)", path)
 	}

@@ -178,7 +178,7 @@ func (b *backfill) run(ctx context.Context) (err error) {
 	}()
 	o, s := b.o, b.s
 	m, dir, v := o.Mapping, o.Direction, o.view()
-	all := transform.Specs(m, dir)
+	all := transform.Specs(m.View(dir))
 	var specs []transform.Spec
 	var reads []change.Table
 	idsByRead := map[change.Table][]string{}

@@ -222,7 +222,7 @@ func (b *backoff) next(limit time.Duration) time.Duration {
 // compiles the scripts again, and its checks report the error as they
 // report every other problem of the mapping, with the same text.
 func CompileScripts(m *config.Mapping) *transform.Scripts {
-	scripts, err := transform.Compile(transform.Specs(m, config.Forward))
+	scripts, err := transform.Compile(transform.Specs(m.View(config.Forward)))
 	if err != nil {
 		return nil
 	}

@@ -99,13 +99,13 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		}
 		defer bf.close()
 	}
-	gate := newEntryGate(s.plan, transform.Specs(m, dir), bf)
+	gate := newEntryGate(s.plan, transform.Specs(v), bf)
 
 	// Extra runtimes for the transform stage (see transform.Workers).
 	mappers := []*transform.Mapper{s.mapper}
 	if o.Mode == Live {
 		for len(mappers) < transform.Workers(m) {
-			mp, err := transform.New(transform.Specs(m, dir), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
+			mp, err := transform.New(transform.Specs(v), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 			if err != nil {
 				return &fault.FatalError{Err: err}

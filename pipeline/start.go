@@ -121,7 +121,7 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		ReadCat:         s.readCat,
 		WriteCat:        s.writeCat,
 		NewMapper: func() (*transform.Mapper, error) {
-			return transform.New(transform.Specs(m, dir), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
+			return transform.New(transform.Specs(m.View(dir)), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 		},
 		Copied: func(change.Table) { failpoint.Hit("initial-copy-table-committed") },

@@ -111,7 +111,7 @@ func TestSpecsKeyInBothDirections(t *testing.T) {
 		Source: change.Table{Schema: "public", Name: "orders"}, Target: change.Table{Schema: "public", Name: "orders_v2"},
 		SourceKey: []string{"id"}, Key: []string{"order_id"},
 	}}}
-	fwd, rev := Specs(m, config.Forward)[0], Specs(m, config.Reverse)[0]
+	fwd, rev := Specs(m.View(config.Forward))[0], Specs(m.View(config.Reverse))[0]
 	if fwd.Write.Name != "orders_v2" || strings.Join(fwd.Key, ",") != "order_id" {
 		t.Errorf("forward spec: %+v", fwd)
 	}
@@ -123,7 +123,7 @@ func TestSpecsKeyInBothDirections(t *testing.T) {
 	v2 := table("public", "orders_v2", []string{"order_id"}, col("order_id", pgtype.Int4OID), col("v", pgtype.TextOID))
 	v2.ReplicaIdentity = 'f'
 	m.Tables[0].SourceKey = []string{"order_id"}
-	_, err := New(Specs(m, config.Reverse), Options{Func: "backward", Read: newCatalog(v2), Write: newCatalog(orders)})
+	_, err := New(Specs(m.View(config.Reverse)), Options{Func: "backward", Read: newCatalog(v2), Write: newCatalog(orders)})
 	if err == nil || !strings.Contains(err.Error(), `key column order_id is not a column of "public"."orders", the source table`) ||
 		!strings.Contains(err.Error(), "key: {source: [...], target: [...]}") {
 		t.Errorf("a key column missing on the source: %v", err)
@@ -131,7 +131,7 @@ func TestSpecsKeyInBothDirections(t *testing.T) {
 
 	// The reverse key finds the source row of an update.
 	same := table("public", "orders", nil, col("order_id", pgtype.Int4OID), col("v", pgtype.TextOID))
-	mp, err := New(Specs(m, config.Reverse), Options{Func: "backward", Read: newCatalog(v2), Write: newCatalog(same)})
+	mp, err := New(Specs(m.View(config.Reverse)), Options{Func: "backward", Read: newCatalog(v2), Write: newCatalog(same)})
 	if err != nil {
 		t.Fatal(err)
 	}

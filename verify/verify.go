@@ -106,17 +106,17 @@ func newChecker(ctx context.Context, o Options) (*checker, error) {
 	}
 	back := v.Opposite()
 	// Both directions run the same script files: compiled once.
-	scripts, err := transform.Compile(transform.Specs(m, dir))
+	scripts, err := transform.Compile(transform.Specs(v))
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("preparing %s(): %w", v.Func, err)
 	}
-	if c.fwd, err = transform.New(transform.Specs(m, dir), transform.Options{Func: v.Func,
+	if c.fwd, err = transform.New(transform.Specs(v), transform.Options{Func: v.Func,
 		Timeout: m.TransformTimeout, Read: c.read.cat, Write: c.write.cat, Logger: o.Logger, Scripts: scripts}); err != nil {
 		c.close()
 		return nil, fmt.Errorf("preparing %s(): %w", v.Func, err)
 	}
-	if c.bwd, err = transform.New(transform.Specs(m, back.Direction), transform.Options{Func: back.Func,
+	if c.bwd, err = transform.New(transform.Specs(back), transform.Options{Func: back.Func,
 		Timeout: m.TransformTimeout, Read: c.write.cat, Write: c.read.cat, Logger: o.Logger, Scripts: scripts}); err != nil {
 		c.close()
 		return nil, fmt.Errorf("preparing %s(), which maps rows of the %s back to find extra ones: %w", back.Func, writeName, err)
