@@ -32,10 +32,8 @@ type builder struct {
 	items  []item // the statements queued, in order
 	queued int    // rows added since the last round trip
 	bytes  int64  // and the bytes of their values
-	// open holds the runs being built, in the order they were opened;
-	// bySig the same by signature.
-	open  []*run
-	bySig map[string]*run
+	// open holds the runs being built, in the order they were opened.
+	open []*run
 	// reordered marks the tables of the target transaction whose changes
 	// were merged or moved ahead of another change of theirs.
 	reordered map[change.Table]bool
@@ -44,7 +42,7 @@ type builder struct {
 
 // newBuilder returns an empty builder.
 func newBuilder() builder {
-	return builder{bySig: map[string]*run{}, reordered: map[change.Table]bool{}, sqlCache: map[string]string{}}
+	return builder{reordered: map[change.Table]bool{}, sqlCache: map[string]string{}}
 }
 
 // inOrder reports whether a table's changes keep the source's order
@@ -65,6 +63,18 @@ func (b *builder) holder(t change.Table, k string) (*run, int) {
 		}
 	}
 	return nil, -1
+}
+
+// find returns the open run that a change of op to table t writing cols by
+// keyCols joins, nil when none is open. Few runs are open at once: the
+// last opened, the likeliest, is asked first.
+func (b *builder) find(op change.Op, t change.Table, cols, keyCols []string) *run {
+	for i := len(b.open) - 1; i >= 0; i-- {
+		if b.open[i].shaped(op, t, cols, keyCols) {
+			return b.open[i]
+		}
+	}
+	return nil
 }
 
 // last is the run opened last, nil when none is open.

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pglogrepl"
@@ -141,7 +142,7 @@ func (a *Applier) add(o *change.Out) error {
 	case inOrder:
 		// Rows of a table whose order may be observed join only the last
 		// run, as in the source's order.
-		if last := b.last(); last != nil && (last.table != o.Table || last.sig != sigOf(o.Op, o.Table, cols, keyCols)) {
+		if last := b.last(); last != nil && !last.shaped(o.Op, o.Table, cols, keyCols) {
 			b.flushAll()
 		}
 		r = b.last()
@@ -149,8 +150,7 @@ func (a *Applier) add(o *change.Out) error {
 		if b.orderedOpen() {
 			b.flushAll()
 		}
-		sig := sigOf(o.Op, o.Table, cols, keyCols)
-		r = b.bySig[sig]
+		r = b.find(o.Op, o.Table, cols, keyCols)
 		if r != nil && r != b.last() {
 			b.reordered[o.Table] = true
 		}
@@ -171,7 +171,6 @@ func (a *Applier) add(o *change.Out) error {
 			r.params = make([]pgtype.FlatArray[[]byte], len(keyCols))
 		}
 		b.open = append(b.open, r)
-		b.bySig[r.sig] = r
 	}
 	if k != "" {
 		r.keys[k] = r.n
@@ -351,7 +350,12 @@ func (b *builder) flushAll() {
 	}
 	clear(b.open)
 	b.open = b.open[:0]
-	clear(b.bySig)
+}
+
+// shaped reports whether a change of op to table t writing cols by keyCols
+// belongs in run r.
+func (r *run) shaped(op change.Op, t change.Table, cols, keyCols []string) bool {
+	return r.op == op && r.table == t && !r.fullRow && slices.Equal(r.cols, cols) && slices.Equal(r.keyCols, keyCols)
 }
 
 // flushRun queues a run as one statement.

@@ -127,7 +127,6 @@ func (a *Applier) rollback() {
 	a.build.queued, a.build.bytes = 0, 0
 	clear(a.build.open)
 	a.build.open = a.build.open[:0]
-	clear(a.build.bySig)
 	a.tx.state = txNone
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
