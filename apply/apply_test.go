@@ -112,18 +112,17 @@ func (h *harness) waitFlushed(lsn pglogrepl.LSN) {
 // stops (done) or after 10s.
 func waitUntil(t *testing.T, what string, cond func() bool, done chan error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
+	pgtest.WaitFor(t, 10*time.Second, what, func() bool {
+		if cond() {
+			return true
+		}
 		select {
 		case err := <-done:
 			t.Fatalf("applier stopped while waiting for %s: %v", what, err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 func (h *harness) rows(sql string) string {

@@ -33,15 +33,16 @@ func encodedDB(t *testing.T, c *pgtest.Cluster, encoding string) string {
 			return
 		}
 		defer conn.Close(ctx)
-		for ctx.Err() == nil {
+		// A terminated walsender lets go of its slot asynchronously: the
+		// drop is retried until no slot holds the database.
+		if !pgtest.Until(20*time.Second, func() bool {
 			conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, name)
 			conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name)
-			if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
+			_, err = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+			return err == nil
+		}) {
+			t.Errorf("database %s was not dropped: %v", name, err)
 		}
-		t.Errorf("database %s was not dropped", name)
 	})
 	return name
 }

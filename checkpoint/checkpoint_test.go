@@ -133,13 +133,10 @@ func TestStoreAndLock(t *testing.T) {
 	a.Close(ctx)
 	// The server ends the backend of a closed connection asynchronously.
 	var err2 error
-	for i := 0; i < 100; i++ {
-		if err2 = Lock(ctx, b, "shop", "forward", 0); err2 == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err2 != nil {
+	if !pgtest.Until(5*time.Second, func() bool {
+		err2 = Lock(ctx, b, "shop", "forward", 0)
+		return err2 == nil
+	}) {
 		t.Fatalf("the lock outlived its connection: %v", err2)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,46 +116,45 @@ func BenchmarkRecovery(b *testing.B) {
 		loadDone.Wait()
 	}()
 
-	// arrived waits until the row with the given id is on the target.
+	// arrived waits until the row with the given id is on the target and
+	// says how long that took.
 	arrived := func(id int64) time.Duration {
 		t0 := time.Now()
-		for {
+		pgtest.WaitFor(b, 3*time.Minute, fmt.Sprintf("row %d to reach the target", id), func() bool {
 			conn, err := pgx.Connect(ctx, tgtDSN)
 			if err == nil {
 				var n int
 				err = conn.QueryRow(ctx, `SELECT count(*) FROM items WHERE id = $1`, id).Scan(&n)
 				conn.Close(context.Background())
 				if err == nil && n == 1 {
-					return time.Since(t0)
+					return true
 				}
 			}
 			select {
 			case err := <-done:
 				b.Fatalf("the daemon stopped: %v", err)
-			case <-time.After(20 * time.Millisecond):
+			default:
 			}
-			if time.Since(t0) > 3*time.Minute {
-				b.Fatalf("row %d did not reach the target within 3 minutes; the daemon's last logs:\n%s", id, tailLines(sink.String(), 40))
-			}
-		}
+			return false
+		}, sink)
+		return time.Since(t0)
 	}
 	// mark commits one row on the source, retrying until the source takes it.
 	mark := func() int64 {
-		for t0 := time.Now(); ; {
-			conn, err := pgx.Connect(ctx, srcDSN)
-			if err == nil {
-				var id int64
-				id, err = insert(ctx, conn, 1)
-				conn.Close(context.Background())
-				if err == nil {
-					return id
-				}
+		var id int64
+		var err error
+		if !pgtest.Until(time.Minute, func() bool {
+			var conn *pgx.Conn
+			if conn, err = pgx.Connect(ctx, srcDSN); err != nil {
+				return false
 			}
-			if time.Since(t0) > time.Minute {
-				b.Fatalf("the source does not take writes: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
+			id, err = insert(ctx, conn, 1)
+			conn.Close(context.Background())
+			return err == nil
+		}) {
+			b.Fatalf("the source does not take writes: %v", err)
 		}
+		return id
 	}
 	arrived(mark()) // streaming (after the initial copy)
 
@@ -194,9 +192,4 @@ func BenchmarkRecovery(b *testing.B) {
 		fmt.Printf("cdcbridge recovery after a %s: streaming again %.2fs after the database was back (mean of %d), worst %.2fs\n",
 			f.name, (sum / time.Duration(rounds)).Seconds(), rounds, worst.Seconds())
 	}
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
@@ -107,13 +108,11 @@ func TestPipelineEndedByItself(t *testing.T) {
 	d := testDaemon(t, config.Forward, f)
 	d.startPipelines(control.State{Live: config.Forward})
 	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for ended := false; !ended; err, ended = d.ended() {
-		if time.Now().After(deadline) {
-			t.Fatal("the reverse pipeline's end was not seen")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	pgtest.WaitFor(t, 10*time.Second, "the reverse pipeline's end", func() bool {
+		var ended bool
+		err, ended = d.ended()
+		return ended
+	})
 	if err == nil || err.Error() != "the reverse pipeline stopped" {
 		t.Fatalf("ended = %v", err)
 	}
@@ -182,17 +181,13 @@ func TestDrainArmsWhenQuiet(t *testing.T) {
 
 func waitStarted(t *testing.T, f *fakeRuns, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got int
+	if !pgtest.Until(10*time.Second, func() bool {
 		f.mu.Lock()
-		got := len(f.started)
+		got = len(f.started)
 		f.mu.Unlock()
-		if got >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d pipelines started, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
+		return got >= n
+	}) {
+		t.Fatalf("%d pipelines started, want %d", got, n)
 	}
 }

@@ -57,12 +57,10 @@ func TestFlipAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Both slices converge: green's late writes reached blue, blue's reached green.
-	deadline := time.Now().Add(20 * time.Second)
-	for bridgetest.Query(t, e.Tgt, bridgetest.BlueRows) != bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue) || !strings.Contains(bridgetest.Query(t, e.Src, "SELECT note FROM orders WHERE id = 1101"), "on blue") {
-		if time.Now().After(deadline) {
-			t.Fatalf("slices differ after the flip:\nblue:\n%s\ngreen as blue:\n%s\nlogs:\n%s", bridgetest.Query(t, e.Tgt, bridgetest.BlueRows), bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), d.Logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !pgtest.Until(20*time.Second, func() bool {
+		return bridgetest.Query(t, e.Tgt, bridgetest.BlueRows) == bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue) && strings.Contains(bridgetest.Query(t, e.Src, "SELECT note FROM orders WHERE id = 1101"), "on blue")
+	}) {
+		t.Fatalf("slices differ after the flip:\nblue:\n%s\ngreen as blue:\n%s\nlogs:\n%s", bridgetest.Query(t, e.Tgt, bridgetest.BlueRows), bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), d.Logs.String())
 	}
 	if got := bridgetest.Query(t, e.Src, "SELECT id, amount, status, note FROM orders WHERE id IN (2, 3, 1101)"); got != "(1101,5.00,paid,\"on blue\")\n(2,9.99,new,\"changed on blue\")" {
 		t.Fatalf("green after blue's writes:\n%s", got)
@@ -138,13 +136,9 @@ func TestFlipWithWritesAlreadyOnTheTarget(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			deadline := time.Now().Add(20 * time.Second)
-			for !strings.Contains(d.Logs.String(), "taking writes on mapped tables") {
-				if time.Now().After(deadline) {
-					t.Fatalf("no warning about writes on the target:\n%s", d.Logs.String())
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			pgtest.WaitFor(t, 20*time.Second, "a warning about writes on the target", func() bool {
+				return strings.Contains(d.Logs.String(), "taking writes on mapped tables")
+			}, d.Logs)
 			res, err := flip.Request(context.Background(), m, control.Refuse, 30*time.Second, flip.DefaultSequenceGap, bridgetest.TextLogger(&bridgetest.LogSink{}))
 			if err != nil || res.OK || !strings.Contains(res.Message, "took 2 foreign transaction(s)") || !strings.Contains(res.Message, "--include-target-writes") {
 				t.Fatalf("flip with foreign writes: %+v %v", res, err)

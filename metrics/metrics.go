@@ -1,8 +1,3 @@
-// Package metrics defines every cdcbridge_* Prometheus metric in one place
-// and serves them with the health endpoints.
-//
-// Metrics are registered on a registry passed in (tests use their own).
-// Labels are bounded: direction, table (the mapped tables only), op, slot.
 package metrics
 
 import (

@@ -13,6 +13,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
@@ -86,13 +87,9 @@ func TestInitialCopyNeedsEmptyTargets(t *testing.T) {
 	go func() {
 		done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, SkipCopy: true, Logger: bridgetest.Logger()})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
-		if time.Now().After(deadline) {
-			t.Fatal("the daemon did not start with SkipCopy")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pgtest.WaitFor(t, 20*time.Second, "the daemon to start with SkipCopy", func() bool {
+		return bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) == "(1)"
+	})
 	e.ExecSource(t, "INSERT INTO a VALUES (2)")
 	bridgetest.Eventually(t, e.Tgt, "SELECT id FROM a", "(2)\n(7)", nil)
 	cancel()
@@ -115,13 +112,9 @@ func TestInsertMeetsRowOnTarget(t *testing.T) {
 	go func() {
 		done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, SkipCopy: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) != "(1)" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon did not start:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pgtest.WaitFor(t, 20*time.Second, "the daemon to start", func() bool {
+		return bridgetest.Query(t, e.Src, `SELECT count(*) FROM pg_replication_slots WHERE active`) == "(1)"
+	}, logs)
 	e.ExecSource(t, "INSERT INTO a VALUES (2, 'b'), (1, 'from the source'), (3, 'c')")
 	e.ExecSource(t, "INSERT INTO a VALUES (4, 'd'); INSERT INTO a VALUES (5, 'e')")
 	bridgetest.Eventually(t, e.Tgt, "SELECT * FROM a", "(1,\"from the source\")\n(2,b)\n(3,c)\n(4,d)\n(5,e)", nil)

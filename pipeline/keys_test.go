@@ -13,6 +13,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
+	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
 // Both slices hold the same tables without primary keys, each in its own
@@ -59,24 +60,25 @@ func keylessSame(t *testing.T, e *bridgetest.Env, step string, d *bridgetest.Pro
 		`SELECT * FROM bag b ORDER BY b::text`,
 		`SELECT * FROM uk u ORDER BY u::text`,
 	}
+	// One budget for all the tables, as they converge together.
 	deadline := time.Now().Add(20 * time.Second)
 	for _, q := range append(queries, "acct") {
 		src, tgt := q, q
 		if q == "acct" {
 			src, tgt = `SELECT code, v FROM acct a ORDER BY a::text`, `SELECT code2, v FROM acct_v2 a ORDER BY a::text`
 		}
-		for {
-			s, g := bridgetest.Query(t, e.Src, src), bridgetest.Query(t, e.Tgt, tgt)
+		var s, g string
+		if !pgtest.Until(time.Until(deadline), func() bool {
+			s, g = bridgetest.Query(t, e.Src, src), bridgetest.Query(t, e.Tgt, tgt)
 			if s == g {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the slices differ for %s\ngreen:\n%s\nblue:\n%s\nlogs:\n%s", step, src, s, g, d.Logs.String())
+				return true
 			}
 			if err, stopped := d.Stopped(); stopped {
 				t.Fatalf("%s: the daemon stopped: %v\n%s", step, err, d.Logs.String())
 			}
-			time.Sleep(30 * time.Millisecond)
+			return false
+		}) {
+			t.Fatalf("%s: the slices differ for %s\ngreen:\n%s\nblue:\n%s\nlogs:\n%s", step, src, s, g, d.Logs.String())
 		}
 	}
 }

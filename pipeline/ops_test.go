@@ -125,17 +125,12 @@ func TestIdleStreamAdvancesTheSlot(t *testing.T) {
 		e.ExecSource(t, "INSERT INTO other SELECT g FROM generate_series("+itoa(i*1000)+", "+itoa(i*1000+999)+") g")
 	}
 	cur := bridgetest.Query(t, e.Src, `SELECT pg_current_wal_lsn()`)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !pgtest.Until(30*time.Second, func() bool {
 		var passed bool
 		e.Src.QueryRow(context.Background(), `SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = 'cdcbridge_idle_forward'`, strings.Trim(cur, "()")).Scan(&passed)
-		if passed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the slot stayed at %s while the source moved to %s on unmapped tables\n%s", before, cur, d.Logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+		return passed
+	}) {
+		t.Fatalf("the slot stayed at %s while the source moved to %s on unmapped tables\n%s", before, cur, d.Logs.String())
 	}
 	st, err := checkpoint.Load(context.Background(), e.Tgt, "idle", "forward")
 	if err != nil {
@@ -199,12 +194,8 @@ func TestRecoversFromLostConnections(t *testing.T) {
 		}
 	}
 	want := bridgetest.Query(t, e.Src, "SELECT * FROM a")
-	deadline := time.Now().Add(30 * time.Second)
-	for bridgetest.Query(t, e.Tgt, "SELECT * FROM a") != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("target differs after lost connections:\n%s\nwant\n%s\nlogs:\n%s", bridgetest.Query(t, e.Tgt, "SELECT * FROM a"), want, d.Logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !pgtest.Until(30*time.Second, func() bool { return bridgetest.Query(t, e.Tgt, "SELECT * FROM a") == want }) {
+		t.Fatalf("target differs after lost connections:\n%s\nwant\n%s\nlogs:\n%s", bridgetest.Query(t, e.Tgt, "SELECT * FROM a"), want, d.Logs.String())
 	}
 	if !strings.Contains(d.Logs.String(), "restarting from the checkpoint") {
 		t.Fatalf("no restart was logged:\n%s", d.Logs.String())

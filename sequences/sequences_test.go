@@ -353,13 +353,9 @@ func TestRun(t *testing.T) {
 	for round := 1; round <= 3; round++ {
 		pgtest.MustExec(t, p.Src, `INSERT INTO t (note) SELECT 'n' FROM generate_series(1, 10) g`)
 		want := int64(10*round + 1)
-		deadline := time.Now().Add(5 * time.Second)
-		for scalar[int64](t, p.Tgt, `SELECT last_value FROM t_id_seq`) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: the target's sequence did not reach %d; log:\n%s", round, want, logs.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		pgtest.WaitFor(t, 5*time.Second, fmt.Sprintf("round %d: the target's sequence to reach %d", round, want), func() bool {
+			return scalar[int64](t, p.Tgt, `SELECT last_value FROM t_id_seq`) == want
+		}, &logs)
 	}
 	cancel()
 	select {

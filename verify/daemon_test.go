@@ -48,12 +48,10 @@ func TestVerifyUnderConcurrentWrites(t *testing.T) {
 	// Verify starts while the writer is under way and the daemon applies
 	// its writes.
 	applied := pgtest.Query(t, p.Tgt, `SELECT order_id, amount_cents, state, note FROM v2.orders_v2`)
-	deadline := time.Now().Add(30 * time.Second)
-	for w.Txns() < 50 || pgtest.Query(t, p.Tgt, `SELECT order_id, amount_cents, state, note FROM v2.orders_v2`) == applied {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %d writes the daemon applied none\n%s", w.Txns(), d.Logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !pgtest.Until(30*time.Second, func() bool {
+		return w.Txns() >= 50 && pgtest.Query(t, p.Tgt, `SELECT order_id, amount_cents, state, note FROM v2.orders_v2`) != applied
+	}) {
+		t.Fatalf("after %d writes the daemon applied none\n%s", w.Txns(), d.Logs.String())
 	}
 
 	var transient, rechecks int64

@@ -1,6 +1,3 @@
-// Command cdcbridge keeps two PostgreSQL databases with different schemas in
-// step during a blue-green release. This file only parses flags and wires
-// the packages together.
 package main
 
 import (
