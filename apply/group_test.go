@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,5 +267,43 @@ func TestGroupingLandsAsTheSourceOrderDoes(t *testing.T) {
 	}
 	if len(grouped) < 50 {
 		t.Fatalf("too little landed to compare: %s", grouped)
+	}
+}
+
+// An update or delete of many keys in a large table finds its rows by the
+// key's index; a delete by a key of one column is DELETE ... = ANY.
+func TestManyKeysUseTheIndex(t *testing.T) {
+	g := newGroupDB(t)
+	pgtest.MustExec(t, g.q, `INSERT INTO acc SELECT g, g, 'e' || g FROM generate_series(1, 200000) g; ANALYZE acc`)
+	a := New(nil, g.config(), 0)
+	a.begin()
+	for i := 1; i <= 1000; i++ {
+		for _, o := range []change.Out{upd(acc, 3*i, []string{"bal"}, v("7")), del(acc, 100000+3*i)} {
+			if err := a.add(&o); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a.build.flushAll()
+	if sql := a.build.items[2].sql; !strings.Contains(sql, "= ANY(") || strings.Contains(sql, "unnest") {
+		t.Errorf("a delete by a key of one column: %s", sql)
+	}
+	for _, it := range a.build.items[1:] {
+		rows, err := g.q.Query(context.Background(), "EXPLAIN "+it.sql, it.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprint(plan); !strings.Contains(s, "acc_pkey") || strings.Contains(s, "Seq Scan on acc") {
+			for i, l := range plan {
+				if len(l) > 120 {
+					plan[i] = l[:120] + "..."
+				}
+			}
+			t.Errorf("%s %s plan does not use the key's index:\n%s", it.run.op, it.run.table, strings.Join(plan, "\n"))
+		}
 	}
 }

@@ -26,7 +26,9 @@ type run struct {
 	// inOrder: the table's rows keep the source's order among all rows of
 	// the target transaction (see builder.inOrder).
 	inOrder bool
-	sig     string
+	// keyAny: a delete by its one key column = ANY of the keys (anyKey).
+	keyAny bool
+	sig    string
 	// keys holds the row index of each key in the run.
 	keys map[string]int
 	// merged counts the updates merged into the run's rows (see merge).
@@ -158,7 +160,8 @@ func (a *Applier) add(o *change.Out) error {
 	if r == nil {
 		upsert := o.Op == change.Insert && len(keyCols) > 0 && (a.cfg.Upserts == nil || a.cfg.Upserts.Has(o.Table))
 		r = &run{op: o.Op, table: o.Table, info: info, cols: cols, keyCols: keyCols, upsert: upsert, inOrder: inOrder,
-			sig: sigOf(o.Op, o.Table, cols, keyCols), keys: map[string]int{}, entry: o.Entry, lsn: o.LSN, firstKey: describeKey(keyCols, key)}
+			keyAny: o.Op == change.Delete && keyAny(a.cfg.Catalog, info, keyCols),
+			sig:    sigOf(o.Op, o.Table, cols, keyCols), keys: map[string]int{}, entry: o.Entry, lsn: o.LSN, firstKey: describeKey(keyCols, key)}
 		if r.firstKey == "" {
 			r.firstKey = describeKey(cols, vals)
 		}
