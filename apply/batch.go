@@ -2,6 +2,7 @@ package apply
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cdcbridge/cdcbridge/catalog"
 	"github.com/jackc/pglogrepl"
@@ -53,10 +54,11 @@ func (b *builder) inOrder(t change.Table, info *catalog.Table, ordered *TableSet
 	return info.FiresTriggers || (ordered != nil && ordered.Has(t))
 }
 
-// holder returns the open run of table t that holds key k, and the row.
-func (b *builder) holder(t change.Table, k string) (*run, int) {
+// holder returns the open run of table t that holds key k of keyCols, and
+// the row.
+func (b *builder) holder(t change.Table, keyCols []string, k string) (*run, int) {
 	for _, r := range b.open {
-		if r.table == t {
+		if r.table == t && slices.Equal(r.keyCols, keyCols) {
 			if row, ok := r.keys[k]; ok {
 				return r, row
 			}
@@ -75,6 +77,23 @@ func (b *builder) find(op change.Op, t change.Table, cols, keyCols []string) *ru
 		}
 	}
 	return nil
+}
+
+// untracked reports whether a change of op to table t by keyCols may
+// touch a row that an open run holds without holder being able to tell:
+// the run has rows without a key, or keys of other columns (an entry's
+// key: beside the table's primary key). Such a change goes in the
+// source's order.
+func (b *builder) untracked(t change.Table, op change.Op, keyCols []string) bool {
+	for _, r := range b.open {
+		if r.table != t {
+			continue
+		}
+		if (r.untracked && op != change.Insert) || (len(r.keyCols) > 0 && len(keyCols) > 0 && !slices.Equal(r.keyCols, keyCols)) {
+			return true
+		}
+	}
+	return false
 }
 
 // last is the run opened last, nil when none is open.

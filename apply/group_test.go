@@ -307,3 +307,32 @@ func TestManyKeysUseTheIndex(t *testing.T) {
 		}
 	}
 }
+
+// A row that no key of the change can find in the open runs (keyed by
+// other columns, or inserted without a key) is not passed by a later
+// change: it goes in the source's order.
+func TestChangesByAnotherKeyKeepOrder(t *testing.T) {
+	g := newGroupDB(t)
+	byEmail := func(email string, bal string) change.Out {
+		return change.Out{Op: change.Update, Table: acc, Cols: []string{"bal"}, Vals: []change.Value{v(bal)}, KeyCols: []string{"email"}, Key: []change.Value{v(email)}}
+	}
+	if err := g.apply([][]change.Out{
+		{ins(acc, []string{"id", "bal", "email"}, v("1"), v("0"), v("e1"))},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.apply([][]change.Out{
+		{byEmail("e1", "1")},
+		{ins(acc, []string{"id", "bal", "email"}, v("5"), v("0"), v("e5"))},
+		// The same shape as the first: it must not join it, ahead of the insert.
+		{byEmail("e5", "9")},
+		// A row without a key, then a change by a key: in order too.
+		{ins(hist, []string{"delta"}, v("1"))},
+		{del(hist, 0)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := g.rows(`SELECT id, bal FROM acc`), "(1,1) (5,9)"; got != want {
+		t.Fatalf("rows %s, want %s", got, want)
+	}
+}

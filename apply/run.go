@@ -31,6 +31,9 @@ type run struct {
 	sig    string
 	// keys holds the row index of each key in the run.
 	keys map[string]int
+	// untracked: the run holds rows without a key (inserts of no
+	// complete key), which holder cannot find.
+	untracked bool
 	// merged counts the updates merged into the run's rows (see merge).
 	merged   int
 	params   []pgtype.FlatArray[[]byte] // update/delete: key columns first; nil is NULL
@@ -127,8 +130,12 @@ func (a *Applier) add(o *change.Out) error {
 	// with the image there, or, when it cannot be, after everything open
 	// is queued), else into the open run of its shape.
 	var r *run
+	if b.untracked(o.Table, o.Op, keyCols) {
+		// Rows of this table that no key tracks: keep the source's order.
+		b.flushAll()
+	}
 	if k != "" {
-		if h, row := b.holder(o.Table, k); h != nil {
+		if h, row := b.holder(o.Table, keyCols, k); h != nil {
 			if !inOrder && !moves && h.merge(row, o.Op, cols, vals, o.LSN) {
 				b.reordered[o.Table] = true
 				return nil
@@ -177,6 +184,8 @@ func (a *Applier) add(o *change.Out) error {
 	}
 	if k != "" {
 		r.keys[k] = r.n
+	} else {
+		r.untracked = true
 	}
 	p := 0
 	if o.Op != change.Insert {
