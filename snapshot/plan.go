@@ -1,0 +1,176 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cdcbridge/cdcbridge/catalog"
+	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/transform"
+)
+
+// tableCopy is one table being copied, in one part or several.
+type tableCopy struct {
+	t        change.Table
+	info     *catalog.Table
+	rel      *change.Relation
+	cols     string       // the quoted columns read, in rel's order
+	pass     *passThrough // nil: the rows go through the mapper
+	estimate int64
+	parts    int
+
+	mu            sync.Mutex
+	finished      int // parts whose rows are written
+	read, written int64
+	// committed receives one value per part committed before the last
+	// one, which waits for them all (it has room for every part).
+	committed chan struct{}
+}
+
+// part is a range of a table's heap blocks, copied in one transaction on
+// each side. Together the parts of a table cover every block: the first
+// has no lower bound, the last no upper bound, so a row in a block the
+// table grew by after it was measured is still read (by the last part).
+type part struct {
+	tab    *tableCopy
+	lo, hi int64 // blocks [lo, hi); lo 0: from the start; hi 0: to the end
+	n      int   // 1-based, of tab.parts
+}
+
+// where limits a read to the part's blocks by ctid, which PostgreSQL scans
+// as a TID range (only those blocks are read). A partitioned table's
+// parts take the same block range of each partition.
+func (p *part) where() string {
+	var c []string
+	if p.lo > 0 {
+		c = append(c, "ctid >= '("+strconv.FormatInt(p.lo, 10)+",0)'::tid")
+	}
+	if p.hi > 0 {
+		c = append(c, "ctid < '("+strconv.FormatInt(p.hi, 10)+",0)'::tid")
+	}
+	if len(c) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(c, " AND ")
+}
+
+// selectSQL reads the part's rows: a plain table without its inheritance
+// children, which its publication does not carry either; a partitioned
+// table through its partitions, which are published under its name.
+func (p *part) selectSQL() string {
+	from := " FROM ONLY "
+	if p.tab.info.Kind == 'p' {
+		from = " FROM "
+	}
+	return "SELECT " + p.tab.cols + from + p.tab.t.String() + p.where()
+}
+
+// plan describes every table and cuts the large ones into parts of about
+// o.PartBytes, so that the workers share a large table as they share
+// several. Sizes are read outside the snapshot: they only decide where the
+// parts meet, and the last part of a table reads to its end.
+func plan(ctx context.Context, q *pgx.Conn, o Options) ([]*tableCopy, []*part, error) {
+	var tabs []*tableCopy
+	var parts []*part
+	for _, t := range o.Tables {
+		info := o.ReadCat.Table(t)
+		if info == nil {
+			return nil, nil, fmt.Errorf("initial copy: %s is not in the catalog of the side read", t)
+		}
+		tc := &tableCopy{t: t, info: info, rel: info.Relation()}
+		cols := make([]string, len(tc.rel.Columns))
+		for i, c := range tc.rel.Columns {
+			cols[i] = pgx.Identifier{c.Name}.Sanitize()
+		}
+		tc.cols = strings.Join(cols, ", ")
+		tc.pass = planPassThrough(o.Specs, tc, o.WriteCat)
+		// A partitioned table is measured by its largest partition, since a
+		// part takes its block range of each. Only heap tables (every leaf
+		// a plain table) can be cut by ctid.
+		var bytes, bs int64
+		var heap bool
+		leaves := `SELECT $1::oid AS relid`
+		if info.Kind == 'p' {
+			leaves = `SELECT relid FROM pg_partition_tree($1::oid::regclass) WHERE isleaf`
+		}
+		err := q.QueryRow(ctx, `
+			SELECT coalesce(max(pg_relation_size(c.oid)), 0), current_setting('block_size')::bigint,
+			       coalesce(bool_and(c.relkind = 'r'), false),
+			       coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
+			FROM (`+leaves+`) l JOIN pg_class c ON c.oid = l.relid`, info.OID).Scan(&bytes, &bs, &heap, &tc.estimate)
+		if err != nil {
+			return nil, nil, fmt.Errorf("initial copy: measuring %s: %w", t, err)
+		}
+		blocks := bytes / max(bs, 1)
+		n := int64(1)
+		if per := o.PartBytes / max(bs, 1); heap && per > 0 && blocks > per {
+			n = min((blocks+per-1)/per, int64(maxParts))
+		}
+		tc.parts = int(n)
+		tc.committed = make(chan struct{}, n)
+		size := (blocks + n - 1) / n
+		for i := int64(0); i < n; i++ {
+			p := &part{tab: tc, lo: i * size, hi: (i + 1) * size, n: int(i) + 1}
+			if i == n-1 {
+				p.hi = 0
+			}
+			parts = append(parts, p)
+		}
+		tabs = append(tabs, tc)
+	}
+	return tabs, parts, nil
+}
+
+// maxParts bounds the parts of one table.
+const maxParts = 64
+
+// passThrough is how the rows of a table whose only entry maps columns by
+// name go to its target when every column read lands in a column of the
+// same built-in type: in PostgreSQL's binary COPY form, from one server to
+// the other, without being decoded here. The values are those the text
+// path would write (the mapping by name passes them through untouched),
+// minus the two conversions to text and back.
+type passThrough struct {
+	write change.Table
+}
+
+// firstUserOID is the first OID of an object not built into PostgreSQL.
+// The binary form of a built-in type is the same in every database, but
+// that of an array or a composite of a user type names the type's OID,
+// which differs between the two sides: those go through text.
+const firstUserOID = 16384
+
+// planPassThrough returns how tc passes through, or nil when its rows must
+// go through the mapper: a transform, several entries reading the table,
+// a column missing, generated or of another type on the target.
+func planPassThrough(specs []transform.Spec, tc *tableCopy, write *catalog.Catalog) *passThrough {
+	var spec *transform.Spec
+	for i := range specs {
+		if specs[i].Read != tc.t {
+			continue
+		}
+		if spec != nil {
+			return nil
+		}
+		spec = &specs[i]
+	}
+	if spec == nil || spec.Script != "" || len(tc.rel.Columns) == 0 {
+		return nil
+	}
+	wt := write.Table(spec.Write)
+	if wt == nil {
+		return nil
+	}
+	for _, c := range tc.rel.Columns {
+		wc := wt.Column(c.Name)
+		if wc == nil || wc.Generated || wc.TypeOID != c.TypeOID || c.TypeOID >= firstUserOID {
+			return nil
+		}
+	}
+	return &passThrough{write: spec.Write}
+}
