@@ -1,8 +1,10 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +42,7 @@ type part struct {
 	tab    *tableCopy
 	lo, hi int64 // blocks [lo, hi); lo 0: from the start; hi 0: to the end
 	n      int   // 1-based, of tab.parts
+	blocks int64 // about how many blocks it reads
 }
 
 // where limits a read to the part's blocks by ctid, which PostgreSQL scans
@@ -70,13 +73,17 @@ func (p *part) selectSQL() string {
 	return "SELECT " + p.tab.cols + from + p.tab.t.String() + p.where()
 }
 
-// plan describes every table and cuts the large ones into parts of about
-// o.PartBytes, so that the workers share a large table as they share
-// several. Sizes are read outside the snapshot: they only decide where the
-// parts meet, and the last part of a table reads to its end.
+// plan describes every table and cuts the large ones into parts (see
+// Options.PartBytes). Sizes are read outside the snapshot: they only decide
+// where the parts meet, and the last part of a table reads to its end.
+// The parts come largest first, so that the workers finish together.
 func plan(ctx context.Context, q *pgx.Conn, o Options) ([]*tableCopy, []*part, error) {
-	var tabs []*tableCopy
-	var parts []*part
+	var (
+		tabs   []*tableCopy
+		blocks []int64 // by table; 0 for a table that cannot be cut
+		total  int64
+		bs     int64
+	)
 	for _, t := range o.Tables {
 		info := o.ReadCat.Table(t)
 		if info == nil {
@@ -92,7 +99,7 @@ func plan(ctx context.Context, q *pgx.Conn, o Options) ([]*tableCopy, []*part, e
 		// A partitioned table is measured by its largest partition, since a
 		// part takes its block range of each. Only heap tables (every leaf
 		// a plain table) can be cut by ctid.
-		var bytes, bs int64
+		var size int64
 		var heap bool
 		leaves := `SELECT $1::oid AS relid`
 		if info.Kind == 'p' {
@@ -102,29 +109,51 @@ func plan(ctx context.Context, q *pgx.Conn, o Options) ([]*tableCopy, []*part, e
 			SELECT coalesce(max(pg_relation_size(c.oid)), 0), current_setting('block_size')::bigint,
 			       coalesce(bool_and(c.relkind = 'r'), false),
 			       coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
-			FROM (`+leaves+`) l JOIN pg_class c ON c.oid = l.relid`, info.OID).Scan(&bytes, &bs, &heap, &tc.estimate)
+			FROM (`+leaves+`) l JOIN pg_class c ON c.oid = l.relid`, info.OID).Scan(&size, &bs, &heap, &tc.estimate)
 		if err != nil {
 			return nil, nil, fmt.Errorf("initial copy: measuring %s: %w", t, err)
 		}
-		blocks := bytes / max(bs, 1)
+		b := size / max(bs, 1)
+		if !heap {
+			b = 0
+		}
+		tabs = append(tabs, tc)
+		blocks = append(blocks, b)
+		total += b
+	}
+	// Parts of one table written at once slow each other down (they insert
+	// into the same heap and indexes, away from the end where PostgreSQL
+	// appends fastest), so by default a table is cut only as much as it
+	// takes to keep every worker busy: into parts of about an even share
+	// of all the tables, and never smaller than minPartBytes.
+	per := o.PartBytes / max(bs, 1)
+	if o.PartBytes == 0 {
+		per = max(minPartBytes/max(bs, 1), (total+int64(o.Workers)-1)/int64(o.Workers))
+	}
+	var parts []*part
+	for k, tc := range tabs {
 		n := int64(1)
-		if per := o.PartBytes / max(bs, 1); heap && per > 0 && blocks > per {
-			n = min((blocks+per-1)/per, int64(maxParts))
+		if per > 0 && blocks[k] > per {
+			n = min((blocks[k]+per-1)/per, int64(maxParts))
 		}
 		tc.parts = int(n)
 		tc.committed = make(chan struct{}, n)
-		size := (blocks + n - 1) / n
+		size := (blocks[k] + n - 1) / n
 		for i := int64(0); i < n; i++ {
-			p := &part{tab: tc, lo: i * size, hi: (i + 1) * size, n: int(i) + 1}
+			p := &part{tab: tc, lo: i * size, hi: (i + 1) * size, n: int(i) + 1, blocks: size}
 			if i == n-1 {
 				p.hi = 0
+				p.blocks = blocks[k] - i*size
 			}
 			parts = append(parts, p)
 		}
-		tabs = append(tabs, tc)
 	}
+	slices.SortStableFunc(parts, func(a, b *part) int { return cmp.Compare(b.blocks, a.blocks) })
 	return tabs, parts, nil
 }
+
+// minPartBytes is the smallest part a table is cut into by default.
+const minPartBytes = 32 << 20
 
 // maxParts bounds the parts of one table.
 const maxParts = 64

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,8 +42,9 @@ type Options struct {
 	// pair of connections.
 	Workers int
 	// PartBytes cuts a table larger than this into parts of about that
-	// size that the workers copy at once, each in its own transaction on
-	// the written side (default 32 MB; negative: never).
+	// size, copied at once by the workers, each in its own transaction on
+	// the side written. 0 (the default) cuts a table only as much as it
+	// takes to keep every worker busy; negative never cuts one.
 	PartBytes int64
 	// Origin names the replication origin of worker n, which tags its
 	// writes as the bridge's so that the other direction skips them (one
@@ -99,9 +101,6 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 	}
 	if o.ChunkRows <= 0 {
 		o.ChunkRows = 10000
-	}
-	if o.PartBytes == 0 {
-		o.PartBytes = 32 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -378,18 +377,20 @@ func (w *worker) mapRows(ctx context.Context, rtx pgx.Tx, p *part) (read, writte
 type sink struct {
 	conn  *pgx.Conn
 	chunk int
-	bufs  map[string]*copyBuf
-	order []string
+	bufs  []*copyBuf // in the order first met
+	last  *copyBuf   // the buffer of the previous out: most rows go to the same
 }
 
 type copyBuf struct {
-	sql  string
-	data bytes.Buffer
-	n    int
+	table change.Table
+	cols  []string
+	sql   string
+	data  bytes.Buffer
+	n     int
 }
 
 func newSink(conn *pgx.Conn, chunk int) *sink {
-	return &sink{conn: conn, chunk: chunk, bufs: map[string]*copyBuf{}}
+	return &sink{conn: conn, chunk: chunk}
 }
 
 var errNotInsert = errors.New("the transform returned a delete or truncate for a row of the initial copy; only rows to write make sense there")
@@ -401,17 +402,7 @@ func (s *sink) add(ctx context.Context, o *change.Out) error {
 	if len(o.Cols) == 0 {
 		return nil
 	}
-	sig := o.Table.String() + "\x00" + strings.Join(o.Cols, "\x00")
-	b := s.bufs[sig]
-	if b == nil {
-		cols := make([]string, len(o.Cols))
-		for i, c := range o.Cols {
-			cols[i] = pgx.Identifier{c}.Sanitize()
-		}
-		b = &copyBuf{sql: "COPY " + o.Table.String() + " (" + strings.Join(cols, ", ") + ") FROM STDIN"}
-		s.bufs[sig] = b
-		s.order = append(s.order, sig)
-	}
+	b := s.buf(o)
 	for i, v := range o.Vals {
 		if i > 0 {
 			b.data.WriteByte('\t')
@@ -426,9 +417,31 @@ func (s *sink) add(ctx context.Context, o *change.Out) error {
 	return nil
 }
 
+// buf returns the buffer of o's table and columns.
+func (s *sink) buf(o *change.Out) *copyBuf {
+	if b := s.last; b != nil && b.table == o.Table && slices.Equal(b.cols, o.Cols) {
+		return b
+	}
+	for _, b := range s.bufs {
+		if b.table == o.Table && slices.Equal(b.cols, o.Cols) {
+			s.last = b
+			return b
+		}
+	}
+	cols := make([]string, len(o.Cols))
+	for i, c := range o.Cols {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	b := &copyBuf{table: o.Table, cols: slices.Clone(o.Cols),
+		sql: "COPY " + o.Table.String() + " (" + strings.Join(cols, ", ") + ") FROM STDIN"}
+	s.bufs = append(s.bufs, b)
+	s.last = b
+	return b
+}
+
 func (s *sink) flushAll(ctx context.Context) error {
-	for _, sig := range s.order {
-		if err := s.flush(ctx, s.bufs[sig]); err != nil {
+	for _, b := range s.bufs {
+		if err := s.flush(ctx, b); err != nil {
 			return err
 		}
 	}
@@ -454,8 +467,15 @@ func appendCopyText(b *bytes.Buffer, v change.Value) {
 		b.WriteString(`\N`)
 		return
 	}
-	for _, c := range v.Data {
-		switch c {
+	data := v.Data
+	for {
+		i := bytes.IndexAny(data, "\\\n\r\t")
+		if i < 0 {
+			b.Write(data)
+			return
+		}
+		b.Write(data[:i])
+		switch data[i] {
 		case '\\':
 			b.WriteString(`\\`)
 		case '\n':
@@ -464,9 +484,8 @@ func appendCopyText(b *bytes.Buffer, v change.Value) {
 			b.WriteString(`\r`)
 		case '\t':
 			b.WriteString(`\t`)
-		default:
-			b.WriteByte(c)
 		}
+		data = data[i+1:]
 	}
 }
 

@@ -2,6 +2,7 @@ package snapshot_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -230,5 +231,57 @@ func TestCommitHookWithLastPart(t *testing.T) {
 	}
 	if got := bridgetest.Query(t, r.Tgt, "SELECT n FROM marks"); got != "(20000)" {
 		t.Fatalf("the hook saw %s rows, want every row (20000)", got)
+	}
+}
+
+// BenchmarkCopy copies wide tables (COPY_ROWS rows in all, default
+// 500,000) by name and, with /js, through a script; report rows/s.
+func BenchmarkCopy(b *testing.B) {
+	n := 500_000
+	if v, err := strconv.Atoi(os.Getenv("COPY_ROWS")); err == nil {
+		n = v
+	}
+	const ddl = `(id bigint PRIMARY KEY, customer text, email text, status int, amount numeric(12,2),
+		created timestamptz, updated timestamptz, note text, tags text[], attrs jsonb)`
+	const fill = `INSERT INTO %s SELECT g, 'customer ' || g, 'c' || g || '@example.com', g %% 7, g / 100.0,
+		now() - g * interval '1 second', now(), repeat(md5(g::text), 2), ARRAY['a' || g %% 10, 'b'], jsonb_build_object('n', g, 'k', 'v')
+		FROM generate_series(1, %d) g`
+	for _, tables := range []int{1, 4} {
+		for _, js := range []bool{false, true} {
+			name := "binary-" + strconv.Itoa(tables)
+			if js {
+				name = "js-" + strconv.Itoa(tables)
+			}
+			b.Run(name, func(b *testing.B) {
+				var src, tgt strings.Builder
+				for i := range tables {
+					t := "w" + strconv.Itoa(i)
+					src.WriteString("CREATE TABLE " + t + " " + ddl + ";" + fmt.Sprintf(fill, t, n/tables) + ";")
+					tgt.WriteString("CREATE TABLE " + t + " " + ddl + ";")
+				}
+				for range b.N {
+					b.StopTimer()
+					r := newRun(b, src.String(), tgt.String())
+					for i := range tables {
+						t := "w" + strconv.Itoa(i)
+						script := ""
+						if js {
+							script = "function forward(r) { return {...r} }"
+						}
+						r.entry(b, t, t, script)
+					}
+					b.StartTimer()
+					st := r.copy(b, func(o *snapshot.Options) {
+						if v, err := strconv.Atoi(os.Getenv("COPY_WORKERS")); err == nil {
+							o.Workers = v
+						}
+						if v, err := strconv.ParseInt(os.Getenv("COPY_PART_MB"), 10, 64); err == nil {
+							o.PartBytes = v << 20
+						}
+					})
+					b.ReportMetric(float64(st.Rows)/st.Took.Seconds(), "rows/s")
+				}
+			})
+		}
 	}
 }
