@@ -95,7 +95,7 @@ func plan(ctx context.Context, q *pgx.Conn, o Options) ([]*tableCopy, []*part, e
 			cols[i] = pgx.Identifier{c.Name}.Sanitize()
 		}
 		tc.cols = strings.Join(cols, ", ")
-		tc.pass = planPassThrough(o.Specs, tc, o.WriteCat)
+		tc.pass = planPassThrough(o.Specs, tc, o.ReadCat, o.WriteCat)
 		// A partitioned table is measured by its largest partition, since a
 		// part takes its block range of each. Only heap tables (every leaf
 		// a plain table) can be cut by ctid.
@@ -160,7 +160,7 @@ const maxParts = 64
 
 // passThrough is how the rows of a table whose only entry maps columns by
 // name go to its target when every column read lands in a column of the
-// same built-in type: in PostgreSQL's binary COPY form, from one server to
+// same built-in type (binaryTypes): in PostgreSQL's binary COPY form, from one server to
 // the other, without being decoded here. The values are those the text
 // path would write (the mapping by name passes them through untouched),
 // minus the two conversions to text and back.
@@ -168,16 +168,40 @@ type passThrough struct {
 	write change.Table
 }
 
-// firstUserOID is the first OID of an object not built into PostgreSQL.
-// The binary form of a built-in type is the same in every database, but
-// that of an array or a composite of a user type names the type's OID,
-// which differs between the two sides: those go through text.
-const firstUserOID = 16384
+// binaryTypes are the built-in types whose binary form is the same in
+// every database: not the reg* types, whose binary form is an OID that
+// names a different object on the other side (their text form names the
+// object), and not a type without a binary form (aclitem). An array is
+// safe when its element type is. The binary form of an array or a
+// composite of a user type names that type's OID, which differs between
+// the two sides: those go through text.
+var binaryTypes = map[uint32]bool{
+	16: true, 17: true, 18: true, 19: true, 20: true, 21: true, 23: true, 25: true, 26: true, // bool bytea char name int8 int2 int4 text oid
+	114: true, 142: true, 3802: true, 4072: true, // json xml jsonb jsonpath
+	600: true, 601: true, 602: true, 603: true, 604: true, 628: true, 718: true, // point lseg path box polygon line circle
+	650: true, 869: true, 774: true, 829: true, // cidr inet macaddr8 macaddr
+	700: true, 701: true, 790: true, 1700: true, // float4 float8 money numeric
+	1042: true, 1043: true, 1560: true, 1562: true, // bpchar varchar bit varbit
+	1082: true, 1083: true, 1114: true, 1184: true, 1186: true, 1266: true, // date time timestamp timestamptz interval timetz
+	2950: true, 3220: true, 3614: true, 3615: true, // uuid pg_lsn tsvector tsquery
+	3904: true, 3906: true, 3908: true, 3910: true, 3912: true, 3926: true, // int4 num ts tstz date int8 ranges
+	4451: true, 4532: true, 4533: true, 4534: true, 4535: true, 4536: true, // and their multiranges
+}
+
+// binarySafe reports whether values of the type pass between the two
+// databases in binary form unchanged.
+func binarySafe(cat *catalog.Catalog, oid uint32) bool {
+	if binaryTypes[oid] {
+		return true
+	}
+	t := cat.Type(oid)
+	return t != nil && t.Category == 'A' && t.Elem != 0 && binaryTypes[t.Elem]
+}
 
 // planPassThrough returns how tc passes through, or nil when its rows must
 // go through the mapper: a transform, several entries reading the table,
 // a column missing, generated or of another type on the target.
-func planPassThrough(specs []transform.Spec, tc *tableCopy, write *catalog.Catalog) *passThrough {
+func planPassThrough(specs []transform.Spec, tc *tableCopy, read, write *catalog.Catalog) *passThrough {
 	var spec *transform.Spec
 	for i := range specs {
 		if specs[i].Read != tc.t {
@@ -197,7 +221,7 @@ func planPassThrough(specs []transform.Spec, tc *tableCopy, write *catalog.Catal
 	}
 	for _, c := range tc.rel.Columns {
 		wc := wt.Column(c.Name)
-		if wc == nil || wc.Generated || wc.TypeOID != c.TypeOID || c.TypeOID >= firstUserOID {
+		if wc == nil || wc.Generated || wc.TypeOID != c.TypeOID || !binarySafe(read, c.TypeOID) {
 			return nil
 		}
 	}

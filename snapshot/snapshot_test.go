@@ -143,19 +143,24 @@ func fill(table string, n int) string {
 // of another type, goes through the Mapper. Every row arrives as it was in
 // the snapshot either way, and the rows written after the snapshot do not.
 func TestPassThrough(t *testing.T) {
+	// A reg* value is an OID in binary form: the same name may have
+	// another OID on the target (the type made here first shifts them).
+	const reg = "(id bigint PRIMARY KEY, t regtype, ts regtype[]);"
 	r := newRun(t,
-		"CREATE TABLE same "+wide+"; CREATE TABLE other "+wide+"; CREATE TABLE scripted "+wide+";"+
-			fill("same", 5000)+";"+fill("other", 5000)+";"+fill("scripted", 5000),
-		"CREATE TABLE same "+wide+"; CREATE TABLE scripted "+wide+";"+
+		"CREATE TABLE same "+wide+"; CREATE TABLE other "+wide+"; CREATE TABLE scripted "+wide+"; CREATE TYPE mood AS ENUM ('ok'); CREATE TABLE reg "+reg+
+			fill("same", 5000)+";"+fill("other", 5000)+";"+fill("scripted", 5000)+";"+
+			"INSERT INTO reg SELECT g, 'mood', ARRAY['mood', 'int4']::regtype[] FROM generate_series(1, 5000) g",
+		"CREATE TYPE unrelated AS (a int); CREATE TYPE mood AS ENUM ('ok'); CREATE TABLE same "+wide+"; CREATE TABLE scripted "+wide+"; CREATE TABLE reg "+reg+
 			"CREATE TABLE other "+strings.Replace(wide, "status int", "status bigint", 1))
 	r.entry(t, "same", "same", "")
 	r.entry(t, "other", "other", "")
 	r.entry(t, "scripted", "scripted", "function forward(r) { return {...r} }")
-	st := r.copy(t, nil, "INSERT INTO same (id) VALUES (-1)", "INSERT INTO other (id) VALUES (-1)", "INSERT INTO scripted (id) VALUES (-1)")
+	r.entry(t, "reg", "reg", "")
+	st := r.copy(t, nil, "INSERT INTO same (id) VALUES (-1)", "INSERT INTO other (id) VALUES (-1)", "INSERT INTO scripted (id) VALUES (-1)", "INSERT INTO reg (id) VALUES (-1)")
 	for _, c := range []struct {
 		table  string
 		binary bool
-	}{{"same", true}, {"other", false}, {"scripted", false}} {
+	}{{"same", true}, {"other", false}, {"scripted", false}, {"reg", false}} {
 		ts := tableStats(t, st, c.table)
 		if ts.Binary != c.binary || ts.Rows != 5000 || ts.Written != 5000 || ts.Parts != 1 {
 			t.Errorf("%s: %+v, want binary %v, 5000 rows in one part", c.table, ts, c.binary)
@@ -235,7 +240,9 @@ func TestCommitHookWithLastPart(t *testing.T) {
 }
 
 // BenchmarkCopy copies wide tables (COPY_ROWS rows in all, default
-// 500,000) by name and, with /js, through a script; report rows/s.
+// 500,000) in one table or four, by name (binary-) or through a script
+// (js-), and reports rows/s. COPY_WORKERS and COPY_PART_MB set
+// Options.Workers and PartBytes.
 func BenchmarkCopy(b *testing.B) {
 	n := 500_000
 	if v, err := strconv.Atoi(os.Getenv("COPY_ROWS")); err == nil {
