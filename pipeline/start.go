@@ -109,6 +109,14 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	}
 	log.Info("created the replication slot", "slot", slot, "lsn", created.ConsistentPoint.String(), "initial_copy", copying)
 	if !copying {
+		if o.Mode == Armed && o.Hold != nil {
+			log.Info("waiting for the live direction to stream before reading its initial copy back")
+			select {
+			case <-o.Hold:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
 		return created.ConsistentPoint, nil
 	}
 	dirName := dir.String()
