@@ -128,6 +128,9 @@ type daemon struct {
 	run func(context.Context, pipeline.Options) error
 	// live is the direction live in the state, as this daemon follows it.
 	live config.Direction
+	// liveStreams, while startPipelines runs, is opened when the live
+	// pipeline it starts streams (see startPipelines).
+	liveStreams *latch
 
 	mu    sync.Mutex
 	pipes map[config.Direction]*runner
@@ -206,8 +209,15 @@ func (d *daemon) open(ctx context.Context) (control.State, error) {
 
 // startPipelines starts the live direction, and the other one draining if
 // the state says so, or else armed.
+//
+// An armed direction starting for the first time streams only once the
+// live one does (pipeline.Options.Hold): on a new bridge the live
+// direction first copies every table, and reading that copy back on the
+// other side while it runs would slow it down for nothing.
 func (d *daemon) startPipelines(st control.State) {
 	other := d.live.Opposite()
+	d.liveStreams = &latch{ch: make(chan struct{})}
+	defer func() { d.liveStreams = nil }()
 	d.start(d.live, pipeline.Live)
 	if st.Mode(other) == control.Draining {
 		d.start(other, pipeline.Live)
@@ -217,6 +227,14 @@ func (d *daemon) startPipelines(st control.State) {
 		d.syncSequences(d.live)
 	}
 }
+
+// latch is a channel closed once.
+type latch struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func (l *latch) open() { l.once.Do(func() { close(l.ch) }) }
 
 // poll is one round of supervision. It reports done when Run is to return
 // err.
@@ -408,7 +426,17 @@ func (d *daemon) start(dir config.Direction, mode pipeline.Mode) *runner {
 			}
 		}
 	}
+	streams := d.liveStreams
+	if streams != nil && mode == pipeline.Armed {
+		po.Hold = streams.ch
+	}
+	if mode != pipeline.Live || dir != d.live {
+		streams = nil
+	}
 	po.Started = func(lsn pglogrepl.LSN) {
+		if streams != nil {
+			streams.open()
+		}
 		if d.o.Changed != nil {
 			d.o.Changed(dir, mode, lsn)
 		}

@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/admin"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 	"github.com/cdcbridge/cdcbridge/pipeline"
@@ -240,5 +242,44 @@ func TestBackfillFailureStops(t *testing.T) {
 	}
 	if got := entryState(t, e.Tgt, "forward", idOfB); got != "copying" {
 		t.Fatalf("b's entry is %q after its copy failed, want copying (copied again at the next start)", got)
+	}
+}
+
+// TestInterruptedBackfillStartsOver: the copy of an added entry whose
+// table was cut into parts died after some parts had committed (its entry
+// still copying, some of its rows on the target). The next start empties
+// what those parts wrote and copies the entry again: every row once.
+func TestInterruptedBackfillStartsOver(t *testing.T) {
+	e := bridgetest.NewEnv(t, addedSrc, addedTgt)
+	files := map[string]string{"b.js": addedJS}
+	m := e.Mapping("redo", entryA, files)
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	d.Stop(t)
+
+	// What the committed parts of the interrupted copy left.
+	var lsn pglogrepl.LSN
+	if err := e.Tgt.QueryRow(t.Context(), `SELECT lsn FROM cdcbridge.checkpoint WHERE direction = 'forward'`).Scan(&lsn); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.SetEntries(t.Context(), e.Tgt, "redo", "forward", checkpoint.Copying, lsn, idOfB); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.MustExec(t, e.Tgt, `INSERT INTO b2 SELECT g, g * 10, 'b' || g FROM generate_series(1, 5000) g`)
+
+	m = e.Mapping("redo", entryA+entryB, files)
+	d = e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	bridgetest.Eventually(t, e.Tgt, bridgetest.Digest(tgtB), bridgetest.Query(t, e.Src, bridgetest.Digest(srcB)), d)
+	if got := entryState(t, e.Tgt, "forward", idOfB); got != "synced" {
+		t.Fatalf("b's entry is %q after its copy, want synced", got)
+	}
+	if !strings.Contains(d.Logs.String(), "emptying the tables it wrote") {
+		t.Fatalf("the start did not say it emptied what the interrupted copy wrote:\n%s", d.Logs.String())
+	}
+	// The emptying is the bridge's own write: the armed reverse direction
+	// does not take it for a foreign one.
+	if strings.Contains(d.Logs.String(), "is taking writes on mapped tables") {
+		t.Fatalf("the armed direction took the emptying for a foreign write:\n%s", d.Logs.String())
 	}
 }

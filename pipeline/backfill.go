@@ -28,6 +28,9 @@ type entryPlan struct {
 	from map[string]pglogrepl.LSN
 	// add are the entries (indexes into the mapping) to copy now.
 	add []int
+	// redo are those of add whose earlier copy never committed: the parts
+	// of a table it had committed are still on the side written.
+	redo []int
 }
 
 // planEntries reconciles the entry rows of a direction that resumes from
@@ -75,6 +78,9 @@ func planEntries(ctx context.Context, o Options, s *setup, start pglogrepl.LSN, 
 				}
 			case backfill:
 				plan.add = append(plan.add, i)
+				if ok {
+					plan.redo = append(plan.redo, i)
+				}
 			default:
 				streaming = append(streaming, id)
 			}
@@ -110,7 +116,10 @@ type backfill struct {
 	s       *setup
 	entries []int // indexes into the mapping
 	ids     []string
-	slot    replication.CreatedSlot
+	// whole keeps each table read in one transaction on the side written
+	// (another entry writes one of the tables written).
+	whole bool
+	slot  replication.CreatedSlot
 	// done is closed when run returns; err is then its error (nil: every
 	// new entry's copy has committed).
 	done chan struct{}
@@ -131,6 +140,28 @@ func prepareBackfill(ctx context.Context, o Options, s *setup, plan *entryPlan, 
 		b.ids = append(b.ids, all[i])
 		if t := m.Tables[i].Writes(dir); !slices.Contains(written, t) {
 			written = append(written, t)
+		}
+	}
+	// A table that only the new entries write is theirs alone until their
+	// copy commits: the copy may cut it into parts, each committed on its
+	// own, and what the parts of an interrupted copy left is emptied here.
+	// A table that another entry writes as well is copied in one
+	// transaction per table read, and never emptied by the bridge.
+	for i, e := range m.Tables {
+		if !slices.Contains(plan.add, i) && slices.Contains(written, e.Writes(dir)) {
+			b.whole = true
+		}
+	}
+	if len(plan.redo) > 0 && !b.whole {
+		var redo []change.Table
+		for _, i := range plan.redo {
+			if t := m.Tables[i].Writes(dir); !slices.Contains(redo, t) {
+				redo = append(redo, t)
+			}
+		}
+		b.log.Warn("the copy of entries new to the mapping was interrupted; emptying the tables it wrote and starting it over")
+		if err := emptyTables(ctx, s.write, v.Origin, redo); err != nil {
+			return nil, classify(err)
 		}
 	}
 	if err := requireEmpty(ctx, written, s.write, v.WriteName); err != nil {
@@ -193,6 +224,10 @@ func (b *backfill) run(ctx context.Context) (err error) {
 		names[k] = m.Tables[i].Name()
 	}
 	readDSN, writeDSN := v.ReadSide.DSN, v.WriteSide.DSN
+	var partBytes int64 // the default
+	if b.whole {
+		partBytes = -1
+	}
 	st, err := snapshot.Copy(ctx, snapshot.Options{
 		ReadConnString:  readDSN.ConnString(),
 		WriteConnString: writeDSN.ConnString(),
@@ -201,6 +236,8 @@ func (b *backfill) run(ctx context.Context) (err error) {
 		Origin:          v.CopyOrigin,
 		ReadCat:         s.readCat,
 		WriteCat:        s.writeCat,
+		Specs:           specs,
+		PartBytes:       partBytes,
 		NewMapper: func() (*transform.Mapper, error) {
 			return transform.New(specs, transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})

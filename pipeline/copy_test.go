@@ -130,3 +130,31 @@ func TestInsertMeetsRowOnTarget(t *testing.T) {
 		t.Fatalf("a conflict is not a failure:\n%s", out)
 	}
 }
+
+// TestArmedStreamsAfterTheCopy: on a new bridge the armed direction creates
+// its slot at once but streams only once the live direction's initial copy
+// has committed, so that the copy is not read back while it runs; the copy
+// and everything after it are still the bridge's own writes to that slot.
+func TestArmedStreamsAfterTheCopy(t *testing.T) {
+	e := bridgetest.NewEnv(t, copySrc, copyTgt)
+	m := e.Mapping("held", `
+  - source: orders
+    target: orders_v2
+    transform: orders.js
+  - source: '"Items"'
+    target: '"Items"'
+`, map[string]string{"orders.js": bridgetest.OrdersJS})
+	d := e.Daemon(m, false)
+	d.WaitModes(t, "forward live", "reverse armed")
+	logs := d.Logs.String()
+	copied := strings.Index(logs, "initial copy done")
+	armed := strings.Index(logs, "msg=streaming component=bridge direction=reverse")
+	if copied < 0 || armed < copied {
+		t.Fatalf("the armed direction streamed before the initial copy was done:\n%s", logs)
+	}
+	e.ExecSource(t, `UPDATE "Items" SET "select" = 'after' WHERE id = 1`)
+	bridgetest.Eventually(t, e.Tgt, `SELECT "select" FROM "Items" WHERE id = 1`, "(after)", nil)
+	if strings.Contains(d.Logs.String(), "is taking writes on mapped tables") {
+		t.Fatalf("the armed direction took the copy for foreign writes:\n%s", d.Logs.String())
+	}
+}

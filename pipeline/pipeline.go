@@ -48,6 +48,13 @@ type Options struct {
 	// (the live direction's copy fills its side written); it records such
 	// an entry as streaming from its checkpoint.
 	Draining bool
+	// Hold, if set, delays the first start of an Armed direction (one with
+	// no checkpoint yet): its slot is created at once, so that it holds
+	// every write from then on, but it streams only once Hold is closed.
+	// The daemon closes it when the live direction streams, so that the
+	// live direction's initial copy is not read back (to be skipped by its
+	// origin) while it runs, on the same machine. Later starts ignore it.
+	Hold <-chan struct{}
 	// Foreign, if set, is called in Armed mode when the stream holds foreign
 	// writes, with what is known so far.
 	Foreign func(control.ForeignWrites)

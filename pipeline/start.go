@@ -109,9 +109,18 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	}
 	log.Info("created the replication slot", "slot", slot, "lsn", created.ConsistentPoint.String(), "initial_copy", copying)
 	if !copying {
+		if o.Mode == Armed && o.Hold != nil {
+			log.Info("waiting for the live direction to stream before reading its initial copy back")
+			select {
+			case <-o.Hold:
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			}
+		}
 		return created.ConsistentPoint, nil
 	}
 	dirName := dir.String()
+	specs := transform.Specs(v)
 	st, err := snapshot.Copy(ctx, snapshot.Options{
 		ReadConnString:  readDSN.ConnString(),
 		WriteConnString: writeDSN.ConnString(),
@@ -120,8 +129,9 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 		Origin:          v.CopyOrigin,
 		ReadCat:         s.readCat,
 		WriteCat:        s.writeCat,
+		Specs:           specs,
 		NewMapper: func() (*transform.Mapper, error) {
-			return transform.New(transform.Specs(m.View(dir)), transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
+			return transform.New(specs, transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 		},
 		Copied: func(change.Table) { failpoint.Hit("initial-copy-table-committed") },
@@ -185,19 +195,33 @@ func requireEmpty(ctx context.Context, tables []change.Table, conn *pgx.Conn, si
 // the direction reading this side (armed, or live after a flip) must skip
 // it, never take it for a client's truncate and carry it back.
 func discardCopy(ctx context.Context, v config.View, conn *pgx.Conn) error {
-	tables := v.WriteTables()
 	return apply.WithOrigin(ctx, conn, v.Origin, func() error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if len(tables) > 0 {
-				names := make([]string, len(tables))
-				for i, t := range tables {
-					names[i] = t.String()
-				}
-				if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
-					return fmt.Errorf("emptying the tables of the interrupted copy: %w", err)
-				}
+			if err := truncate(ctx, tx, v.WriteTables()); err != nil {
+				return err
 			}
 			return checkpoint.Delete(ctx, tx, v.Mapping().Name, v.Direction.String())
 		})
 	})
+}
+
+// emptyTables empties the tables of an interrupted copy in one
+// transaction under the replication origin, for the reason discardCopy
+// gives.
+func emptyTables(ctx context.Context, conn *pgx.Conn, origin string, tables []change.Table) error {
+	return inTx(ctx, conn, origin, func(tx pgx.Tx) error { return truncate(ctx, tx, tables) })
+}
+
+func truncate(ctx context.Context, tx pgx.Tx, tables []change.Table) error {
+	if len(tables) == 0 {
+		return nil
+	}
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.String()
+	}
+	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(names, ", ")); err != nil {
+		return fmt.Errorf("emptying the tables of the interrupted copy: %w", err)
+	}
+	return nil
 }

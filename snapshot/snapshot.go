@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,8 +33,19 @@ type Options struct {
 	// NewMapper returns a Mapper for one worker (a Mapper is not safe for
 	// concurrent use).
 	NewMapper func() (*transform.Mapper, error)
-	// Workers copy that many tables at once (default 2).
+	// Specs are the entries the Mappers map, for choosing the tables that
+	// pass through in binary form: those whose only entry maps columns by
+	// name to columns of the same built-in types. Nil sends every row
+	// through the Mapper.
+	Specs []transform.Spec
+	// Workers copy that many parts at once (default 2), each over its own
+	// pair of connections.
 	Workers int
+	// PartBytes cuts a table larger than this into parts of about that
+	// size, copied at once by the workers, each in its own transaction on
+	// the side written. 0 (the default) cuts a table only as much as it
+	// takes to keep every worker busy; negative never cuts one.
+	PartBytes int64
 	// Origin names the replication origin of worker n, which tags its
 	// writes as the bridge's so that the other direction skips them (one
 	// session at a time may use an origin). Nil leaves them untagged.
@@ -41,13 +53,14 @@ type Options struct {
 	// ChunkRows bounds the rows buffered per target table and column set
 	// before they are sent with COPY (default 10000).
 	ChunkRows int
-	// Commit, if set, runs in the transaction that writes a table's rows
-	// (read is the table read), after them and before the commit: what it
-	// writes commits with the rows or not at all. It is called from the
-	// copying goroutines.
+	// Commit, if set, runs in the transaction that writes the last part of
+	// a table's rows (read is the table read), after them and before the
+	// commit, once every other part of the table has committed: what it
+	// writes commits with the last rows or not at all. It is called from
+	// the copying goroutines.
 	Commit func(ctx context.Context, tx pgx.Tx, read change.Table) error
-	// Copied, if set, is called once a table's copy has committed, from
-	// the copying goroutine.
+	// Copied, if set, is called once every part of a table has committed,
+	// from the copying goroutine.
 	Copied func(table change.Table)
 	// Progress, if set, is called now and then and when a table is done,
 	// from the copying goroutines.
@@ -60,11 +73,28 @@ type Stats struct {
 	Rows    int64 // rows read
 	Written int64 // rows written (a split writes more than it reads)
 	Took    time.Duration
+	// Tables says how each table was copied, in the order of
+	// Options.Tables.
+	Tables []TableStats
+}
+
+// TableStats says how one table was copied.
+type TableStats struct {
+	Table         change.Table
+	Rows, Written int64
+	// Parts is the number of transactions its rows took on the side
+	// written.
+	Parts int
+	// Binary is true when its rows passed from server to server in binary
+	// form, not through the Mapper.
+	Binary bool
 }
 
 // Copy copies every table and returns when all are committed on the
 // written side, or at the first error (the others are then cancelled and
-// their transactions rolled back).
+// the transactions not yet committed rolled back). A table cut into parts
+// commits each part on its own: after an error some of its rows may be
+// written, which the caller empties before copying again.
 func Copy(ctx context.Context, o Options) (Stats, error) {
 	if o.Workers <= 0 {
 		o.Workers = 2
@@ -79,12 +109,25 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	jobs := make(chan change.Table)
+
+	q, err := replication.ConnectSQL(ctx, o.ReadConnString)
+	if err != nil {
+		return Stats{}, fmt.Errorf("connecting to the side read for the initial copy: %w", err)
+	}
+	tabs, parts, err := plan(ctx, q, o)
+	q.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return Stats{}, err
+	}
+	for _, tc := range tabs {
+		log.Info("copying", "table", tc.t.String(), "parts", tc.parts, "binary", tc.pass != nil, "estimated", tc.estimate)
+	}
+
+	jobs := make(chan *part)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
-		st       Stats
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -94,11 +137,11 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 		mu.Unlock()
 		cancel()
 	}
-	for i := 0; i < min(o.Workers, len(o.Tables)); i++ {
+	for i := 0; i < min(o.Workers, len(parts)); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w, err := newWorker(ctx, o, i+1)
+			w, err := newWorker(ctx, o, i+1, log)
 			if err != nil {
 				fail(err)
 				for range jobs {
@@ -106,31 +149,30 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 				return
 			}
 			defer w.close()
-			for t := range jobs {
+			for p := range jobs {
 				if ctx.Err() != nil {
 					continue
 				}
-				read, written, err := w.copyTable(ctx, t, log)
-				if err != nil {
+				if err := w.copyPart(ctx, p); err != nil {
 					fail(err)
-					continue
 				}
-				mu.Lock()
-				st.Rows += read
-				st.Written += written
-				mu.Unlock()
 			}
 		}()
 	}
-	for _, t := range o.Tables {
+	for _, p := range parts {
 		select {
-		case jobs <- t:
+		case jobs <- p:
 		case <-ctx.Done():
 		}
 	}
 	close(jobs)
 	wg.Wait()
-	st.Took = time.Since(start)
+	st := Stats{Took: time.Since(start)}
+	for _, tc := range tabs {
+		st.Rows += tc.read
+		st.Written += tc.written
+		st.Tables = append(st.Tables, TableStats{Table: tc.t, Rows: tc.read, Written: tc.written, Parts: tc.parts, Binary: tc.pass != nil})
+	}
 	if firstErr != nil {
 		return st, firstErr
 	}
@@ -139,12 +181,13 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 
 type worker struct {
 	o           Options
+	log         *slog.Logger
 	read, write *pgx.Conn
 	mapper      *transform.Mapper
 }
 
-func newWorker(ctx context.Context, o Options, n int) (*worker, error) {
-	w := &worker{o: o}
+func newWorker(ctx context.Context, o Options, n int, log *slog.Logger) (*worker, error) {
+	w := &worker{o: o, log: log}
 	var err error
 	if w.mapper, err = o.NewMapper(); err != nil {
 		return nil, err
@@ -188,98 +231,144 @@ func (w *worker) close() {
 	w.write.Close(ctx)
 }
 
-// copyTable copies one table in one transaction on each side.
-func (w *worker) copyTable(ctx context.Context, t change.Table, log *slog.Logger) (read, written int64, err error) {
-	info := w.o.ReadCat.Table(t)
-	if info == nil {
-		return 0, 0, fmt.Errorf("initial copy: %s is not in the catalog of the side read", t)
-	}
-	rel := info.Relation()
-	var estimate int64
-	w.read.QueryRow(ctx, `SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = $1`, info.OID).Scan(&estimate)
-
+// copyPart copies one part of a table in one transaction on each side.
+func (w *worker) copyPart(ctx context.Context, p *part) error {
+	t := p.tab.t
 	rtx, err := w.read.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return 0, 0, fmt.Errorf("initial copy of %s: %w", t, err)
+		return fmt.Errorf("initial copy of %s: %w", t, err)
 	}
 	defer rtx.Rollback(context.Background())
 	if _, err := rtx.Exec(ctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(w.o.Snapshot)); err != nil {
-		return 0, 0, fmt.Errorf("initial copy of %s: importing snapshot %s: %w", t, w.o.Snapshot, err)
+		return fmt.Errorf("initial copy of %s: importing snapshot %s: %w", t, w.o.Snapshot, err)
 	}
 	wtx, err := w.write.Begin(ctx)
 	if err != nil {
-		return 0, 0, fmt.Errorf("initial copy of %s: %w", t, err)
+		return fmt.Errorf("initial copy of %s: %w", t, err)
 	}
 	defer wtx.Rollback(context.Background())
-
-	cols := make([]string, len(rel.Columns))
-	for i, c := range rel.Columns {
-		cols[i] = pgx.Identifier{c.Name}.Sanitize()
+	var read, written int64
+	if p.tab.pass != nil {
+		read, written, err = w.passThrough(ctx, p)
+	} else {
+		read, written, err = w.mapRows(ctx, rtx, p)
 	}
-	// A plain table is read without its inheritance children, which its
-	// publication does not carry either; a partitioned table through its
-	// partitions, which are published under its name.
-	from := " FROM ONLY "
-	if info.Kind == 'p' {
-		from = " FROM "
-	}
-	rows, err := rtx.Query(ctx, "SELECT "+strings.Join(cols, ", ")+from+t.String(), pgx.QueryResultFormats{pgx.TextFormatCode})
 	if err != nil {
-		return 0, 0, fmt.Errorf("initial copy of %s: reading: %w", t, err)
+		return fmt.Errorf("initial copy of %s: %w", t, err)
+	}
+	return w.commit(ctx, p, wtx, read, written)
+}
+
+// commit commits a part's transaction on the side written. The last part
+// of a table to finish waits for the others to commit, then runs the
+// Commit hook in its own transaction: whatever the hook records commits
+// only once every row of the table has.
+func (w *worker) commit(ctx context.Context, p *part, wtx pgx.Tx, read, written int64) error {
+	tc := p.tab
+	tc.mu.Lock()
+	tc.finished++
+	tc.read += read
+	tc.written += written
+	last := tc.finished == tc.parts
+	copied := tc.read
+	tc.mu.Unlock()
+	if !last {
+		if err := wtx.Commit(ctx); err != nil {
+			return fmt.Errorf("initial copy of %s: committing part %d of %d: %w", tc.t, p.n, tc.parts, err)
+		}
+		tc.committed <- struct{}{}
+		if w.o.Progress != nil {
+			w.o.Progress(tc.t, copied, max(tc.estimate, copied))
+		}
+		return nil
+	}
+	for range tc.parts - 1 {
+		select {
+		case <-tc.committed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if w.o.Commit != nil {
+		if err := w.o.Commit(ctx, wtx, tc.t); err != nil {
+			return fmt.Errorf("initial copy of %s: %w", tc.t, err)
+		}
+	}
+	if err := wtx.Commit(ctx); err != nil {
+		return fmt.Errorf("initial copy of %s: committing: %w", tc.t, err)
+	}
+	if w.o.Progress != nil {
+		w.o.Progress(tc.t, copied, copied)
+	}
+	if w.o.Copied != nil {
+		w.o.Copied(tc.t)
+	}
+	w.log.Info("copied", "table", tc.t.String(), "rows", copied, "written", tc.written, "parts", tc.parts, "binary", tc.pass != nil)
+	return nil
+}
+
+// mapRows reads a part's rows in text form, maps each as an insert and
+// writes the results with COPY.
+func (w *worker) mapRows(ctx context.Context, rtx pgx.Tx, p *part) (read, written int64, err error) {
+	tc := p.tab
+	rows, err := rtx.Query(ctx, p.selectSQL(), pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading: %w", err)
 	}
 	defer rows.Close()
 	out := newSink(w.write, w.o.ChunkRows)
-	lastReport := time.Now()
+	lastReport, lastLog := time.Now(), time.Now()
 	for rows.Next() {
 		raw := rows.RawValues()
+		// One allocation holds the row's values: the mapper and the sink
+		// may keep them until the row is written.
+		n := 0
+		for _, v := range raw {
+			n += len(v)
+		}
+		data := make([]byte, 0, n)
 		row := make(change.Row, len(raw))
 		for i, v := range raw {
 			if v == nil {
 				row[i] = change.Value{Kind: change.Null}
-			} else {
-				row[i] = change.Value{Kind: change.Text, Data: bytes.Clone(v)}
+				continue
 			}
+			at := len(data)
+			data = append(data, v...)
+			row[i] = change.Value{Kind: change.Text, Data: data[at:len(data):len(data)]}
 		}
 		read++
-		outs, err := w.mapper.Map(&change.Change{Op: change.Insert, Rel: rel, New: row})
+		outs, err := w.mapper.Map(&change.Change{Op: change.Insert, Rel: tc.rel, New: row})
 		if err != nil {
-			return read, written, fmt.Errorf("initial copy of %s: %w", t, err)
+			return read, written, err
 		}
 		for i := range outs {
 			if err := out.add(ctx, &outs[i]); err != nil {
-				return read, written, fmt.Errorf("initial copy of %s: %w", t, err)
+				return read, written, err
 			}
 			written++
 		}
-		if w.o.Progress != nil && time.Since(lastReport) > time.Second {
-			w.o.Progress(t, read, max(estimate, read))
-			lastReport = time.Now()
-		}
-		if time.Since(lastReport) > 10*time.Second {
-			log.Info("copying", "table", t.String(), "rows", read, "estimated", estimate)
+		if read%1024 == 0 {
+			now := time.Now()
+			if w.o.Progress != nil && now.Sub(lastReport) > time.Second {
+				tc.mu.Lock()
+				copied := tc.read + read
+				tc.mu.Unlock()
+				w.o.Progress(tc.t, copied, max(tc.estimate, copied))
+				lastReport = now
+			}
+			if now.Sub(lastLog) > 10*time.Second {
+				w.log.Info("copying", "table", tc.t.String(), "part", p.n, "rows", read, "estimated", tc.estimate/int64(tc.parts))
+				lastLog = now
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return read, written, fmt.Errorf("initial copy of %s: reading: %w", t, err)
+		return read, written, fmt.Errorf("reading: %w", err)
 	}
 	if err := out.flushAll(ctx); err != nil {
-		return read, written, fmt.Errorf("initial copy of %s: %w", t, err)
+		return read, written, err
 	}
-	if w.o.Commit != nil {
-		if err := w.o.Commit(ctx, wtx, t); err != nil {
-			return read, written, fmt.Errorf("initial copy of %s: %w", t, err)
-		}
-	}
-	if err := wtx.Commit(ctx); err != nil {
-		return read, written, fmt.Errorf("initial copy of %s: committing: %w", t, err)
-	}
-	if w.o.Progress != nil {
-		w.o.Progress(t, read, read)
-	}
-	if w.o.Copied != nil {
-		w.o.Copied(t)
-	}
-	log.Info("copied", "table", t.String(), "rows", read, "written", written)
 	return read, written, nil
 }
 
@@ -288,18 +377,20 @@ func (w *worker) copyTable(ctx context.Context, t change.Table, log *slog.Logger
 type sink struct {
 	conn  *pgx.Conn
 	chunk int
-	bufs  map[string]*copyBuf
-	order []string
+	bufs  []*copyBuf // in the order first met
+	last  *copyBuf   // the buffer of the previous out: most rows go to the same
 }
 
 type copyBuf struct {
-	sql  string
-	data bytes.Buffer
-	n    int
+	table change.Table
+	cols  []string
+	sql   string
+	data  bytes.Buffer
+	n     int
 }
 
 func newSink(conn *pgx.Conn, chunk int) *sink {
-	return &sink{conn: conn, chunk: chunk, bufs: map[string]*copyBuf{}}
+	return &sink{conn: conn, chunk: chunk}
 }
 
 var errNotInsert = errors.New("the transform returned a delete or truncate for a row of the initial copy; only rows to write make sense there")
@@ -311,17 +402,7 @@ func (s *sink) add(ctx context.Context, o *change.Out) error {
 	if len(o.Cols) == 0 {
 		return nil
 	}
-	sig := o.Table.String() + "\x00" + strings.Join(o.Cols, "\x00")
-	b := s.bufs[sig]
-	if b == nil {
-		cols := make([]string, len(o.Cols))
-		for i, c := range o.Cols {
-			cols[i] = pgx.Identifier{c}.Sanitize()
-		}
-		b = &copyBuf{sql: "COPY " + o.Table.String() + " (" + strings.Join(cols, ", ") + ") FROM STDIN"}
-		s.bufs[sig] = b
-		s.order = append(s.order, sig)
-	}
+	b := s.buf(o)
 	for i, v := range o.Vals {
 		if i > 0 {
 			b.data.WriteByte('\t')
@@ -336,9 +417,31 @@ func (s *sink) add(ctx context.Context, o *change.Out) error {
 	return nil
 }
 
+// buf returns the buffer of o's table and columns.
+func (s *sink) buf(o *change.Out) *copyBuf {
+	if b := s.last; b != nil && b.table == o.Table && slices.Equal(b.cols, o.Cols) {
+		return b
+	}
+	for _, b := range s.bufs {
+		if b.table == o.Table && slices.Equal(b.cols, o.Cols) {
+			s.last = b
+			return b
+		}
+	}
+	cols := make([]string, len(o.Cols))
+	for i, c := range o.Cols {
+		cols[i] = pgx.Identifier{c}.Sanitize()
+	}
+	b := &copyBuf{table: o.Table, cols: slices.Clone(o.Cols),
+		sql: "COPY " + o.Table.String() + " (" + strings.Join(cols, ", ") + ") FROM STDIN"}
+	s.bufs = append(s.bufs, b)
+	s.last = b
+	return b
+}
+
 func (s *sink) flushAll(ctx context.Context) error {
-	for _, sig := range s.order {
-		if err := s.flush(ctx, s.bufs[sig]); err != nil {
+	for _, b := range s.bufs {
+		if err := s.flush(ctx, b); err != nil {
 			return err
 		}
 	}
@@ -364,8 +467,15 @@ func appendCopyText(b *bytes.Buffer, v change.Value) {
 		b.WriteString(`\N`)
 		return
 	}
-	for _, c := range v.Data {
-		switch c {
+	data := v.Data
+	for {
+		i := bytes.IndexAny(data, "\\\n\r\t")
+		if i < 0 {
+			b.Write(data)
+			return
+		}
+		b.Write(data[:i])
+		switch data[i] {
 		case '\\':
 			b.WriteString(`\\`)
 		case '\n':
@@ -374,9 +484,8 @@ func appendCopyText(b *bytes.Buffer, v change.Value) {
 			b.WriteString(`\r`)
 		case '\t':
 			b.WriteString(`\t`)
-		default:
-			b.WriteByte(c)
 		}
+		data = data[i+1:]
 	}
 }
 
