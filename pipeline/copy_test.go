@@ -148,7 +148,7 @@ func TestArmedStreamsAfterTheCopy(t *testing.T) {
 	d.WaitModes(t, "forward live", "reverse armed")
 	logs := d.Logs.String()
 	copied := strings.Index(logs, "initial copy done")
-	armed := strings.Index(logs, "msg=streaming component=bridge direction=reverse")
+	armed := strings.Index(logs, "msg=streaming component=pipeline direction=reverse")
 	if copied < 0 || armed < copied {
 		t.Fatalf("the armed direction streamed before the initial copy was done:\n%s", logs)
 	}
