@@ -234,25 +234,31 @@ func (c *Cluster) launch() error {
 	exited := make(chan error, 1)
 	c.exited = exited
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// Up once it accepts a connection; down for good if it exits first.
+	var exitErr error
+	up := Until(30*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := pgx.Connect(ctx, c.DSN("postgres"))
-		cancel()
-		if err == nil {
+		defer cancel()
+		var conn *pgx.Conn
+		if conn, err = pgx.Connect(ctx, c.DSN("postgres")); err == nil {
 			conn.Close(context.Background())
-			return nil
+			return true
 		}
 		select {
-		case werr := <-exited:
-			return fmt.Errorf("postgres exited during start-up: %v\n%s", werr, c.LogTail(40))
-		case <-time.After(100 * time.Millisecond):
+		case exitErr = <-exited:
+			return true
+		default:
+			return false
 		}
-		if time.Now().After(deadline) {
-			c.stop()
-			return fmt.Errorf("postgres did not accept connections within 30s: %v\n%s", err, c.LogTail(40))
-		}
+	})
+	switch {
+	case exitErr != nil || (up && err != nil):
+		return fmt.Errorf("postgres exited during start-up: %v\n%s", exitErr, c.LogTail(40))
+	case !up:
+		c.stop()
+		return fmt.Errorf("postgres did not accept connections within 30s: %v\n%s", err, c.LogTail(40))
 	}
+	return nil
 }
 
 // stop shuts the server down fast (SIGINT), killing it after 5s, and
@@ -337,15 +343,13 @@ func (c *Cluster) drop(db string) {
 		return
 	}
 	defer conn.Close(ctx)
-	for i := 0; i < 50; i++ {
+	// Until the slots' walsenders have let go of the database.
+	Until(5*time.Second, func() bool {
 		conn.Exec(ctx, `SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL`, db)
 		conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, db)
 		_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
-		if err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // Exec runs SQL statements in a database of the cluster (by name), failing the test on error.
