@@ -136,7 +136,22 @@ func Serve(ctx context.Context, addr string, gather prometheus.Gatherer, h *Heal
 		}
 		http.Error(w, "not streaming", http.StatusServiceUnavailable)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return serveOn(ctx, ln, mux), nil
+}
+
+// ServeHandler serves h on addr until ctx ends, as Serve does its
+// endpoints; it returns once the listener is open (or failed to open).
+func ServeHandler(ctx context.Context, addr string, h http.Handler) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return serveOn(ctx, ln, h), nil
+}
+
+// serveOn serves h on ln until ctx ends, then shuts the server down.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler) net.Addr {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -148,5 +163,5 @@ func Serve(ctx context.Context, addr string, gather prometheus.Gatherer, h *Heal
 			_ = err // the listener closed under us; nothing to report to
 		}
 	}()
-	return ln.Addr(), nil
+	return ln.Addr()
 }
