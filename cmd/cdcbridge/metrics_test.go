@@ -89,3 +89,43 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	noCanary(t, body, r.Logs.String())
 }
+
+// TestPprofFlag: --pprof serves Go's profiler on a listener of its own,
+// not on the metrics port; without it, no profiler listens.
+func TestPprofFlag(t *testing.T) {
+	bin := buildBinary(t)
+	e := flipPair(t)
+	p := e.MappingFile("profiled", "metrics:\n  listen: 127.0.0.1:0\n"+ordersTables)
+	r := newRig(t, bin, p)
+	d := r.startStreaming("--pprof", "127.0.0.1:0")
+	defer d.stop()
+	addr := func(what string) string {
+		m := regexp.MustCompile(what + `.* addr=(\S+)`).FindStringSubmatch(r.Logs.String())
+		if m == nil {
+			t.Fatalf("the daemon streams and has not said where it serves %s\n%s", what, pgtest.Tail(r.Logs.String(), 30))
+		}
+		return m[1]
+	}
+	status := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := status("http://" + addr("serving Go's profiler") + "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Fatalf("/debug/pprof/ on the --pprof address: %d\n%.300s", code, body)
+	}
+	if code, _ := status("http://" + addr("serving /metrics") + "/debug/pprof/"); code != 404 {
+		t.Fatalf("/debug/pprof/ on the metrics address: %d, want 404", code)
+	}
+	d.stop()
+	r2 := newRig(t, bin, p)
+	d2 := r2.startStreaming()
+	defer d2.stop()
+	if strings.Contains(r2.Logs.String(), "profiler") {
+		t.Fatalf("without --pprof the daemon serves the profiler:\n%s", pgtest.Tail(r2.Logs.String(), 30))
+	}
+}
