@@ -368,6 +368,7 @@ func inTxns(b *testing.B, c *pgx.Conn, n int, sql string) {
 func backlog(b *testing.B, name, target, unit string, ddl string, tables []string, js bool, prepare, load func(p *pair), done func(p *pair) (sql, want string), units func() float64) {
 	b.Helper()
 	var ours, native float64
+	var cpuOurs string
 	{
 		p := newPair(b, ddl)
 		prepare(p)
@@ -389,6 +390,12 @@ func backlog(b *testing.B, name, target, unit string, ddl string, tables []strin
 		stopProfile := profile(b, name)
 		waitFor(b, p.tgt, sql, want, 10*time.Minute, d)
 		ours = units() / time.Since(t0).Seconds()
+		// Every process counted was born with this start, so its CPU
+		// time is what the drain cost.
+		cpu := map[string]float64{"cdcbridge": cpuSeconds(d.cmd.Process.Pid)}
+		serverCPU(b, p.src, "source", cpu)
+		serverCPU(b, p.tgt, "target", cpu)
+		cpuOurs = cpuLine("cdcbridge", cpu, units())
 		stopProfile()
 		fmt.Printf("  (%s: cdcbridge streamed %.2fs after its start, drained in %.2fs)\n", name, up.Seconds(), time.Since(t0).Seconds())
 		d.stop()
@@ -398,13 +405,20 @@ func backlog(b *testing.B, name, target, unit string, ddl string, tables []strin
 		p := newPair(b, ddl)
 		prepare(p)
 		p.subscribe(b, tables, false, false)
-		// Let the slot exist before the load, as the bridge's did.
+		// Let the slots exist before the load, as the bridge's did.
+		makeCeilingSlot(b, p)
 		load(p)
 		sql, want := done(p)
+		alone := readCeilingSlot(b, p)
 		t0 := time.Now()
 		exec1(b, p.tgt, `ALTER SUBSCRIPTION `+p.sub+` ENABLE`)
 		waitFor(b, p.tgt, sql, want, 10*time.Minute, nil)
 		native = units() / time.Since(t0).Seconds()
+		cpu := map[string]float64{}
+		serverCPU(b, p.src, "source", cpu)
+		serverCPU(b, p.tgt, "target", cpu)
+		fmt.Printf("  (%s: CPU per %s: %s; %s)\n", name, strings.TrimSuffix(unit, "/s"), cpuOurs, cpuLine("PostgreSQL", cpu, units()))
+		fmt.Printf("  (%s: one walsender alone, read by pg_recvlogical into /dev/null: %.0f %s)\n", name, units()/alone.Seconds(), unit)
 	}
 	record(row{workload: name, ours: ours, native: native, unit: unit, higherBetter: true, target: target})
 }
