@@ -81,6 +81,9 @@ type Config struct {
 	// added the table. Without Ordered, every table without triggers that
 	// fire for the bridge's writes may have its changes grouped.
 	Ordered *TableSet
+	// Rejects, if set, holds the changes the side written refused that are
+	// to be left out (on_error: skip) or dead-lettered (deadletter).
+	Rejects *Rejects
 }
 
 // Applier writes events to one target connection. Constructing it does no
@@ -94,9 +97,11 @@ type Applier struct {
 	// already on the target and are skipped.
 	start pglogrepl.LSN
 
-	src   srcState // where the stream stands in source transactions
-	tx    txn      // the target transaction
-	build builder  // what the next round trip sends
+	src srcState // where the stream stands in source transactions
+	// txnFinal is the commit LSN of the source transaction last begun.
+	txnFinal pglogrepl.LSN
+	tx       txn     // the target transaction
+	build    builder // what the next round trip sends
 	// position is the latest position reached without changes and not yet
 	// checkpointed; ownSeen, that the bridge's own transactions were
 	// skipped since the last checkpoint; lastCkpt, when the last commit,
@@ -254,6 +259,18 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 	ev.Release(a.cfg.Budget)
 	switch ev.Kind {
 	case change.EvBegin:
+		if cause, ok := a.cfg.Rejects.haltsAt(ev.Txn.FinalLSN); ok && ev.Txn.FinalLSN >= a.start {
+			// Everything before this transaction goes in; it and what
+			// follows wait for the fix.
+			if err := a.commit(ctx); err != nil {
+				return err
+			}
+			if err := a.waitAtMost(stopWait); err != nil {
+				return err
+			}
+			return &Halted{Err: cause}
+		}
+		a.txnFinal = ev.Txn.FinalLSN
 		if ev.Txn.FinalLSN < a.start {
 			a.src = srcSkipping
 			a.log.Debug("skipping a transaction already applied", "lsn", ev.Txn.FinalLSN, "xid", ev.Txn.Xid)
@@ -271,7 +288,18 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 			return fmt.Errorf("a change at %s arrived outside a transaction", ev.LSN)
 		}
 		for i := range ev.Outs {
-			if err := a.add(&ev.Outs[i]); err != nil {
+			o := &ev.Outs[i]
+			if a.cfg.Rejects.haltsOn(o, a.txnFinal) {
+				return ErrReplay
+			}
+			if cause, rejected := a.cfg.Rejects.meet(o); rejected {
+				if a.cfg.Rejects.Deadletter == nil {
+					continue
+				}
+				d := a.cfg.Rejects.Deadletter(o, cause)
+				o = &d
+			}
+			if err := a.add(o); err != nil {
 				return err
 			}
 		}

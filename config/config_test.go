@@ -98,7 +98,7 @@ func TestParseValid(t *testing.T) {
 			check: func(t *testing.T, dir string, m *Mapping) {
 				want := Mapping{
 					Name: "shop", Path: filepath.Join(dir, "mapping.yaml"), Dir: dir,
-					OnError: PolicyHalt, TransformTimeout: 5 * time.Second,
+					OnError: PolicyHalt, MaxConsecutiveErrors: 10, TransformTimeout: 5 * time.Second,
 					Batch: Batch{MaxRows: 5000, MaxDelay: 100 * time.Millisecond},
 				}
 				got := *m
@@ -128,12 +128,13 @@ func TestParseValid(t *testing.T) {
     key:
       source: [code]
 on_error: skip
+max_consecutive_errors: 3
 transform_timeout: 1m30s
 batch: {max_rows: 10, max_delay: 0}
 metrics: {listen: "[::1]:9187"}
 `,
 			check: func(t *testing.T, _ string, m *Mapping) {
-				if m.OnError != PolicySkip || m.TransformTimeout != 90*time.Second ||
+				if m.OnError != PolicySkip || m.MaxConsecutiveErrors != 3 || m.TransformTimeout != 90*time.Second ||
 					m.Batch != (Batch{MaxRows: 10}) || m.Metrics.Listen != "[::1]:9187" {
 					t.Errorf("settings: %+v", m)
 				}
@@ -365,13 +366,18 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "max_consecutive_errors must be a whole number of at least 1",
+			yaml: head + "tables: [{source: a, target: b}]\non_error: skip\nmax_consecutive_errors: 0\n",
+			want: []string{"8:25: max_consecutive_errors: must be at least 1"},
+		},
+		{
 			name: "unknown keys at every level",
 			yaml: "name: shop\nsource:\n  dsn: ${GREEN_DSN}\n  password: x\ntarget:\n  dsn: ${BLUE_DSN}\ntables: [{source: a, target: b}]\nbatch: {max_row: 1}\nmetrics: {listen: ':1', path: /m}\nversion: 2\n",
 			want: []string{
 				"4:3: source.password: unknown key; connection settings belong in the DSN: put password in the dsn string",
 				"8:9: batch.max_row: unknown key; did you mean max_rows?",
 				"9:25: metrics.path: unknown key; remove it (keys here: listen)",
-				"10:1: version: unknown key; remove it (keys here: name, source, target, tables, on_error, transform_timeout, batch, metrics)",
+				"10:1: version: unknown key; remove it (keys here: name, source, target, tables, on_error, max_consecutive_errors, transform_timeout, batch, metrics)",
 			},
 		},
 		{

@@ -52,11 +52,12 @@ func parseWith(path string, data []byte, lookup func(string) (string, bool), off
 	}
 	p := &parser{file: path, dir: filepath.Dir(abs), data: data, lookup: lookup, offline: offline}
 	m := &Mapping{
-		Path:             abs,
-		Dir:              p.dir,
-		OnError:          PolicyHalt,
-		TransformTimeout: DefaultTransformTimeout,
-		Batch:            Batch{MaxRows: DefaultBatchMaxRows, MaxDelay: DefaultBatchMaxDelay},
+		Path:                 abs,
+		Dir:                  p.dir,
+		OnError:              PolicyHalt,
+		MaxConsecutiveErrors: DefaultMaxConsecutiveErrors,
+		TransformTimeout:     DefaultTransformTimeout,
+		Batch:                Batch{MaxRows: DefaultBatchMaxRows, MaxDelay: DefaultBatchMaxDelay},
 	}
 	if root := p.document(); root != nil {
 		p.top(root, m)

@@ -30,6 +30,11 @@ type Mapping struct {
 	// OnError says what a stage does with a change it cannot transform or
 	// apply. Default PolicyHalt.
 	OnError Policy
+	// MaxConsecutiveErrors bounds skip and deadletter: once more changes
+	// than this fail in a row (no change between them transformed and
+	// applied), the direction halts as under halt, so a broken script or
+	// target cannot skip a whole table unnoticed. Default 10.
+	MaxConsecutiveErrors int
 	// TransformTimeout bounds each call of forward() or backward(). Default 5s.
 	TransformTimeout time.Duration
 	// Batch tunes how the applier groups source transactions.
@@ -107,8 +112,10 @@ type Metrics struct {
 // Defaults for the optional settings.
 const (
 	DefaultTransformTimeout = 5 * time.Second
-	DefaultBatchMaxRows     = 5000
-	DefaultBatchMaxDelay    = 100 * time.Millisecond
+	// DefaultMaxConsecutiveErrors is MaxConsecutiveErrors when unset.
+	DefaultMaxConsecutiveErrors = 10
+	DefaultBatchMaxRows         = 5000
+	DefaultBatchMaxDelay        = 100 * time.Millisecond
 )
 
 // Redact returns err with the passwords and connection strings of both sides

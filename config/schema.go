@@ -22,7 +22,7 @@ import (
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 
 var (
-	topKeys    = []string{"name", "source", "target", "tables", "on_error", "transform_timeout", "batch", "metrics"}
+	topKeys    = []string{"name", "source", "target", "tables", "on_error", "max_consecutive_errors", "transform_timeout", "batch", "metrics"}
 	sideKeys   = []string{"dsn"}
 	entryKeys  = []string{"source", "target", "transform", "key"}
 	keySides   = []string{"source", "target"}
@@ -73,6 +73,18 @@ func (p *parser) top(root *yaml.Node, m *Mapping) {
 				m.OnError = pol
 			default:
 				p.report(n, "on_error", "%q is not an error policy; use halt (stop before the bad change), skip or deadletter", s)
+			}
+		}
+	}
+	if n := optional(f, "max_consecutive_errors"); n != nil {
+		if s, ok := p.scalar(n, "max_consecutive_errors", "max_consecutive_errors: 10"); ok {
+			switch r, err := strconv.Atoi(s); {
+			case err != nil:
+				p.report(n, "max_consecutive_errors", "%q is not a whole number; write e.g. max_consecutive_errors: 10", s)
+			case r < 1:
+				p.report(n, "max_consecutive_errors", "must be at least 1: under skip or deadletter the direction halts once more changes than this fail in a row; write e.g. max_consecutive_errors: 10")
+			default:
+				m.MaxConsecutiveErrors = r
 			}
 		}
 	}

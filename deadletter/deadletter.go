@@ -80,3 +80,42 @@ func Row(m *config.Mapping, dir config.Direction, ch *change.Change, cause error
 		LSN:    ch.LSN,
 	}, nil
 }
+
+// FromOut turns a change the side written rejected (mapping name, in
+// direction dir) into a row of Table: the values written, by column of the
+// target table (for a delete, its key), and the error cause, already
+// redacted by the caller.
+func FromOut(name string, dir config.Direction, o *change.Out, cause string) change.Out {
+	cols, vals := o.Cols, o.Vals
+	if o.Op == change.Delete {
+		cols, vals = o.KeyCols, o.Key
+	}
+	row := map[string]any{}
+	for i, c := range cols {
+		switch vals[i].Kind {
+		case change.Null:
+			row[c] = nil
+		case change.Text:
+			row[c] = string(vals[i].Data)
+		}
+	}
+	b, err := json.Marshal(row)
+	if err != nil {
+		// Values are text and names strings: only invalid UTF-8 could
+		// fail, and json.Marshal replaces it instead.
+		b = []byte("{}")
+	}
+	return change.Out{
+		Op:    change.Insert,
+		Table: Table,
+		Cols:  []string{"name", "direction", "lsn", "source_table", "op", "row", "error"},
+		Vals: []change.Value{
+			change.TextValue(name), change.TextValue(dir.String()), change.TextValue(o.LSN.String()),
+			change.TextValue(o.Source.String()), change.TextValue(o.Op.String()), {Kind: change.Text, Data: b},
+			change.TextValue(cause),
+		},
+		Entry:  o.Entry,
+		Source: o.Source,
+		LSN:    o.LSN,
+	}
+}

@@ -81,6 +81,9 @@ type Options struct {
 	ordered *apply.TableSet
 	// rereads: the failures for which the catalogs were read again.
 	rereads *rereads
+	// rejects: the changes the side written refused that the error
+	// policy passes (see apply.Config.Rejects), kept likewise.
+	rejects *apply.Rejects
 	// report is filled in by a run for Run (see backoff).
 	report *runReport
 }
@@ -136,6 +139,7 @@ func Run(ctx context.Context, o Options) error {
 	o.upserts = &apply.TableSet{}
 	o.ordered = &apply.TableSet{}
 	o.rereads = &rereads{}
+	o.rejects = newRejects(o)
 	var wait backoff
 	for {
 		o.report = &runReport{}
@@ -157,6 +161,12 @@ func Run(ctx context.Context, o Options) error {
 			// replay from the checkpoint applies what was rolled back.
 			log.Info("an insert met a row already on the target; its table's inserts are upserts from now on, applying again from the checkpoint",
 				"table", conflict.Table.String(), "key", conflict.Key, "lsn", conflict.LSN.String())
+			continue
+		}
+		if rejected, ok := o.reject(err, log); ok {
+			if rejected != nil {
+				return rejected
+			}
 			continue
 		}
 		var stale *staleCatalog

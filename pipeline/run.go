@@ -119,7 +119,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	applier := apply.New(s.write, apply.Config{
 		Name: m.Name, Direction: dir.String(), Origin: v.Origin,
 		MaxRows: m.Batch.MaxRows, MaxDelay: m.Batch.MaxDelay,
-		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts, Ordered: o.ordered, Budget: budget,
+		Catalog: s.writeCat, Logger: o.Logger, Observer: observer(o), Upserts: o.upserts, Ordered: o.ordered, Rejects: o.rejects, Budget: budget,
 		OwnIdleWrites: func() pglogrepl.LSN { return o.Echoes.Echo(dir) },
 		IdleWritten:   func(l pglogrepl.LSN) { o.Echoes.Wrote(dir, l) },
 	}, s.start)

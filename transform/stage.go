@@ -31,7 +31,10 @@ import (
 //     a *fault.FatalError before sending the failed change's transaction on,
 //     so nothing at or after it is applied. Under skip the change is logged,
 //     counted and dropped; under deadletter it is replaced by a row of
-//     cdcbridge.deadletter (a row that cannot be built halts). Restart, if
+//     cdcbridge.deadletter (a row that cannot be built halts); once more
+//     than the mapping's MaxConsecutiveErrors changes in a row have failed,
+//     the stage halts as under halt (the count starts again at each change
+//     that maps, and at each start of the stage). Restart, if
 //     set, sees each failure first and may stop the stage with an error of
 //     its own instead.
 //   - A change none of whose writes survives (none mapped, skipped, or all
@@ -66,6 +69,9 @@ type Stage struct {
 	// Budget, if set, is the pipeline's byte budget: an event the stage
 	// does not send on gives back what it holds (change.Budget).
 	Budget *change.Budget
+
+	// failing counts the changes in a row that failed to map.
+	failing int
 }
 
 // Gate decides, beside the mapping, what passes the stage. It is used from
@@ -132,7 +138,9 @@ func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, 
 				return true, rerr
 			}
 		}
-		if err != nil {
+		if err == nil {
+			s.failing = 0
+		} else {
 			log := s.Logger.With("component", "transform", "direction", s.Direction.String())
 			table := ""
 			if ev.Change.Rel != nil {
@@ -140,6 +148,10 @@ func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, 
 			}
 			if s.Metrics != nil {
 				s.Metrics.TransformErrors.WithLabelValues(s.Direction.String(), table).Inc()
+			}
+			s.failing++
+			if limit := s.Mapping.MaxConsecutiveErrors; s.Mapping.OnError != config.PolicyHalt && limit > 0 && s.failing > limit {
+				return true, &fault.FatalError{Err: fmt.Errorf("%w; %d changes in a row failed to transform, more than max_consecutive_errors (%d): halting before this one (on_error: %s); nothing at or after it was applied; fix the transform and restart", err, s.failing, limit, s.Mapping.OnError)}
 			}
 			switch s.Mapping.OnError {
 			case config.PolicySkip:
