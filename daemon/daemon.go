@@ -95,8 +95,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	d := newDaemon(ctx, o.withDefaults())
 	defer d.link.close()
-	st, err := d.open(ctx)
-	if err != nil {
+	st, err := d.openRetrying(ctx)
+	if err != nil || ctx.Err() != nil {
 		return err
 	}
 	d.startPipelines(st)
@@ -157,6 +157,32 @@ type runner struct {
 	started     time.Time
 	ctx         context.Context
 	syncing     bool
+}
+
+// openRetrying opens the state (open) and, while the target cannot be
+// reached (it is down, starting, or refusing connections), tries again
+// with the state link's backoff (doubling up to 5 s, jittered), logging
+// each failure, until ctx ends (it then returns nil). Anything else, such
+// as a configuration error or another daemon holding the mapping, is
+// returned at once.
+func (d *daemon) openRetrying(ctx context.Context) (control.State, error) {
+	for {
+		st, err := d.open(ctx)
+		if err == nil || ctx.Err() != nil {
+			return st, nil
+		}
+		if !pipeline.Retryable(err) {
+			return st, err
+		}
+		wait := time.Until(d.link.next)
+		d.log.Warn("cannot reach the target to read the bridge's state; trying again",
+			"error", d.m.Redact(err).Error(), "retry_in", wait.Round(time.Millisecond).String())
+		select {
+		case <-ctx.Done():
+			return st, nil
+		case <-time.After(wait):
+		}
+	}
 }
 
 // open connects to the state, takes the daemon lock, and settles the state

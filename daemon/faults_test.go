@@ -58,6 +58,29 @@ func TestTargetRestartThenFlip(t *testing.T) {
 	}
 }
 
+// TestStartsWhileTargetIsDown: a daemon started while the target is down
+// does not exit: it says so and tries again with backoff, and once the
+// target is up it copies and streams as on any first start.
+func TestStartsWhileTargetIsDown(t *testing.T) {
+	e, tc := newFaultEnv(t, "down-target", bridgetest.OrdersGreen, bridgetest.OrdersBlue)
+	m := e.Mapping("down", "  - source: orders\n    target: orders_v2\n    transform: orders.js\n", map[string]string{"orders.js": bridgetest.OrdersJS})
+	e.ExecSource(t, `INSERT INTO orders (amount, status, note) SELECT g, 'new', 'before' FROM generate_series(1, 10) g`)
+	tc.Stop(t)
+	d := e.Daemon(m, false)
+	// Two failed attempts, logged, and the daemon still runs.
+	pgtest.WaitFor(t, 30*time.Second, "two logged attempts to reach the target", func() bool {
+		return strings.Count(d.Logs.String(), "cannot reach the target to read the bridge's state; trying again") >= 2
+	}, d.Logs)
+	if err, stopped := d.Stopped(); stopped {
+		t.Fatalf("the daemon exited while the target was down: %v\n%s", err, d.Logs.String())
+	}
+	tc.Start(t)
+	e.Tgt = pgtest.Connect(t, e.TgtDSN)
+	d.WaitModes(t, "forward live", "reverse armed")
+	e.ExecSource(t, `INSERT INTO orders (amount, status, note) SELECT g, 'paid', 'after' FROM generate_series(1, 10) g`)
+	bridgetest.Eventually(t, e.Tgt, bridgetest.BlueRows, bridgetest.Query(t, e.Src, bridgetest.GreenAsBlue), nil)
+}
+
 // TestIdlePairSettles: with no client writing anywhere, the two directions
 // stop writing checkpoints: a checkpoint of the bridge on one side is not a
 // reason for one on the other. Before, each idle checkpoint woke the other
