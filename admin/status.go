@@ -31,6 +31,9 @@ type Status struct {
 	Pending    string            `json:"pending_flip,omitempty"`
 	LastAnswer string            `json:"last_flip_answer,omitempty"`
 	Foreign    *ForeignStatus    `json:"foreign_writes,omitempty"`
+	// Daemons are the daemons of the mapping seen on the target: the
+	// active one (it holds the daemon lock) and any standby waiting for it.
+	Daemons    []DaemonStatus    `json:"daemons"`
 	Directions []DirectionStatus `json:"directions"`
 	Errors     []string          `json:"errors,omitempty"`
 }
@@ -41,6 +44,14 @@ type ForeignStatus struct {
 	Txns     int64     `json:"transactions"`
 	FirstLSN string    `json:"first_lsn"`
 	FirstAt  time.Time `json:"first_at"`
+}
+
+// DaemonStatus is one daemon of the mapping, by its session on the target.
+type DaemonStatus struct {
+	Role   string    `json:"role"` // active or standby
+	PID    int       `json:"backend_pid"`
+	Client string    `json:"client"`
+	Since  time.Time `json:"since"`
 }
 
 // DirectionStatus is one direction's slot, checkpoint and lag. The slot and
@@ -117,6 +128,18 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 			errs = append(errs, fmt.Errorf("reading the bridge state on the target: %w", m.Redact(err)))
 		} else {
 			bs = &s
+		}
+		if ds, err := control.DaemonSessions(ctx, state, m.Name); err != nil {
+			errs = append(errs, m.Redact(err))
+		} else {
+			st.Daemons = []DaemonStatus{}
+			for _, d := range ds {
+				role := "standby"
+				if d.Active {
+					role = "active"
+				}
+				st.Daemons = append(st.Daemons, DaemonStatus{Role: role, PID: d.PID, Client: d.Client, Since: d.Since})
+			}
 		}
 	}
 	for _, dir := range []config.Direction{config.Forward, config.Reverse} {

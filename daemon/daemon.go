@@ -44,6 +44,13 @@ type Options struct {
 	// SequenceEvery is how often a live direction's sequences are brought
 	// up to date (default 5s; negative disables).
 	SequenceEvery time.Duration
+	// NoStandby makes a daemon that finds another one running the mapping
+	// give up after LockWait, with an error, rather than wait as its
+	// standby and take over when it stops (the default).
+	NoStandby bool
+	// Standby, if set, is called with true when the daemon begins to stand
+	// by for another, and with false when it takes over.
+	Standby func(standingBy bool)
 	// Changed, if set, is called whenever a pipeline starts, with its
 	// direction, mode and starting LSN.
 	Changed func(dir config.Direction, mode pipeline.Mode, start pglogrepl.LSN)
@@ -136,15 +143,28 @@ type daemon struct {
 	pipes map[config.Direction]*runner
 
 	foreign foreignLatch
+	// standingBy: the first open found another daemon holding the mapping
+	// and this one waits as its standby.
+	standingBy bool
 }
 
 func newDaemon(ctx context.Context, o Options) *daemon {
-	return &daemon{
+	d := &daemon{
 		o: o, m: o.Mapping, log: o.Logger.With("component", "daemon"),
 		link: &stateLink{m: o.Mapping, wait: o.LockWait},
 		ctx:  ctx, run: pipeline.Run,
 		pipes: map[config.Direction]*runner{},
 	}
+	if !o.NoStandby {
+		d.link.standby = func(held error) {
+			d.standingBy = true
+			d.log.Info("another daemon runs this mapping; standing by to take over when it stops", "mapping", o.Mapping.Name, "holder", held.Error())
+			if o.Standby != nil {
+				o.Standby(true)
+			}
+		}
+	}
+	return d
 }
 
 // runner is one running pipeline.
@@ -167,7 +187,7 @@ type runner struct {
 // returned at once.
 func (d *daemon) openRetrying(ctx context.Context) (control.State, error) {
 	for {
-		st, err := d.open(ctx)
+		st, err := d.open(ctx, true)
 		if err == nil || ctx.Err() != nil {
 			return st, nil
 		}
@@ -189,10 +209,17 @@ func (d *daemon) openRetrying(ctx context.Context) (control.State, error) {
 // a previous daemon may have left: a flip request it had begun is answered
 // as interrupted, and --reverse on a mapping that has never flipped makes
 // reverse live. It returns the state.
-func (d *daemon) open(ctx context.Context) (control.State, error) {
+func (d *daemon) open(ctx context.Context, first bool) (control.State, error) {
 	m := d.m
-	if err := d.link.open(ctx); err != nil {
+	if err := d.link.openAs(ctx, first); err != nil {
 		return control.State{}, err
+	}
+	if d.standingBy {
+		d.standingBy = false
+		d.log.Info("the daemon that held the mapping is gone; this standby takes over from the checkpoints", "mapping", m.Name)
+		if d.o.Standby != nil {
+			d.o.Standby(false)
+		}
 	}
 	conn := d.link.conn
 	want := config.Forward

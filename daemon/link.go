@@ -24,11 +24,19 @@ type stateLink struct {
 	conn    *pgx.Conn
 	backoff time.Duration
 	next    time.Time
+	// standby, if set, makes a first open that finds another daemon
+	// holding the lock wait for it as a standby instead of failing; it is
+	// called once the wait begins, with the error that says who holds it.
+	standby func(held error)
 }
 
 // open connects and takes the daemon lock. Another daemon holding the lock
 // is a fault.FatalError; other errors are worth a retry.
-func (l *stateLink) open(ctx context.Context) error {
+func (l *stateLink) open(ctx context.Context) error { return l.openAs(ctx, false) }
+
+// openAs is open; with first, a lock held by another daemon makes this one
+// its standby (see standby) rather than an error.
+func (l *stateLink) openAs(ctx context.Context, first bool) error {
 	l.close()
 	l.next = time.Now().Add(fault.Jitter(l.backoff))
 	l.backoff = min(max(2*l.backoff, 250*time.Millisecond), 5*time.Second)
@@ -38,7 +46,17 @@ func (l *stateLink) open(ctx context.Context) error {
 	}
 	// One daemon per mapping: the lock also keeps a flip or cleanup command
 	// from acting behind a daemon's back while it starts.
-	if err := control.LockDaemon(ctx, conn, l.m.Name, l.wait); err != nil {
+	wait := l.wait
+	standby := first && l.standby != nil
+	if standby {
+		wait = 0
+	}
+	err = control.LockDaemon(ctx, conn, l.m.Name, wait)
+	if standby && errors.Is(err, checkpoint.ErrLocked) {
+		l.standby(err)
+		err = control.WaitDaemonLock(ctx, conn, l.m.Name)
+	}
+	if err != nil {
 		conn.Close(context.Background())
 		if errors.Is(err, checkpoint.ErrLocked) {
 			return &fault.FatalError{Err: fmt.Errorf("another cdcbridge daemon runs mapping %s: %w", l.m.Name, err)}

@@ -20,6 +20,7 @@ func Connect(ctx context.Context, dsn config.DSN, side string) (*pgx.Conn, error
 		return nil, &fault.FatalError{Err: fmt.Errorf("the %s DSN is not valid: %w", side, dsn.Redact(err))}
 	}
 	replication.SetClientEncoding(cfg.RuntimeParams)
+	replication.SetServerKeepalives(cfg.RuntimeParams)
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	conn, err := pgx.ConnectConfig(cctx, cfg)

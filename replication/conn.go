@@ -17,6 +17,7 @@ func connectReplication(ctx context.Context, connString string) (*pgconn.PgConn,
 	}
 	cfg.RuntimeParams["replication"] = "database"
 	SetClientEncoding(cfg.RuntimeParams)
+	SetServerKeepalives(cfg.RuntimeParams)
 	// pgoutput prints values with the walsender session's output settings.
 	// Fix them, so the text that reaches transforms and fixtures is the
 	// same whatever the server's or role's defaults: ISO dates, UTC,
@@ -86,6 +87,30 @@ func SetClientEncoding(params map[string]string) {
 	}
 }
 
+// ServerKeepalives are the TCP keepalive settings every session of the
+// bridge asks its server for, unless the connection string sets them: the
+// server probes a silent client after 10 s, every 5 s, and ends the session
+// after 3 unanswered probes. A daemon whose host dies or is cut off thus
+// lets go of its locks (and a standby takes over) within about half a
+// minute, not after the kernel's default of two hours. They do nothing on
+// a Unix socket. (A walsender of such a daemon ends after the server's
+// wal_sender_timeout, 60 s by default.)
+var ServerKeepalives = [][2]string{
+	{"tcp_keepalives_idle", "10"},
+	{"tcp_keepalives_interval", "5"},
+	{"tcp_keepalives_count", "3"},
+}
+
+// SetServerKeepalives sets ServerKeepalives in a connection's runtime
+// parameters where the connection string did not set them.
+func SetServerKeepalives(params map[string]string) {
+	for _, s := range ServerKeepalives {
+		if _, ok := params[s[0]]; !ok {
+			params[s[0]] = s[1]
+		}
+	}
+}
+
 // ConnectSQL opens a normal (not a replication) connection with the
 // bridge's session defaults (SetClientEncoding). Errors name user, host and
 // database, never the password.
@@ -95,5 +120,6 @@ func ConnectSQL(ctx context.Context, connString string) (*pgx.Conn, error) {
 		return nil, &connStringError{err: err}
 	}
 	SetClientEncoding(cfg.RuntimeParams)
+	SetServerKeepalives(cfg.RuntimeParams)
 	return pgx.ConnectConfig(ctx, cfg)
 }

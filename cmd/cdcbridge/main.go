@@ -222,6 +222,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&gap, "sequence-gap", flip.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
 	var skipCopy bool
 	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
+	var noStandby bool
+	fs.BoolVar(&noStandby, "no-standby", false, "when another daemon runs the mapping, exit (after 15s) instead of standing by to take over when it stops")
 	var pprofAddr string
 	fs.StringVar(&pprofAddr, "pprof", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. localhost:6060; off when empty")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
@@ -262,7 +264,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	err := daemon.Run(ctx, daemon.Options{
 		Options: pipeline.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
-		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap,
+		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap, NoStandby: noStandby,
 	})
 	if err != nil {
 		// Printed once, plainly: a list of findings stays readable, which a

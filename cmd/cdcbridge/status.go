@@ -19,6 +19,12 @@ func writeStatus(w io.Writer, st admin.Status) {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "  ERROR: %s\n", e)
 	}
+	if st.Daemons != nil && len(st.Daemons) == 0 {
+		fmt.Fprintln(w, "  no daemon runs this mapping")
+	}
+	for _, d := range st.Daemons {
+		fmt.Fprintf(w, "  daemon %s: from %s since %s (backend pid %d on the target)\n", d.Role, d.Client, d.Since.UTC().Format(time.RFC3339), d.PID)
+	}
 	if st.Draining != "" {
 		fmt.Fprintf(w, "  %s is draining what still arrives on the side that was live\n", st.Draining)
 	}
