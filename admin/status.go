@@ -31,6 +31,9 @@ type Status struct {
 	Pending    string            `json:"pending_flip,omitempty"`
 	LastAnswer string            `json:"last_flip_answer,omitempty"`
 	Foreign    *ForeignStatus    `json:"foreign_writes,omitempty"`
+	// Halts are the directions stopped before a bad change, waiting for a
+	// fix and a reload.
+	Halts []HaltStatus `json:"halts,omitempty"`
 	// Daemons are the daemons of the mapping seen on the target: the
 	// active one (it holds the daemon lock) and any standby waiting for it.
 	Daemons    []DaemonStatus    `json:"daemons"`
@@ -44,6 +47,16 @@ type ForeignStatus struct {
 	Txns     int64     `json:"transactions"`
 	FirstLSN string    `json:"first_lsn"`
 	FirstAt  time.Time `json:"first_at"`
+}
+
+// HaltStatus is a direction halted before a bad change.
+type HaltStatus struct {
+	Direction string    `json:"direction"`
+	Reason    string    `json:"reason"`
+	Table     string    `json:"table,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	LSN       string    `json:"lsn,omitempty"`
+	Since     time.Time `json:"since"`
 }
 
 // DaemonStatus is one daemon of the mapping, by its session on the target.
@@ -128,6 +141,17 @@ func GetStatus(ctx context.Context, m *config.Mapping) (Status, error) {
 			errs = append(errs, fmt.Errorf("reading the bridge state on the target: %w", m.Redact(err)))
 		} else {
 			bs = &s
+		}
+		if hs, err := control.Halts(ctx, state, m.Name); err != nil {
+			errs = append(errs, fmt.Errorf("reading the halts on the target: %w", m.Redact(err)))
+		} else {
+			for _, h := range hs {
+				hst := HaltStatus{Direction: h.Direction.String(), Reason: h.Reason, Table: h.Table, Key: h.Key, Since: h.At}
+				if h.LSN != 0 {
+					hst.LSN = h.LSN.String()
+				}
+				st.Halts = append(st.Halts, hst)
+			}
 		}
 		if ds, err := control.DaemonSessions(ctx, state, m.Name); err != nil {
 			errs = append(errs, m.Redact(err))

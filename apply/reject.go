@@ -153,3 +153,24 @@ func (r *Rejects) haltsOn(o *change.Out, txn pglogrepl.LSN) bool {
 	r.haltTxn = txn
 	return true
 }
+
+// HaltAtTxn records the source transaction with commit LSN final as the
+// one the direction halts before, with the error to halt with: the next
+// replay from the checkpoint commits every transaction before it and ends
+// with Halted. It reports false when a halt is already recorded.
+func (r *Rejects) HaltAtTxn(final pglogrepl.LSN, err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.halt != nil || r.haltTxn != 0 {
+		return false
+	}
+	r.haltTxn, r.haltErr = final, err
+	return true
+}
+
+// HaltsAt reports whether the direction halts just before the source
+// transaction with commit LSN final.
+func (r *Rejects) HaltsAt(final pglogrepl.LSN) bool {
+	_, ok := r.haltsAt(final)
+	return ok
+}

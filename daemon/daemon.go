@@ -51,6 +51,20 @@ type Options struct {
 	// Standby, if set, is called with true when the daemon begins to stand
 	// by for another, and with false when it takes over.
 	Standby func(standingBy bool)
+	// Reloads, if set, asks for a reload at each receive (SIGHUP): Load
+	// reads the mapping and its scripts again and validates them; the
+	// pipelines then start again from their checkpoints with them. A
+	// failed Load leaves everything as it was.
+	Reloads <-chan struct{}
+	Load    func() (*config.Mapping, error)
+	// ExitOnHalt makes Run return when a pipeline stops before a bad
+	// change (a transform or the side written refused it, on_error: halt).
+	// By default the daemon stays up, halted: its metrics keep serving,
+	// status shows why, and a reload with the fix goes on from the change.
+	ExitOnHalt bool
+	// Halted, if set, is called with the direction and the error when the
+	// daemon halts, and with a nil error when a reload ends the halt.
+	Halted func(dir config.Direction, err error)
 	// Changed, if set, is called whenever a pipeline starts, with its
 	// direction, mode and starting LSN.
 	Changed func(dir config.Direction, mode pipeline.Mode, start pglogrepl.LSN)
@@ -113,10 +127,36 @@ func Run(ctx context.Context, o Options) error {
 		select {
 		case <-ctx.Done():
 			return d.stopAll()
+		case <-d.o.Reloads:
+			d.reload(ctx)
+			continue
 		case <-tick.C:
 		}
-		if done, err := d.poll(ctx); done {
-			return err
+		if d.halted != nil {
+			d.keepLink(ctx)
+			continue
+		}
+		done, err := d.poll(ctx)
+		if !done {
+			continue
+		}
+		if h, bad := badChange(d.endedDir, err); bad && ctx.Err() == nil {
+			if d.o.ExitOnHalt {
+				return haltError(err)
+			}
+			d.halt(ctx, h, err)
+			continue
+		}
+		return err
+	}
+}
+
+// keepLink brings the state connection back while the daemon is halted,
+// so that the lock stays with it and the halt can be cleared.
+func (d *daemon) keepLink(ctx context.Context) {
+	if d.link.broken() && d.link.due() {
+		if err := d.link.open(ctx); err != nil {
+			d.log.Warn("the connection to the target's state is lost; retrying", "error", err.Error(), "retry_in", d.link.backoff.String())
 		}
 	}
 }
@@ -146,6 +186,10 @@ type daemon struct {
 	// standingBy: the first open found another daemon holding the mapping
 	// and this one waits as its standby.
 	standingBy bool
+	// halted is set while the pipelines are stopped before a bad change;
+	// endedDir is the direction of the pipeline that ended last.
+	halted   *halted
+	endedDir config.Direction
 }
 
 func newDaemon(ctx context.Context, o Options) *daemon {
@@ -352,6 +396,7 @@ func (d *daemon) ended() (error, bool) {
 		select {
 		case err := <-p.done:
 			delete(d.pipes, dir)
+			d.endedDir = dir
 			if err == nil {
 				err = fmt.Errorf("the %s pipeline stopped", dir)
 			}

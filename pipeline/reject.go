@@ -10,6 +10,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/deadletter"
 	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/transform"
 )
 
 // newRejects makes the set of the changes the side written refused that
@@ -40,6 +41,14 @@ func (o Options) reject(err error, log *slog.Logger) (stop error, handled bool) 
 		return &fault.FatalError{Err: halted.Err}, true
 	}
 	if errors.Is(err, apply.ErrReplay) {
+		return nil, true
+	}
+	var hb *transform.HaltBefore
+	if errors.As(err, &hb) {
+		if !o.rejects.HaltAtTxn(hb.Final, hb.Err) {
+			return &fault.FatalError{Err: hb.Err}, true
+		}
+		log.Info("a change failed to transform; applying again from the checkpoint to halt just before its source transaction", "lsn", hb.Final.String())
 		return nil, true
 	}
 	ae, ok := apply.Rejected(err)

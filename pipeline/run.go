@@ -243,7 +243,7 @@ const eventBytes = 16 << 20
 func transformStage(o Options, mappers []*transform.Mapper, gate *entryGate) *transform.Stage {
 	st := &transform.Stage{
 		Mappers: mappers, Mapping: o.Mapping, Direction: o.Direction,
-		Logger: o.Logger, Metrics: o.Metrics, Committed: o.Applied,
+		Logger: o.Logger, Metrics: o.Metrics, Committed: o.Applied, HaltAt: o.rejects.HaltsAt,
 		Restart: func(err error) error {
 			if o.rereads.first(err) {
 				return &staleCatalog{Err: err}

@@ -3,6 +3,7 @@ package transform
 import (
 	"context"
 	"fmt"
+	"github.com/jackc/pglogrepl"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -70,9 +71,26 @@ type Stage struct {
 	// does not send on gives back what it holds (change.Budget).
 	Budget *change.Budget
 
+	// HaltAt, if set, is asked at each Begin whether the direction halts
+	// just before that source transaction (by its commit LSN): the stage
+	// then sends the Begin on and stops, and the applier, meeting it,
+	// commits what came before and ends with the halt (apply.Halted).
+	HaltAt func(final pglogrepl.LSN) bool
+
 	// failing counts the changes in a row that failed to map.
 	failing int
 }
+
+// HaltBefore is the error of a stage that halts on a change it cannot map:
+// Final is the commit LSN of the change's source transaction, before which
+// the pipeline can stop with every earlier transaction applied (HaltAt).
+type HaltBefore struct {
+	Final pglogrepl.LSN
+	Err   error
+}
+
+func (h *HaltBefore) Error() string { return h.Err.Error() }
+func (h *HaltBefore) Unwrap() error { return h.Err }
 
 // Gate decides, beside the mapping, what passes the stage. It is used from
 // the stage's goroutine only.
@@ -132,6 +150,14 @@ func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, 
 	if ev.Kind == change.EvBegin && s.Gate != nil && !s.Gate.Begin(ctx, ev.Txn) {
 		return true, nil
 	}
+	if ev.Kind == change.EvBegin && s.HaltAt != nil && s.HaltAt(ev.Txn.FinalLSN) {
+		select {
+		case out <- ev:
+			sent = true
+		case <-ctx.Done():
+		}
+		return true, nil
+	}
 	if ev.Kind == change.EvChange {
 		if err != nil && s.Restart != nil {
 			if rerr := s.Restart(err); rerr != nil {
@@ -151,7 +177,7 @@ func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, 
 			}
 			s.failing++
 			if limit := s.Mapping.MaxConsecutiveErrors; s.Mapping.OnError != config.PolicyHalt && limit > 0 && s.failing > limit {
-				return true, &fault.FatalError{Err: fmt.Errorf("%w; %d changes in a row failed to transform, more than max_consecutive_errors (%d): halting before this one (on_error: %s); nothing at or after it was applied; fix the transform and restart", err, s.failing, limit, s.Mapping.OnError)}
+				return true, &fault.FatalError{Err: &HaltBefore{Final: ev.Txn.FinalLSN, Err: fmt.Errorf("%w; %d changes in a row failed to transform, more than max_consecutive_errors (%d): halting just before this change's source transaction, nothing at or after it applied (on_error: %s); fix the transform and reload", err, s.failing, limit, s.Mapping.OnError)}}
 			}
 			switch s.Mapping.OnError {
 			case config.PolicySkip:
@@ -171,7 +197,7 @@ func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, 
 				}
 				outs = []change.Out{d}
 			default:
-				return true, &fault.FatalError{Err: fmt.Errorf("%w; nothing at or after this change was applied (on_error: halt); fix the transform and restart", err)}
+				return true, &fault.FatalError{Err: &HaltBefore{Final: ev.Txn.FinalLSN, Err: fmt.Errorf("%w; halting just before this change's source transaction, nothing at or after it applied (on_error: halt); fix the transform and reload", err)}}
 			}
 		}
 		if s.Gate != nil {

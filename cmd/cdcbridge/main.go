@@ -222,6 +222,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Int64Var(&gap, "sequence-gap", flip.DefaultSequenceGap, "at a flip, how far past the old live side's sequences to set the new live side's, clearing the ids the old side may still hand out while traffic moves (0: none)")
 	var skipCopy bool
 	fs.BoolVar(&skipCopy, "skip-copy", false, "on a first start, do not copy the existing rows (the side written already holds them); stream from now")
+	var exitOnHalt bool
+	fs.BoolVar(&exitOnHalt, "exit-on-halt", false, "exit (status 1) when a direction halts before a bad change, instead of staying up halted until a reload (SIGHUP) with the fix")
 	var noStandby bool
 	fs.BoolVar(&noStandby, "no-standby", false, "when another daemon runs the mapping, exit (after 15s) instead of standing by to take over when it stops")
 	var pprofAddr string
@@ -265,6 +267,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	err := daemon.Run(ctx, daemon.Options{
 		Options: pipeline.Options{Mapping: m, Logger: log, Metrics: met, Health: health, SkipCopy: skipCopy},
 		Reverse: reverse, Quiet: quiet, SequenceGap: seqGap, NoStandby: noStandby,
+		Reloads: reloads(ctx, log), ExitOnHalt: exitOnHalt,
+		Load: func() (*config.Mapping, error) {
+			m, err := config.Load(c.config)
+			if err != nil {
+				return nil, err
+			}
+			return m, check.CheckScripts(m)
+		},
 	})
 	if err != nil {
 		// Printed once, plainly: a list of findings stays readable, which a
@@ -313,4 +323,29 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "all checks passed")
 	return exitOK
+}
+
+// reloads turns SIGHUP (systemctl reload) into reload requests for the
+// daemon until ctx ends. A request made while one is pending is merged
+// into it.
+func reloads(ctx context.Context, log *slog.Logger) <-chan struct{} {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	out := make(chan struct{}, 1)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP received: reloading the mapping and its scripts")
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
 }

@@ -19,6 +19,19 @@ func writeStatus(w io.Writer, st admin.Status) {
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "  ERROR: %s\n", e)
 	}
+	for _, h := range st.Halts {
+		fmt.Fprintf(w, "  HALTED: %s stopped before a bad change", h.Direction)
+		if h.Table != "" {
+			fmt.Fprintf(w, " to %s", h.Table)
+		}
+		if h.Key != "" {
+			fmt.Fprintf(w, " key %s", h.Key)
+		}
+		if h.LSN != "" {
+			fmt.Fprintf(w, " at LSN %s", h.LSN)
+		}
+		fmt.Fprintf(w, " (since %s); fix it, then reload the daemon (SIGHUP): %s\n", h.Since.UTC().Format(time.RFC3339), h.Reason)
+	}
 	if st.Daemons != nil && len(st.Daemons) == 0 {
 		fmt.Fprintln(w, "  no daemon runs this mapping")
 	}
