@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"fmt"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ var metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 type selector struct {
 	name   string
 	labels []string
+	block  string // the text between { and }
 }
 
 // Words of PromQL that are not metric names. A word followed by "(" is a
@@ -83,10 +83,10 @@ func selectors(expr string) ([]selector, error) {
 		return s[start:i]
 	}
 	// matchers reads the label names of a {…} block at i.
-	matchers := func() ([]string, error) {
+	matchers := func() ([]string, string, error) {
 		start := i
 		if err := skipTo('{', '}'); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		block := s[start+1 : i-1]
 		var labels []string
@@ -114,7 +114,7 @@ func selectors(expr string) ([]selector, error) {
 				j++
 			}
 		}
-		return labels, nil
+		return labels, block, nil
 	}
 
 	for i < len(s) {
@@ -165,11 +165,11 @@ func selectors(expr string) ([]selector, error) {
 			default:
 				sel := selector{name: word}
 				if i < len(s) && s[i] == '{' {
-					labels, err := matchers()
+					labels, block, err := matchers()
 					if err != nil {
 						return nil, err
 					}
-					sel.labels = labels
+					sel.labels, sel.block = labels, block
 				}
 				out = append(out, sel)
 			}
@@ -210,25 +210,36 @@ func checkSelectors(t *testing.T, where, expr string, exported map[string][]stri
 func TestSelectors(t *testing.T) {
 	for _, tc := range []struct {
 		expr string
-		want []selector
+		want []string
 	}{
-		{`up{job="cdcbridge"} == 0`, []selector{{"up", []string{"job"}}}},
-		{`absent(up{job="cdcbridge"})`, []selector{{"up", []string{"job"}}}},
+		{`up{job="cdcbridge"} == 0`, []string{"up{job}"}},
+		{`absent(up{job="cdcbridge"})`, []string{"up{job}"}},
 		{`histogram_quantile(0.99, sum by (le, direction) (rate(cdcbridge_apply_commit_seconds_bucket{mapping=~"$mapping", direction=~"$direction"}[$__rate_interval])))`,
-			[]selector{{"cdcbridge_apply_commit_seconds_bucket", []string{"mapping", "direction"}}}},
+			[]string{"cdcbridge_apply_commit_seconds_bucket{mapping,direction}"}},
 		{"(cdcbridge_lag_bytes > 1024 * 1024)\n  and on (job, instance) (cdcbridge_direction == 1)\n  unless on (job) (sum by (job) (delta(x_total[10m])) > 0)",
-			[]selector{{"cdcbridge_lag_bytes", nil}, {"cdcbridge_direction", nil}, {"x_total", nil}}},
+			[]string{"cdcbridge_lag_bytes", "cdcbridge_direction", "x_total"}},
 		{`(changes(process_start_time_seconds[30m]) > 2) * on (job, instance) group_left (mapping) max by (job, instance, mapping) (cdcbridge_build_info)`,
-			[]selector{{"process_start_time_seconds", nil}, {"cdcbridge_build_info", nil}}},
+			[]string{"process_start_time_seconds", "cdcbridge_build_info"}},
 		{`sum(rate(a_total{op!="insert",table=~"a\"}b"}[5m])) without (op) / ignoring(x) b offset 5m`,
-			[]selector{{"a_total", []string{"op", "table"}}, {"b", nil}}},
-		{`label_replace(foo, "dst", "$1", "src", "(.*)") or vector(0) # a comment: bar`, []selector{{"foo", nil}}},
-		{`max_over_time(foo[1h:5m]) > bool 1e3 and topk(3, bar)`, []selector{{"foo", nil}, {"bar", nil}}},
+			[]string{"a_total{op,table}", "b"}},
+		{`label_replace(foo, "dst", "$1", "src", "(.*)") or vector(0) # a comment: bar`, []string{"foo"}},
+		{`max_over_time(foo[1h:5m]) > bool 1e3 and topk(3, bar)`, []string{"foo", "bar"}},
 	} {
-		got, err := selectors(tc.expr)
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
+		sels, err := selectors(tc.expr)
+		var got []string
+		for _, sel := range sels {
+			if sel.labels == nil {
+				got = append(got, sel.name)
+			} else {
+				got = append(got, sel.name+"{"+strings.Join(sel.labels, ",")+"}")
+			}
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
 			t.Errorf("selectors(%q) = %v, %v; want %v", tc.expr, got, err, tc.want)
 		}
+	}
+	if got, _ := selectors(`a{x=~"$x", y="1"}`); len(got) != 1 || got[0].block != `x=~"$x", y="1"` {
+		t.Errorf("selectors kept the block %q", got)
 	}
 	for _, bad := range []string{`foo{a="b"`, `rate(foo[5m)`, `foo{a="b}`} {
 		if _, err := selectors(bad); err == nil {
