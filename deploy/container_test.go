@@ -18,12 +18,7 @@ import (
 	"testing"
 )
 
-const (
-	versionPkg  = "github.com/cdcbridge/cdcbridge/internal/version"
-	testVersion = "v0.0.0-deploytest"
-	testRev     = "0123456789abcdef0123456789abcdef01234567"
-	caBundle    = "/etc/ssl/certs/ca-certificates.crt"
-)
+const caBundle = "/etc/ssl/certs/ca-certificates.crt"
 
 // TestContainerImage builds the image as its Containerfile says (the static
 // binary first, then buildah with no network and an empty base) and checks
@@ -39,17 +34,10 @@ func TestContainerImage(t *testing.T) {
 	}
 
 	ctx := t.TempDir()
-	bin := filepath.Join(ctx, "cdcbridge")
-	build := exec.Command("go", "build", "-trimpath",
-		"-ldflags", fmt.Sprintf("-s -w -X %s.Version=%s -X %s.Revision=%s", versionPkg, testVersion, versionPkg, testRev),
-		"-o", bin, "./cmd/cdcbridge")
-	build.Dir = ".."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := cdcbridgeBinary(t)
 	checkStaticBinary(t, bin)
-	copyFile(t, caBundle, filepath.Join(ctx, "ca-certificates.crt"))
+	copyFile(t, bin, filepath.Join(ctx, "cdcbridge"), 0o755)
+	copyFile(t, caBundle, filepath.Join(ctx, "ca-certificates.crt"), 0o644)
 
 	containerfile, err := filepath.Abs("container/Containerfile")
 	if err != nil {
@@ -205,13 +193,13 @@ func imageFiles(t *testing.T, dir string) map[string]int64 {
 	return files
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(to, b, 0o644); err != nil {
+	if err := os.WriteFile(to, b, mode); err != nil {
 		t.Fatal(err)
 	}
 }
