@@ -256,7 +256,7 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 	case change.EvBegin:
 		if ev.Txn.FinalLSN < a.start {
 			a.src = srcSkipping
-			a.log.Debug("skipping a transaction already applied", "lsn", ev.Txn.FinalLSN, "xid", ev.Txn.Xid)
+			a.log.Debug("skipping a transaction already applied", "lsn", ev.Txn.FinalLSN.String(), "xid", ev.Txn.Xid)
 			return nil
 		}
 		a.src = srcApplying
