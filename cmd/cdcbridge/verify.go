@@ -12,7 +12,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/verify"
 )
 
-const verifySynopsis = `verify -c mapping.yaml [--reverse] [--roundtrip] [--catch-up D] [--json]
+const verifySynopsis = `verify -c mapping.yaml [--reverse] [--roundtrip] [--catch-up D] [--progress D] [--json]
 
 Compares the two sides of a mapping row by row. The side read (the source;
 the target with --reverse) is read in PostgreSQL's text form, each row is
@@ -35,8 +35,9 @@ and for every row of the target forward(backward(row)) == row. It names
 the table, key and columns that do not come back.
 
 It reads both sides in read-only snapshots and changes nothing. While it
-reads a table it logs its progress every 10s on stderr: rows, percent of
-the table's estimated size (pg_class.reltuples), rate.
+reads a table it logs its progress every --progress (10s) on stderr: rows,
+percent of the table's estimated size (pg_class.reltuples, as of the last
+VACUUM or ANALYZE), rate and time left.
 
 --json prints one JSON document on stdout instead of the text report, with
 the same exit codes: {"mode": "compare", "mapping", "direction",
@@ -73,6 +74,8 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&catchUp, "catch-up", verify.DefaultCatchUp, "how long to wait for a running daemon to catch up before differences are checked again (0: check again without waiting)")
 	fs.IntVar(&batch, "batch", verify.DefaultBatchSize, "rows transformed and looked up per query")
 	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON document")
+	var progressEvery time.Duration
+	fs.DurationVar(&progressEvery, "progress", verify.DefaultProgressEvery, "how often to log the progress of a table being read, on stderr (0: never)")
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
@@ -83,9 +86,12 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 		code, _ := usageError(stderr, "verify", "--batch must be positive")
 		return code
 	}
-	if catchUp < 0 {
-		code, _ := usageError(stderr, "verify", "--catch-up must not be negative")
+	if catchUp < 0 || progressEvery < 0 {
+		code, _ := usageError(stderr, "verify", "--catch-up and --progress must not be negative")
 		return code
+	}
+	if progressEvery == 0 {
+		progressEvery = -1 // verify.Options: negative means never
 	}
 	mode := "compare"
 	if roundtrip {
@@ -127,7 +133,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	o := verify.Options{Mapping: m, Direction: direction(reverse), BatchSize: batch, CatchUp: catchUp, Logger: log}
+	o := verify.Options{Mapping: m, Direction: direction(reverse), BatchSize: batch, CatchUp: catchUp, Logger: log, ProgressEvery: progressEvery}
 
 	// report writes the report, as JSON or as text, and returns the exit
 	// code.
