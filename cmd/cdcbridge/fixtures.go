@@ -42,7 +42,7 @@ func cmdRecord(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cdcbridge record: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signalContext()
+	ctx, stop := loggedSignalContext(log.With("component", "main"), "ending the recording; the fixture keeps what was recorded")
 	defer stop()
 	st, err := fixture.Record(ctx, fixture.RecordOptions{Mapping: m, Direction: direction(reverse), Out: f, Duration: duration, Logger: log})
 	if cerr := f.Close(); err == nil {

@@ -131,7 +131,7 @@ func cmdVerify(args []string, stdout, stderr io.Writer) int {
 	if catchUp == 0 {
 		catchUp = -1 // verify.Options: negative means no wait
 	}
-	ctx, stop := signalContext()
+	ctx, stop := loggedSignalContext(log.With("component", "main"), "stopping the comparison; nothing was changed")
 	defer stop()
 	o := verify.Options{Mapping: m, Direction: direction(reverse), BatchSize: batch, CatchUp: catchUp, Logger: log, ProgressEvery: progressEvery}
 
