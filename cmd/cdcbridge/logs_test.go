@@ -75,7 +75,8 @@ func TestDaemonLogsJSON(t *testing.T) {
 		t.Fatalf("no start-up record:\n%s", pgtest.Tail(logs, 40))
 	}
 	if start["version"] != version.Get().Version || start["mapping"] != "logged" || !strings.HasSuffix(start["mapping_file"].(string), "logged.yaml") ||
-		start["directions"] != "forward,reverse" || start["metrics"] != "127.0.0.1:0" || start["go_version"] == nil {
+		start["directions"] != "forward,reverse" || start["metrics"] != "127.0.0.1:0" || start["go_version"] == nil ||
+		!strings.HasPrefix(start["source"].(string), "postgres@127.0.0.1:") || !strings.HasPrefix(start["target"].(string), "postgres@127.0.0.1:") {
 		t.Errorf("the start-up record lacks something: %v", start)
 	}
 	if msg, _ := recs[0]["msg"].(string); msg != "starting cdcbridge" {

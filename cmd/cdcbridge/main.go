@@ -302,8 +302,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		metricsAddr = "off"
 	}
 	log.Info("starting cdcbridge", "component", "main", "version", v.Version, "revision", v.Revision, "go_version", v.GoVersion,
-		"mapping", m.Name, "mapping_file", m.Path, "tables", len(m.Tables), "directions", "forward,reverse",
-		"reverse", reverse, "metrics", metricsAddr)
+		"mapping", m.Name, "mapping_file", m.Path, "tables", len(m.Tables), "source", m.Source.DSN.String(), "target", m.Target.DSN.String(),
+		"directions", "forward,reverse", "reverse", reverse, "metrics", metricsAddr)
 	tuneGC()
 	ctx, stop := loggedSignalContext(log.With("component", "main"),
 		"stopping: the transaction in flight is finished or rolled back, the checkpoint kept and the source answered, then the daemon exits")
