@@ -273,7 +273,7 @@ func (a *Applier) handle(ctx context.Context, ev change.Event) error {
 		a.txnFinal = ev.Txn.FinalLSN
 		if ev.Txn.FinalLSN < a.start {
 			a.src = srcSkipping
-			a.log.Debug("skipping a transaction already applied", "lsn", ev.Txn.FinalLSN, "xid", ev.Txn.Xid)
+			a.log.Debug("skipping a transaction already applied", "lsn", ev.Txn.FinalLSN.String(), "xid", ev.Txn.Xid)
 			return nil
 		}
 		a.src = srcApplying

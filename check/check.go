@@ -59,13 +59,13 @@ func Check(ctx context.Context, v config.View) []finding.Finding {
 	s := &databases{}
 	var err error
 	if s.read, err = dbconn.Connect(ctx, readDSN, readSide); err != nil {
-		fs = append(fs, finding.Finding{Where: readSide, Message: m.Redact(err).Error(), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
+		fs = append(fs, finding.Finding{Where: readSide, Message: m.Redact(err).Error(), Err: m.Redact(err), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
 	} else {
 		defer s.read.Close(context.Background())
 		fs = append(fs, finding.Finding{Where: readSide, OK: true, Message: "connected to " + readDSN.String()})
 	}
 	if s.write, err = dbconn.Connect(ctx, writeDSN, writeSide); err != nil {
-		fs = append(fs, finding.Finding{Where: writeSide, Message: m.Redact(err).Error(), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
+		fs = append(fs, finding.Finding{Where: writeSide, Message: m.Redact(err).Error(), Err: m.Redact(err), Fix: "check the DSN, that the server runs and accepts connections from here (pg_hba.conf)"})
 	} else {
 		defer s.write.Close(context.Background())
 		fs = append(fs, finding.Finding{Where: writeSide, OK: true, Message: "connected to " + writeDSN.String()})

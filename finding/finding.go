@@ -20,6 +20,10 @@ type Finding struct {
 	// Table is the table the finding is about, if any; the zero Table for
 	// a finding about a server, a role, a database or a file.
 	Table change.Table
+	// Err is the error behind a finding that did not pass, when there is
+	// one (a server that could not be reached), for callers to classify
+	// with errors.As; Message says it already.
+	Err error
 }
 
 func (f Finding) String() string {

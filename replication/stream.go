@@ -175,7 +175,7 @@ func (s *Stream) Run(ctx context.Context, start pglogrepl.LSN, events chan<- cha
 		}
 		return fmt.Errorf("starting replication from slot %s at %s: %w", s.cfg.Slot, start, err)
 	}
-	s.log.Info("streaming", "lsn", start, "publication", s.cfg.Publication)
+	s.log.Debug("streaming", "lsn", start.String(), "publication", s.cfg.Publication)
 	if s.cfg.OnStart != nil {
 		s.cfg.OnStart(start)
 	}

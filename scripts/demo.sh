@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole story on two throwaway local databases: green (live, old schema)
 # and blue (new, new schema). Needs only Go and PostgreSQL 15's server
-# binaries; everything it starts, it removes.
+# binaries; everything it starts, it removes. The daemon's own log lines are
+# shown as they come (prefixed "daemon |"), and one /metrics scrape. Colors
+# only on a terminal: `bash scripts/demo.sh | cat` has no escapes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_pg
 
-say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+say()  { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 sql()  { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 work=$(mktemp -d /tmp/cdcbridge-demo-XXXXXX)
@@ -21,13 +24,43 @@ cleanup() {
 trap cleanup EXIT
 
 say "Building cdcbridge"
-go build -o "$work/cdcbridge" ./cmd/cdcbridge
+pkg=github.com/cdcbridge/cdcbridge/internal/version
+rev=$(git rev-parse HEAD 2>/dev/null || true)
+ver=$(git describe --tags --always --dirty 2>/dev/null || echo demo)
+go build -ldflags "-X $pkg.Version=$ver -X $pkg.Revision=$rev" -o "$work/cdcbridge" ./cmd/cdcbridge
+"$work/cdcbridge" version
 
 say "Starting two throwaway PostgreSQL 15 clusters: green (live, old schema) and blue (new schema)"
 gport=$(free_port); bport=$(free_port)
 while [ "$bport" = "$gport" ]; do bport=$(free_port); done
 start_cluster "$work/green" "$gport" "$pw"
 start_cluster "$work/blue" "$bport" "$pw"
+
+# The demo's mapping: the example's, with the metrics endpoint on a port of
+# its own.
+mport=$(free_port)
+while [ "$mport" = "$gport" ] || [ "$mport" = "$bport" ]; do mport=$(free_port); done
+cp -r testdata/example/transforms "$work/"
+{ cat testdata/example/mapping.yaml; printf 'metrics:\n  listen: 127.0.0.1:%s\n' "$mport"; } >"$work/mapping.yaml"
+map="$work/mapping.yaml"
+
+# daemon_log prints the daemon's log lines written since it was last called.
+shown=0
+daemon_log() {
+  [ -f "$work/daemon.log" ] || return 0
+  local n; n=$(wc -l <"$work/daemon.log")
+  [ "$n" -gt "$shown" ] && sed -n "$((shown + 1)),${n}p" "$work/daemon.log" | sed 's/^/  daemon | /'
+  shown=$n
+}
+
+# scrape prints a few of the daemon's metrics from its /metrics endpoint.
+scrape() {
+  local url="http://127.0.0.1:$mport/metrics"
+  { if command -v curl >/dev/null; then curl -fsS "$url"; else python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())' "$url"; fi; } |
+    grep -E '^cdcbridge_(changes_applied_total|transactions_applied_total|lag_bytes|lag_seconds|checkpoint_lsn|direction|streaming)[{ ]' |
+    head -20 | sed 's/^/  /'
+}
+
 export GREEN_DSN="postgres://postgres:$pw@127.0.0.1:$gport/postgres?sslmode=disable"
 export BLUE_DSN="postgres://postgres:$pw@127.0.0.1:$bport/postgres?sslmode=disable"
 sql "$GREEN_DSN" -f testdata/example/green.sql
@@ -36,7 +69,7 @@ echo "green: customers(name), orders(amount numeric, status text)"
 echo "blue:  customers(full_name), orders_v2(amount_cents bigint, state smallint)"
 
 say "cdcbridge check: the mapping, both databases, keys, columns, privileges"
-"$work/cdcbridge" check -c testdata/example/mapping.yaml
+"$work/cdcbridge" check -c "$map"
 
 say "Green already holds data: the first start copies it, then streams"
 sql "$GREEN_DSN" <<'SQL'
@@ -46,7 +79,7 @@ SQL
 
 say "Starting the daemon forward (green -> blue)"
 start_daemon() {
-  "$work/cdcbridge" run -c testdata/example/mapping.yaml --quiet-period 2s >>"$work/daemon.log" 2>&1 &
+  "$work/cdcbridge" run -c "$map" --quiet-period 2s >>"$work/daemon.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 100); do
     [ "$(grep -c 'msg=streaming component=pipeline' "$work/daemon.log" 2>/dev/null)" -ge "$1" ] && return 0
@@ -55,6 +88,7 @@ start_daemon() {
   cat "$work/daemon.log"; return 1
 }
 start_daemon 2
+daemon_log
 
 say "Writes on green"
 sql "$GREEN_DSN" <<'SQL'
@@ -67,6 +101,10 @@ say "Blue has them, in the new shape"
 sql "$BLUE_DSN" -c "SELECT count(*) AS customers_copied_and_streamed FROM customers" \
                 -c "SELECT id, full_name, email FROM customers WHERE id > 1000 ORDER BY id" \
                 -c "SELECT order_id, customer_id, amount_cents, state, note, amount FROM orders_v2 WHERE order_id > 5000 ORDER BY order_id"
+daemon_log
+
+say "One scrape of the daemon's /metrics (http://127.0.0.1:$mport/metrics), a few of its cdcbridge_* lines"
+scrape
 
 say "kill -9 of the daemon in the middle of a write workload, then a restart"
 sql "$GREEN_DSN" -c "INSERT INTO orders (customer_id, amount, status) SELECT 1 + i % 2, i / 100.0, 'new' FROM generate_series(1, 20000) i" &
@@ -82,6 +120,7 @@ for _ in $(seq 1 100); do
   [ "$n" = "$m" ] && break
   sleep 0.2
 done
+daemon_log
 
 say "Green and blue agree row for row (the transformed green equals blue)"
 compare() {
@@ -98,8 +137,9 @@ echo "nothing lost, nothing applied twice"
 say "Flip: traffic moves to blue while green still takes a few last writes"
 ( for i in $(seq 1 20); do psql -X -q "$GREEN_DSN" -c "INSERT INTO orders (customer_id, amount, status, note) VALUES (1, $i, 'new', 'last on green')"; done ) &
 writer=$!
-"$work/cdcbridge" flip -c testdata/example/mapping.yaml
+"$work/cdcbridge" flip -c "$map"
 wait "$writer"
+daemon_log
 
 say "Writes, updates and deletes on blue, with ids from blue's own sequence"
 sql "$BLUE_DSN" <<'SQL'
@@ -115,20 +155,23 @@ sql "$GREEN_DSN" -c "SELECT id, name, email FROM customers ORDER BY id DESC LIMI
 
 say "cdcbridge status"
 sleep 3   # the quiet period: green's direction stops draining and is armed
-"$work/cdcbridge" status -c testdata/example/mapping.yaml
+"$work/cdcbridge" status -c "$map"
+daemon_log
 
 say "Rollback: flip again; green is live, its writes reach blue"
-"$work/cdcbridge" flip -c testdata/example/mapping.yaml
+"$work/cdcbridge" flip -c "$map"
 sql "$GREEN_DSN" -c "INSERT INTO orders (customer_id, amount, status, note) VALUES (2, 7.50, 'paid', 'after the rollback') RETURNING id AS new_order_id"
 settle || { echo "MISMATCH after the rollback"; tail -20 "$work/daemon.log"; exit 1; }
 sql "$BLUE_DSN" -c "SELECT order_id, amount_cents, state, note FROM orders_v2 WHERE note = 'after the rollback'"
+daemon_log
 
 say "cdcbridge verify: the slices agree key by key"
-"$work/cdcbridge" verify -c testdata/example/mapping.yaml
+"$work/cdcbridge" verify -c "$map"
 say "cdcbridge verify --roundtrip: a rollback would be lossless"
-"$work/cdcbridge" verify -c testdata/example/mapping.yaml --roundtrip
+"$work/cdcbridge" verify -c "$map" --roundtrip
 
 say "Stopping the daemon (SIGTERM) and cleaning up its slots, publications and origins"
 kill -TERM "$daemon"; wait "$daemon"; daemon=
-"$work/cdcbridge" cleanup -c testdata/example/mapping.yaml
+daemon_log
+"$work/cdcbridge" cleanup -c "$map"
 say "Done: the clusters are removed on exit"

@@ -67,6 +67,15 @@
 // form; it names the table, key and columns that do not come back. It
 // needs no daemon and changes nothing.
 //
+// # Progress
+//
+// While a table is read (compared, searched for extra rows, sent through a
+// round trip), a record is logged every Options.ProgressEvery (10s) with
+// the rows read, the percent of the table's estimated size
+// (pg_class.reltuples, as of the last VACUUM or ANALYZE; none for a table
+// never analyzed), the rate and the time left. When it is done, one
+// record says what the table came to.
+//
 // # Errors
 //
 // An error means the comparison could not be made: a side that cannot be

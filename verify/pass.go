@@ -17,7 +17,9 @@ func (c *checker) compareAll(ctx context.Context) (*tally, error) {
 	tal := c.newTally()
 	bags := map[change.Table]*bag{}
 	for _, rt := range c.v.ReadTables() {
+		pr := c.startProgress(ctx, c.read, rt, "comparing")
 		err := c.read.scan(ctx, rt, c.readKeys[rt], c.o.BatchSize, func(rows []change.Row) error {
+			pr.add(len(rows))
 			b, err := c.transformRows(rt, rows)
 			if err != nil {
 				return err
@@ -53,7 +55,9 @@ func (c *checker) compareAll(ctx context.Context) (*tally, error) {
 				"missing", tr.Missing, "extra", tr.Extra, "elapsed", time.Since(started).String())
 			continue
 		}
+		pr := c.startProgress(ctx, c.write, wt, "looking for extra rows")
 		err := c.write.scan(ctx, wt, c.writeKeys[wt], c.o.BatchSize, func(rows []change.Row) error {
+			pr.add(len(rows))
 			tr.Rows += int64(len(rows))
 			bb, err := c.mapBack(wt, rows, tal.different, tr)
 			if err != nil {

@@ -122,7 +122,9 @@ func (c *checker) roundTrip(ctx context.Context, rep *RoundTripReport) error {
 			// or by all its values.
 			nameCols, namePos := rowKey(rel, leg.keys[t])
 			res := RoundTripTable{Side: leg.s.name, Table: t, Via: leg.via}
+			pr := c.startProgress(ctx, leg.s, t, "checking round trips")
 			err := leg.s.scan(ctx, t, leg.keys[t], c.o.BatchSize, func(rows []change.Row) error {
+				pr.add(len(rows))
 				for _, row := range rows {
 					ch := &change.Change{Op: change.Insert, Rel: rel, New: row}
 					outs, err := leg.there.Map(ch)

@@ -31,6 +31,10 @@ type Options struct {
 	// Logger receives progress (component=verify) and the transforms'
 	// console output; nil discards them.
 	Logger *slog.Logger
+	// ProgressEvery is how often the reading of a table logs its progress
+	// (rows, percent of the estimate, rate): 0 means DefaultProgressEvery;
+	// negative, never.
+	ProgressEvery time.Duration
 }
 
 // Defaults of Options.
@@ -81,6 +85,9 @@ func (o *Options) defaults() error {
 	}
 	if o.CatchUp == 0 {
 		o.CatchUp = DefaultCatchUp
+	}
+	if o.ProgressEvery == 0 {
+		o.ProgressEvery = DefaultProgressEvery
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

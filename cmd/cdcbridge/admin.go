@@ -32,7 +32,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge status: could not read all of it:\n%v\n", m.Redact(err))
-		return exitFinding
+		return exitCode(err, exitFinding)
 	}
 	return exitOK
 }
@@ -48,7 +48,7 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if err := admin.Cleanup(ctx, m, stdout); err != nil {
 		fmt.Fprintf(stderr, "cdcbridge cleanup: %v\n", m.Redact(err))
-		return exitFinding
+		return exitCode(err, exitFinding)
 	}
 	return exitOK
 }

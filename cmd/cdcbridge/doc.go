@@ -16,9 +16,16 @@
 //   - verify (verify.go): compares the sides key by key, or proves the
 //     mapping lossless with --roundtrip (verify);
 //   - record and test (fixtures.go): record a WAL fixture from a temporary
-//     slot (fixture), and run the transforms over fixtures (mappingtest).
+//     slot (fixture), and run the transforms over fixtures (mappingtest);
+//   - version (version.go): the build (internal/version).
 //
-// Every command but help takes the mapping with -c. The exit code is 0 when
-// all is well, 1 on a finding or a runtime failure, and 2 on a usage or
-// configuration error; "cdcbridge help [command]" prints the usage.
+// Every command but help and version takes the mapping with -c, and parses
+// its flags the same way (parseArgs): help on stdout with exit 0, a usage
+// error as one line on stderr with exit 2. The exit code (exit.go) is 0
+// when all is well, 1 on a finding, a runtime failure or a database that
+// cannot be reached (on every command), and 2 on a usage or configuration
+// error; "cdcbridge help [command]" prints the usage. check, status and
+// verify print one JSON document with --json. run logs in the chosen
+// format from its first line to its last: a start-up record, a record for
+// each signal (signals.go), and the error that stops it (stoplog.go).
 package main

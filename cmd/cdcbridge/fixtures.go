@@ -26,8 +26,12 @@ func cmdRecord(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if out == "" {
-		fmt.Fprintln(stderr, "cdcbridge record: --out FILE is required")
-		return exitUsage
+		code, _ := usageError(stderr, "record", "--out FILE is required")
+		return code
+	}
+	if duration < 0 {
+		code, _ := usageError(stderr, "record", "--duration must not be negative")
+		return code
 	}
 	log, m, code, ok := open("record", &c, stderr)
 	if !ok {
@@ -38,7 +42,7 @@ func cmdRecord(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cdcbridge record: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signalContext()
+	ctx, stop := loggedSignalContext(log.With("component", "main"), "ending the recording; the fixture keeps what was recorded")
 	defer stop()
 	st, err := fixture.Record(ctx, fixture.RecordOptions{Mapping: m, Direction: direction(reverse), Out: f, Duration: duration, Logger: log})
 	if cerr := f.Close(); err == nil {
@@ -47,7 +51,7 @@ func cmdRecord(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "recorded %d messages (%d transactions, %d changes) into %s\n", st.Messages, st.Transactions, st.Changes, out)
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge record: %v\n", m.Redact(err))
-		return exitFinding
+		return exitCode(err, exitFinding)
 	}
 	return exitOK
 }
@@ -58,12 +62,12 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("test", "test -c mapping.yaml FIXTURE... [--update] [--reverse]\n\nRuns the mapping's transforms over every change of recorded fixtures, without a\ndatabase, and compares the result with the golden file next to each fixture\n(FIXTURE.<name>.golden: one line per transformed change with op, target table,\nkey and row, values as typed literals). --update writes the golden files. It also\nchecks that every insert and update comes back through the opposite transform\n(backward(forward(row)) == row) and names the table, key and columns that do not.\nExit 0 when all hold, 1 on any mismatch, 2 on usage or config errors.", stderr, &c)
 	fs.BoolVar(&reverse, "reverse", false, "the fixtures were recorded from the target: apply backward() and check forward(backward(row))")
 	fs.BoolVar(&update, "update", false, "write the golden files instead of comparing")
-	if code, ok := parseArgs(fs, args, &c, true); !ok {
+	if code, ok := parseArgs(fs, args, &c, true, stdout); !ok {
 		return code
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "cdcbridge test: name at least one fixture file")
-		return exitUsage
+		code, _ := usageError(stderr, "test", "name at least one fixture file")
+		return code
 	}
 	m, err := config.LoadOffline(c.config)
 	if err != nil {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/cdcbridge/cdcbridge/control"
-	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
 )
 
@@ -35,9 +33,8 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	if code, ok := parse(fs, args, &c, stdout); !ok {
 		return code
 	}
-	if include && discard {
-		fmt.Fprintln(stderr, "cdcbridge flip: --include-target-writes and --discard-target-writes exclude each other")
-		return exitUsage
+	if code, ok := exclusive(fs, "include-target-writes", "discard-target-writes"); !ok {
+		return code
 	}
 	policy := control.Refuse
 	if include {
@@ -54,11 +51,7 @@ func cmdFlip(args []string, stdout, stderr io.Writer) int {
 	res, err := flip.Request(ctx, m, policy, timeout, gap, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "cdcbridge flip: %v\n", m.Redact(err))
-		var ce *finding.ConfigError
-		if errors.As(err, &ce) || errors.Is(err, control.ErrNoState) {
-			return exitUsage
-		}
-		return exitFinding
+		return exitCode(err, exitFinding)
 	}
 	fmt.Fprintln(stdout, res.Message)
 	if !res.OK {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -68,6 +69,16 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check of a good mapping: exit %d\n%s%s", code, out, errs)
 	}
 	noCanary(t, out, errs)
+	// --json: one document, the same exit code.
+	code, out, errs = run("check", "-c", ok, "--json")
+	var goodRep checkJSON
+	if err := json.Unmarshal([]byte(out), &goodRep); err != nil || code != 0 {
+		t.Fatalf("check --json of a good mapping: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	if !goodRep.OK || goodRep.Problems != 0 || goodRep.Mapping != "good" || len(goodRep.Directions) != 2 || goodRep.Directions[1].Direction != "reverse" ||
+		len(goodRep.Directions[0].Findings) < 3 || goodRep.Directions[0].Findings[0].Status != "ok" {
+		t.Fatalf("check --json of a good mapping:\n%s", out)
+	}
 
 	cases := []struct {
 		name, tables string
@@ -90,9 +101,27 @@ func TestCheck(t *testing.T) {
 				}
 			}
 			noCanary(t, out, errs)
-			// run refuses the same mapping up front, with the same findings.
+			code, out, errs = run("check", "-c", p, "--json")
+			var rep checkJSON
+			if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 2 || rep.OK || rep.Problems == 0 {
+				t.Fatalf("check --json: exit %d, want 2 and a JSON document with problems (%v)\n%s%s", code, err, out, errs)
+			}
+			var failed []string
+			for _, d := range rep.Directions {
+				for _, f := range d.Findings {
+					if f.Status == "fail" {
+						failed = append(failed, f.Where+": "+f.Message+" "+f.Fix)
+					}
+				}
+			}
+			if !strings.Contains(strings.Join(failed, "\n"), c.want[0]) {
+				t.Fatalf("check --json: no failed finding names %q:\n%s", c.want[0], out)
+			}
+			noCanary(t, out, errs)
+			// run refuses the same mapping up front, with the same findings,
+			// as log records (whose text form escapes quotes).
 			code, out, errs = run("run", "-c", p)
-			if code != 2 || !strings.Contains(errs, c.want[0]) || !strings.Contains(errs, "the mapping cannot run") {
+			if code != 2 || !strings.Contains(strings.ReplaceAll(errs, `\"`, `"`), c.want[0]) || !strings.Contains(errs, "the mapping cannot run") {
 				t.Fatalf("run: exit %d, want 2 naming %q\n%s%s", code, c.want[0], out, errs)
 			}
 			noCanary(t, out, errs)
@@ -141,8 +170,9 @@ func TestDatabaseDown(t *testing.T) {
 	t.Setenv("TEST_DOWN_DSN", down)
 	p := e.WriteFile("down.yaml", "name: down\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_DOWN_DSN}\ntables:\n  - source: a\n    target: a\n")
 	t.Setenv("TEST_SRC_DSN", e.SrcDSN)
+	// A database that cannot be reached is exit 1, as on every command.
 	code, out, errs := run("check", "-c", p)
-	if code != 2 || !strings.Contains(out, "connecting to the target (postgres@127.0.0.1:1/") {
+	if code != 1 || !strings.Contains(out, "connecting to the target (postgres@127.0.0.1:1/") {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
 	noCanary(t, out, errs)

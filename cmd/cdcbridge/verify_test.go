@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -68,6 +70,43 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 		})
 	}
 
+	// --json: one document on stdout, the same exit codes.
+	verifyJSON := func(t *testing.T, want int, args ...string) map[string]any {
+		t.Helper()
+		code, out, errs := runVerify(append(args, "--json")...)
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(out), &doc); err != nil || code != want {
+			t.Fatalf("verify %q --json: exit %d, want %d (%v)\n%s%s", args, code, want, err, out, errs)
+		}
+		noCanary(t, out, errs)
+		return doc
+	}
+	t.Run("json equal", func(t *testing.T) {
+		doc := verifyJSON(t, 0, "-c", good, "--catch-up", "0")
+		tables, _ := doc["tables"].([]any)
+		if doc["mode"] != "compare" || doc["equal"] != true || doc["direction"] != "forward" || len(tables) != 1 {
+			t.Fatalf("%v", doc)
+		}
+		if tb := tables[0].(map[string]any); tb["table"] != "public.orders_v2" || tb["compared"] != 2.0 || tb["rows"] != 2.0 || tb["equal"] != true {
+			t.Fatalf("%v", tb)
+		}
+	})
+	t.Run("json lossy roundtrip", func(t *testing.T) {
+		doc := verifyJSON(t, 1, "-c", lossy, "--roundtrip")
+		tb := doc["tables"].([]any)[0].(map[string]any)
+		ex := tb["examples"].([]any)[0].(map[string]any)
+		col := ex["columns"].([]any)[0].(map[string]any)
+		if doc["mode"] != "roundtrip" || doc["ok"] != false || tb["failed"] != 2.0 || ex["key"] != "(id='1')" || col["column"] != "status" || col["want"] != "'new'" {
+			t.Fatalf("%v", doc)
+		}
+	})
+	t.Run("json missing table", func(t *testing.T) {
+		doc := verifyJSON(t, 2, "-c", missing)
+		if doc["ok"] != false || !strings.Contains(fmt.Sprint(doc["error"]), "nosuch") {
+			t.Fatalf("%v", doc)
+		}
+	})
+
 	// A difference: exit 1, naming the row and the column.
 	pgtest.MustExec(t, e.Tgt, `UPDATE orders_v2 SET amount_cents = 1999 WHERE order_id = 1`)
 	code, out, errs := runVerify("-c", good, "--catch-up", "0")
@@ -75,8 +114,17 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 		t.Fatalf("exit %d, want 1 naming the row\n%s%s", code, out, errs)
 	}
 	noCanary(t, out, errs)
+	doc := verifyJSON(t, 1, "-c", good, "--catch-up", "0")
+	tb := doc["tables"].([]any)[0].(map[string]any)
+	ex := tb["examples"].([]any)[0].(map[string]any)
+	col := ex["columns"].([]any)[0].(map[string]any)
+	if doc["equal"] != false || tb["different"] != 1.0 || ex["kind"] != "different" || ex["key"] != "(order_id='1')" ||
+		col["column"] != "amount_cents" || col["want"] != "'1990'" || col["got"] != "'1999'" {
+		t.Fatalf("verify --json of a difference: %v", doc)
+	}
 
-	// A server that is not there: exit 2, the side named, no password.
+	// A server that is not there: exit 1 (as on every command), the side
+	// named, no password.
 	u, err := url.Parse(e.TgtDSN)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +133,7 @@ function backward(r) { return { id: r.order_id, amount: (r.amount_cents / 100).t
 	t.Setenv("TEST_TGT_DSN", u.String())
 	down := e.WriteFile("down.yaml", "name: down\nsource:\n  dsn: ${TEST_SRC_DSN}\ntarget:\n  dsn: ${TEST_TGT_DSN}\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\n")
 	code, out, errs = runVerify("-c", down)
-	if code != 2 || !strings.Contains(errs, "target") {
+	if code != 1 || !strings.Contains(errs, "target") {
 		t.Fatalf("an unreachable target: exit %d\n%s%s", code, out, errs)
 	}
 	noCanary(t, out, errs)
