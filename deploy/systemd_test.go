@@ -83,9 +83,9 @@ func TestSystemdUnitSettings(t *testing.T) {
 			t.Errorf("[Service] %s = %q, want one value", k, svc[k])
 		}
 	}
-	// SIGHUP would stop the daemon, which has no reload yet.
-	if r, ok := svc["ExecReload"]; ok {
-		t.Errorf("[Service] ExecReload = %q, but the daemon does not reload on a signal", r)
+	// The daemon reloads its mapping and scripts on SIGHUP.
+	if r := svc["ExecReload"]; !slices.Equal(r, []string{"/bin/kill -HUP $MAINPID"}) {
+		t.Errorf("[Service] ExecReload = %q, want the daemon's SIGHUP", r)
 	}
 	if _, ok := u["Install"]["WantedBy"]; !ok {
 		t.Errorf("[Install] has no WantedBy: systemctl enable would do nothing")

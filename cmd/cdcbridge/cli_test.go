@@ -81,7 +81,9 @@ func TestCommandLineConventions(t *testing.T) {
 		if cmd != "test" {
 			cases = append(cases, tcase{name: cmd + " extra argument", args: withC("extra"), code: 2, errs: `cdcbridge ` + cmd + `: unexpected argument "extra"`, oneLine: true})
 		}
-		if connects[cmd] {
+		// run does not give up on a database that is down: it tries again
+		// until it comes up (daemon's TestStartsWhileTargetIsDown).
+		if connects[cmd] && cmd != "run" {
 			cases = append(cases, tcase{name: cmd + " database down", args: withC(), code: 1, errs: "127.0.0.1:1"})
 		}
 	}

@@ -464,28 +464,3 @@ func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	return findingsExit(all)
 }
-
-// reloads turns SIGHUP (systemctl reload) into reload requests for the
-// daemon until ctx ends. A request made while one is pending is merged
-// into it.
-func reloads(ctx context.Context, log *slog.Logger) <-chan struct{} {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	out := make(chan struct{}, 1)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP received: reloading the mapping and its scripts")
-				select {
-				case out <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	return out
-}
