@@ -126,7 +126,7 @@ func inspect(ctx context.Context, v config.View, s *databases) []finding.Finding
 	readSide, writeSide := v.ReadName, v.WriteName
 	var fs []finding.Finding
 	readTables, writeTables := v.ReadTables(), v.WriteTables()
-	for _, p := range replication.Preflight(ctx, s.read, readTables) {
+	for _, p := range replication.Preflight(ctx, s.read, readTables, replication.WithPublication(v.Publication, v.PublicationGiven)) {
 		p.Where = readSide
 		if p.Table != (change.Table{}) {
 			p.Where += " table " + p.Table.String()

@@ -101,7 +101,7 @@ func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, polic
 		res.Message = fmt.Sprintf("%s is already the live direction (since %s)", to, st.FlipLSN)
 		return res, control.Answer(ctx, state, m.Name, requestID, true, res.Message)
 	}
-	if err := replication.EnsurePublication(ctx, read, v.Publication, v.ReadTables()); err != nil {
+	if err := replication.EnsurePublication(ctx, read, v.Publication, v.ReadTables(), v.PublicationGiven); err != nil {
 		return res, err
 	}
 	if err := checkpoint.Ensure(ctx, write); err != nil {

@@ -81,7 +81,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 	s.readCat, s.writeCat, s.mapper = resolved.ReadCat, resolved.WriteCat, resolved.Mapper
 	slot, pub := v.Slot, v.Publication
-	if err := replication.EnsurePublication(ctx, s.read, pub, v.ReadTables()); err != nil {
+	if err := replication.EnsurePublication(ctx, s.read, pub, v.ReadTables(), v.PublicationGiven); err != nil {
 		return classify(err)
 	}
 	if err := checkpoint.Ensure(ctx, s.write); err != nil {

@@ -14,11 +14,15 @@ import (
 // PreflightOption tells Preflight more about what the bridge will use.
 type PreflightOption func(*preflight)
 
-// WithPublication names the publication the bridge will use. Without it,
-// Preflight assumes the publication still has to be created with every
-// table; with it, creating or extending it is only checked when needed.
-func WithPublication(name string) PreflightOption {
-	return func(p *preflight) { p.publication = name }
+// WithPublication names the publication the bridge will use, and says
+// whether it was given (named by the user: used as it is, never created or
+// altered). Without it, Preflight assumes the publication still has to be
+// created with every table; with it, creating or extending it is only
+// checked when the bridge will, and a publication the bridge uses as it is
+// (given, or owned by another role) is checked to publish the tables (see
+// CheckPublication).
+func WithPublication(name string, given bool) PreflightOption {
+	return func(p *preflight) { p.publication, p.given = name, given }
 }
 
 // WithSlot names the slot the bridge will use. An existing slot needs no free
@@ -29,6 +33,7 @@ func WithSlot(name string) PreflightOption {
 
 type preflight struct {
 	publication string
+	given       bool
 	slot        string
 }
 
@@ -43,7 +48,9 @@ type preflight struct {
 //   - the role has REPLICATION (or is superuser);
 //   - a replication slot and a WAL sender are free (unless the slot exists);
 //   - the role may create the publication (CREATE on the database, ownership
-//     of the tables) when it does not exist or lacks a table;
+//     of the tables) when it does not exist or lacks a table, or else, for
+//     a publication the bridge uses as it is (named by the user, or owned
+//     by another role), that it publishes the tables (CheckPublication);
 //   - each table exists, is a table, and is readable (SELECT, for the
 //     initial copy).
 //
@@ -130,11 +137,14 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			"all %d WAL senders are in use", maxSenders)
 	}
 
-	// Which tables the publication still needs; all when it does not exist.
-	pubExists := false
+	// Which tables the publication still needs; all when it does not
+	// exist. One the bridge uses as it is needs no privilege but its
+	// contents: the owner made it.
+	pubExists, pubMine := false, true
 	published := map[change.Table]bool{}
 	if cfg.publication != "" {
-		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)`, cfg.publication).Scan(&pubExists)
+		err := conn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_and(pg_catalog.pg_has_role(pubowner, 'USAGE')), true)
+			FROM pg_catalog.pg_publication WHERE pubname = $1`, cfg.publication).Scan(&pubExists, &pubMine)
 		if err == nil && pubExists {
 			var rows pgx.Rows
 			rows, err = conn.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, cfg.publication)
@@ -150,8 +160,28 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			add(none, "", "checking publication %s: %v", cfg.publication, err)
 		}
 	}
-	if !super && !pubExists && !canCreate {
-		add(none, "GRANT CREATE ON DATABASE "+ident(db)+" TO "+ident(role)+", or create the publication as its owner",
+	asIs := cfg.publication != "" && (cfg.given || pubExists && !pubMine)
+	if asIs {
+		err := CheckPublication(ctx, conn, cfg.publication, existing(ctx, conn, tables))
+		var pe *PublicationError
+		switch {
+		case errors.As(err, &pe):
+			msg := pe.problem()
+			if !pe.Exists {
+				msg += " (the mapping names it, so the bridge does not create it)"
+			}
+			add(none, "as the owner of the tables run: "+pe.Fix, "%s", msg)
+		case err != nil:
+			add(none, "", "checking publication %s: %v", cfg.publication, err)
+		}
+	}
+	createFix := "create the publication as the owner of the tables"
+	if cfg.publication != "" {
+		createFix = "have the owner of the tables create it beforehand: CREATE PUBLICATION " + ident(cfg.publication) +
+			" FOR TABLE " + tableList(uniqueTables(tables)) + " WITH (" + publicationOptions + ")"
+	}
+	if !asIs && !super && !pubExists && !canCreate {
+		add(none, "GRANT CREATE ON DATABASE "+ident(db)+" TO "+ident(role)+", or "+createFix,
 			"role %s may not create the publication: it lacks CREATE on database %s", ident(role), ident(db))
 	}
 
@@ -181,8 +211,8 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			add(t, "GRANT SELECT ON "+t.String()+" TO "+ident(role),
 				"role %s may not read table %s (SELECT is needed for the initial copy)", ident(role), t)
 		}
-		if !super && !owner && !published[t] {
-			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+", or add the table to the publication as its owner",
+		if !asIs && !super && !owner && !published[t] {
+			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+", or "+createFix,
 				"role %s does not own table %s and so cannot add it to a publication", ident(role), t)
 		}
 	}
@@ -230,4 +260,18 @@ func ReplicaIdentityWarning(t change.Table, relreplident byte, hasPK, hasIdentit
 			Message: fmt.Sprintf("table %s has REPLICA IDENTITY USING INDEX, but the index is gone: %s", t, consequence)}
 	}
 	return nil
+}
+
+// existing returns the tables that exist, for checking a publication:
+// a missing table is a problem of its own.
+func existing(ctx context.Context, conn *pgx.Conn, tables []change.Table) []change.Table {
+	var out []change.Table
+	for _, t := range uniqueTables(tables) {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2)`, t.Schema, t.Name).Scan(&ok); err != nil || ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }

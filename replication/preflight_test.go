@@ -49,7 +49,7 @@ func TestPreflightTables(t *testing.T) {
 		CREATE VIEW a_view AS SELECT 1 AS x`)
 
 	tables := []change.Table{ok, nopk, full, nothing, byIndex, missing, view}
-	ps := Preflight(ctx, db.conn, tables, WithPublication("pub_x"), WithSlot(db.slot("x")))
+	ps := Preflight(ctx, db.conn, tables, WithPublication("pub_x", false), WithSlot(db.slot("x")))
 	// Tables without a replica identity are readable: their inserts are
 	// replicated (see ReplicaIdentityWarning).
 	if len(ps) != 2 {
@@ -91,7 +91,7 @@ func TestPreflightRole(t *testing.T) {
 	db.exec(t, `CREATE TABLE orders (id int PRIMARY KEY)`)
 
 	bob := connectTB(t, db.dsnAs(role, "bob-pw"))
-	ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x"))
+	ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x", false))
 	quoted := ident(role)
 	for _, want := range []struct {
 		table  change.Table
@@ -116,7 +116,7 @@ func TestPreflightRole(t *testing.T) {
 	c.Exec(t, "postgres", `ALTER ROLE `+quoted+` REPLICATION`)
 	db.exec(t, `GRANT SELECT ON orders TO `+quoted)
 	db.exec(t, `CREATE PUBLICATION pub_x FOR TABLE orders`)
-	if ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x")); len(ps) != 0 {
+	if ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x", false)); len(ps) != 0 {
 		t.Errorf("after the fixes:%s", problemsText(ps))
 	}
 }
