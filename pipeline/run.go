@@ -131,9 +131,11 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Slot:        slot,
 		Publication: pub,
 		SkipOrigin:  m.OwnsOrigin,
-		OnStart:     func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
-		Budget:      budget,
-		Logger:      o.Logger,
+		// A publication made by the tables' owner may hold more tables.
+		KeepTable: func(t change.Table) bool { return len(v.EntriesFor(t)) > 0 },
+		OnStart:   func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
+		Budget:    budget,
+		Logger:    o.Logger,
 	})
 
 	log.Info("streaming", "mode", o.Mode.String(), "slot", slot, "start_lsn", s.start.String(), "read", readDSN.String(), "write", writeDSN.String())
