@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -97,7 +98,7 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 		probs = append(probs, *p)
 	}
 	if !super && !repl {
-		add(none, "ALTER ROLE "+ident(role)+" REPLICATION",
+		add(none, "ALTER ROLE "+ident(role)+" REPLICATION;",
 			"role %s lacks the REPLICATION attribute needed to create and read replication slots", ident(role))
 	}
 
@@ -175,14 +176,44 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			add(none, "", "checking publication %s: %v", cfg.publication, err)
 		}
 	}
-	createFix := "create the publication as the owner of the tables"
-	if cfg.publication != "" {
-		createFix = "have the owner of the tables create it beforehand: CREATE PUBLICATION " + ident(cfg.publication) +
-			" FOR TABLE " + tableList(uniqueTables(tables)) + " WITH (" + publicationOptions + ")"
+	// The bridge creates its own publication when it is missing: that
+	// needs CREATE on the database and ownership of every table, or else
+	// the owner of the tables creates it beforehand.
+	creates := !asIs && !super && !pubExists
+	var notOwned []change.Table
+	if creates {
+		for _, t := range uniqueTables(tables) {
+			var owner bool
+			if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c
+				JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`, t.Schema, t.Name).Scan(&owner); err == nil && !owner {
+				notOwned = append(notOwned, t)
+			}
+		}
 	}
-	if !asIs && !super && !pubExists && !canCreate {
-		add(none, "GRANT CREATE ON DATABASE "+ident(db)+" TO "+ident(role)+", or "+createFix,
-			"role %s may not create the publication: it lacks CREATE on database %s", ident(role), ident(db))
+	if creates && (!canCreate || len(notOwned) > 0) {
+		var lacks []string
+		alt := []string{}
+		if !canCreate {
+			lacks = append(lacks, "CREATE on database "+ident(db))
+			alt = append(alt, "GRANT CREATE ON DATABASE "+ident(db)+" TO "+ident(role)+";")
+		}
+		if len(notOwned) > 0 {
+			lacks = append(lacks, "ownership of "+tableList(notOwned))
+			for _, t := range notOwned {
+				alt = append(alt, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+";")
+			}
+		}
+		name := cfg.publication
+		if name == "" {
+			name = "the bridge's publication"
+		}
+		fix := strings.Join(alt, " ")
+		if cfg.publication != "" {
+			fix = "or, for the role to create it: " + fix
+			fix = "as the owner of the tables run: CREATE PUBLICATION " + ident(cfg.publication) + " FOR TABLE " + tableList(uniqueTables(tables)) +
+				" WITH (" + publicationOptions + "); the bridge then uses it as it is; " + fix
+		}
+		add(none, fix, "role %s may not create publication %s: it lacks %s", ident(role), name, strings.Join(lacks, " and "))
 	}
 
 	for _, t := range uniqueTables(tables) {
@@ -208,12 +239,12 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			continue
 		}
 		if !canSelect {
-			add(t, "GRANT SELECT ON "+t.String()+" TO "+ident(role),
+			add(t, "GRANT SELECT ON "+t.String()+" TO "+ident(role)+";",
 				"role %s may not read table %s (SELECT is needed for the initial copy)", ident(role), t)
 		}
-		if !asIs && !super && !owner && !published[t] {
-			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+", or "+createFix,
-				"role %s does not own table %s and so cannot add it to a publication", ident(role), t)
+		if !asIs && !super && pubExists && !owner && !published[t] {
+			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+"; or, as the owner of the tables, drop the publication and create it with every table: DROP PUBLICATION "+ident(cfg.publication)+"; CREATE PUBLICATION "+ident(cfg.publication)+" FOR TABLE "+tableList(uniqueTables(tables))+" WITH ("+publicationOptions+");",
+				"role %s does not own table %s and so cannot add it to its publication %s", ident(role), t, cfg.publication)
 		}
 	}
 	return probs

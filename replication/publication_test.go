@@ -228,8 +228,8 @@ func TestPublicationMadeByTheOwner(t *testing.T) {
 	// The bridge's own name, not yet made, as a role that may not make it:
 	// the fix says what the owner creates instead.
 	ps = Preflight(ctx, bob, []change.Table{orders}, WithPublication("cdcbridge_x_forward", false))
-	if found := findProblem(ps, orders, "does not own table"); len(found) != 1 ||
-		!strings.Contains(found[0].Fix, `have the owner of the tables create it beforehand: CREATE PUBLICATION "cdcbridge_x_forward" FOR TABLE "public"."orders"`) {
+	if found := findProblem(ps, change.Table{}, `may not create publication cdcbridge_x_forward`); len(found) != 1 ||
+		!strings.HasPrefix(found[0].Fix, `as the owner of the tables run: CREATE PUBLICATION "cdcbridge_x_forward" FOR TABLE "public"."orders"`) {
 		t.Errorf("preflight of the bridge's own publication as a role that owns no table:%s", problemsText(ps))
 	}
 }
