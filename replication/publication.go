@@ -294,13 +294,31 @@ func publishesExactly(ctx context.Context, conn *pgx.Conn, name string, tables [
 	return true, nil
 }
 
-// DropPublication drops the publication if it exists.
-func DropPublication(ctx context.Context, conn *pgx.Conn, name string) error {
+// DropPublication drops the publication if it exists and is the bridge's:
+// one that was given (the mapping names it) or that another role owns (the
+// owner of the tables made it) is left as it is, and kept says why and
+// what its owner runs once nothing uses it. kept is "" when the
+// publication was dropped or did not exist.
+func DropPublication(ctx context.Context, conn *pgx.Conn, name string, given bool) (kept string, err error) {
 	if err := ValidName("publication", name); err != nil {
-		return err
+		return "", err
+	}
+	var owner string
+	var mine bool
+	err = conn.QueryRow(ctx, `SELECT pg_catalog.pg_get_userbyid(pubowner), pg_catalog.pg_has_role(pubowner, 'USAGE')
+		FROM pg_catalog.pg_publication WHERE pubname = $1`, name).Scan(&owner, &mine)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("reading publication %s: %w", name, err)
+	case given:
+		return "the mapping names it, so its owner made it and drops it (DROP PUBLICATION " + ident(name) + ") once nothing uses it", nil
+	case !mine:
+		return "role " + ident(owner) + " made it and drops it (DROP PUBLICATION " + ident(name) + ") once nothing uses it", nil
 	}
 	if _, err := conn.Exec(ctx, "DROP PUBLICATION IF EXISTS "+ident(name)); err != nil {
-		return fmt.Errorf("dropping publication %s: %w", name, err)
+		return "", fmt.Errorf("dropping publication %s: %w", name, err)
 	}
-	return nil
+	return "", nil
 }

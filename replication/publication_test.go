@@ -118,15 +118,15 @@ func TestEnsurePublication(t *testing.T) {
 
 	// Drop, twice.
 	for i := 0; i < 2; i++ {
-		if err := DropPublication(ctx, db.conn, "pub_one"); err != nil {
-			t.Fatal(err)
+		if kept, err := DropPublication(ctx, db.conn, "pub_one", false); err != nil || kept != "" {
+			t.Fatalf("dropping the bridge's publication: kept %q, %v", kept, err)
 		}
 	}
 	var n int
 	if err := db.conn.QueryRow(ctx, `SELECT count(*) FROM pg_publication WHERE pubname = 'pub_one'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("after DropPublication %d publications (%v)", n, err)
 	}
-	if err := DropPublication(ctx, db.conn, "Bad Name"); err == nil {
+	if _, err := DropPublication(ctx, db.conn, "Bad Name", false); err == nil {
 		t.Errorf("DropPublication accepted a bad name")
 	}
 }
@@ -217,7 +217,18 @@ func TestPublicationMadeByTheOwner(t *testing.T) {
 		pe.Fix != `CREATE PUBLICATION "named_pub" FOR TABLE "public"."orders" WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true);` {
 		t.Fatalf("a named publication that does not exist: %v", err)
 	}
+	// Neither is dropped by the bridge: not the one another role made, nor,
+	// even for a superuser, one the mapping names.
+	if kept, err := DropPublication(ctx, bob, "owners", false); err != nil || !strings.Contains(kept, "DROP PUBLICATION \"owners\"") {
+		t.Fatalf("dropping the owner's publication as the role: kept %q, %v", kept, err)
+	}
+	if kept, err := DropPublication(ctx, db.conn, "owners", true); err != nil || !strings.Contains(kept, "the mapping names it") {
+		t.Fatalf("dropping a publication the mapping names: kept %q, %v", kept, err)
+	}
 	var n int
+	if err := db.conn.QueryRow(ctx, `SELECT count(*) FROM pg_publication WHERE pubname = 'owners'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the owner's publication was dropped (%d, %v)", n, err)
+	}
 	if err := db.conn.QueryRow(ctx, `SELECT count(*) FROM pg_publication WHERE pubname = 'named_pub'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the bridge created the publication the mapping names (%d, %v)", n, err)
 	}

@@ -81,7 +81,7 @@ GRANT CREATE ON DATABASE %[1]s TO :role;
 GRANT SET ON PARAMETER session_replication_role TO :role;
 GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_oid(text),
 	pg_replication_origin_session_setup(text), pg_replication_origin_session_reset(),
-	pg_replication_origin_xact_setup(pg_lsn, timestamptz) TO :role;
+	pg_replication_origin_xact_setup(pg_lsn, timestamptz), pg_replication_origin_drop(text) TO :role;
 `, pgx.Identifier{db}.Sanitize(), pub, tables, seqs)
 }
 
@@ -173,6 +173,25 @@ func TestNonOwnerStory(t *testing.T) {
 	noCanary(t, rig.Logs.String())
 	if strings.Contains(rig.Logs.String(), rolePassword) {
 		t.Fatalf("the role's password appears in the logs")
+	}
+
+	// cleanup, as the role, drops what the bridge made and keeps the
+	// owner's publications.
+	code, out, errs := run("cleanup", "-c", p)
+	if code != 0 || !strings.Contains(out, "kept publication cdcbridge_story_forward on the source") || !strings.Contains(out, "kept publication blue_orders on the target") {
+		t.Fatalf("cleanup as the role: exit %d\n%s%s", code, out, errs)
+	}
+	for _, q := range []struct{ sql, want string }{
+		{`SELECT count(*) FROM pg_replication_slots WHERE database = current_database()`, "(0)"},
+		{`SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'cdcbridge_story_%'`, "(0)"},
+		{`SELECT count(*) FROM pg_namespace WHERE nspname = 'cdcbridge'`, "(0)"},
+		{`SELECT count(*) FROM pg_publication`, "(1)"},
+	} {
+		for _, c := range []*pgx.Conn{e.Src, e.Tgt} {
+			if got := bridgetest.Query(t, c, q.sql); got != q.want {
+				t.Errorf("after cleanup %s = %s, want %s\n%s", q.sql, got, q.want, out)
+			}
+		}
 	}
 }
 
@@ -275,6 +294,18 @@ func TestCheckFixesAreHonoured(t *testing.T) {
 	}
 	if err := d.stop(); err != nil {
 		t.Fatalf("stopping the daemon: %v\n%s", err, pgtest.Tail(rig.Logs.String(), 30))
+	}
+
+	// cleanup needs one more function, and says which.
+	code, out, errs := run("cleanup", "-c", p)
+	grant := "GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO " + pgx.Identifier{r.Name}.Sanitize()
+	if code != 1 || !strings.Contains(errs, grant) {
+		t.Fatalf("cleanup without EXECUTE on pg_replication_origin_drop: exit %d, want 1 with %q\n%s%s", code, grant, out, errs)
+	}
+	pgtest.MustExec(t, e.Src, grant)
+	pgtest.MustExec(t, e.Tgt, grant)
+	if code, out, errs := run("cleanup", "-c", p); code != 0 || !strings.Contains(out, "kept publication cdcbridge_fixes_forward on the source") {
+		t.Fatalf("cleanup after the grant: exit %d\n%s%s", code, out, errs)
 	}
 }
 
