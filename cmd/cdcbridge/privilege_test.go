@@ -167,6 +167,12 @@ func TestNonOwnerStory(t *testing.T) {
 	if got := bridgetest.Query(t, e.Tgt, `SELECT count(*) FROM orders_v2 WHERE note IN ('after rollback', 'green again')`); got != "(2)" {
 		t.Fatalf("blue holds %s of green's 2 rows written after the rollback", got)
 	}
+	// The operator's other commands work as the role too.
+	for _, args := range [][]string{{"verify", "-c", p}, {"verify", "-c", p, "--reverse"}, {"status", "-c", p}} {
+		if code, out, errs := run(args...); code != 0 {
+			t.Fatalf("%v as the role: exit %d\n%s%s", args, code, out, errs)
+		}
+	}
 	if err := d.stop(); err != nil {
 		t.Fatalf("stopping the daemon: %v\n%s", err, pgtest.Tail(rig.Logs.String(), 30))
 	}
