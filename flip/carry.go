@@ -42,7 +42,11 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 	dec := replication.NewDecoder(m.OwnsOrigin)
 	// Writes to tables the direction does not read are not foreign: a
 	// publication made by the tables' owner may hold more tables.
-	dec.OnlyTables(func(t change.Table) bool { return len(v.EntriesFor(t)) > 0 })
+	read := map[change.Table]bool{}
+	for _, t := range v.ReadTables() {
+		read[t] = true
+	}
+	dec.OnlyTables(func(t change.Table) bool { return read[t] })
 	for rows.Next() {
 		var lsn pglogrepl.LSN
 		var data []byte

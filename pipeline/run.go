@@ -132,7 +132,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Publication: pub,
 		SkipOrigin:  m.OwnsOrigin,
 		// A publication made by the tables' owner may hold more tables.
-		KeepTable: func(t change.Table) bool { return len(v.EntriesFor(t)) > 0 },
+		KeepTable: tableSet(v.ReadTables()),
 		OnStart:   func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
 		Budget:    budget,
 		Logger:    o.Logger,
@@ -264,4 +264,13 @@ func observer(o Options) apply.Observer {
 		return nil
 	}
 	return metrics.ApplyObserver{M: o.Metrics, Direction: o.Direction.String()}
+}
+
+// tableSet reports whether a table is one of tables.
+func tableSet(tables []change.Table) func(change.Table) bool {
+	set := make(map[change.Table]bool, len(tables))
+	for _, t := range tables {
+		set[t] = true
+	}
+	return func(t change.Table) bool { return set[t] }
 }

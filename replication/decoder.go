@@ -33,7 +33,8 @@ import (
 // whether the transaction has an origin (pgoutput sends Origin right after
 // Begin, before anything else of the transaction, or not at all). Relation
 // and Type messages do not release it; a change, a Commit or the Origin of a
-// forwarded transaction does.
+// forwarded transaction does (with a table filter, only a change of a kept
+// table or a Commit).
 //
 // Every Txn and Change is freshly allocated and shares no memory with the
 // input, so callers may keep them and reuse their message buffers. Relations
