@@ -151,7 +151,7 @@ func inspect(ctx context.Context, v config.View, s *databases) []finding.Finding
 	extra := writeTables
 	if m.OnError == config.PolicyDeadletter {
 		if err := deadletter.Ensure(ctx, s.write); err != nil {
-			fs = append(fs, finding.Finding{Where: writeSide, Message: err.Error(), Fix: "grant CREATE on the database, or create the table cdcbridge.deadletter yourself"})
+			fs = append(fs, finding.Finding{Where: writeSide, Message: err.Error(), Fix: "the bridge creates the table cdcbridge.deadletter in its schema: GRANT USAGE, CREATE ON SCHEMA cdcbridge TO " + currentRole(ctx, s.write) + "; or, without the schema, see the finding about it"})
 		}
 		extra = append(append([]change.Table{}, writeTables...), deadletter.Table)
 	}
