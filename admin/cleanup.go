@@ -7,7 +7,9 @@ import (
 	"io"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
@@ -19,7 +21,8 @@ import (
 
 // Cleanup drops what the bridge made for a mapping: both slots and
 // publications, the replication origins on both sides, and the checkpoint
-// and state rows. It refuses while a daemon runs the mapping.
+// and state rows. A publication the bridge did not make (the mapping names
+// it, or another role owns it) is kept, and the output says so. It refuses while a daemon runs the mapping.
 func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 	release, err := control.LockDirections(ctx, m)
 	if errors.Is(err, checkpoint.ErrLocked) {
@@ -49,11 +52,16 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 			}
 			fmt.Fprintf(w, "dropped slot %s on the %s\n", v.Slot, readSide)
 		}
-		if err := replication.DropPublication(ctx, read, v.Publication); err != nil {
+		kept, err := replication.DropPublication(ctx, read, v.Publication, v.PublicationGiven)
+		if err != nil {
 			read.Close(ctx)
 			return err
 		}
-		fmt.Fprintf(w, "dropped publication %s on the %s (if it existed)\n", v.Publication, readSide)
+		if kept != "" {
+			fmt.Fprintf(w, "kept publication %s on the %s: %s\n", v.Publication, readSide, kept)
+		} else {
+			fmt.Fprintf(w, "dropped publication %s on the %s (if it existed)\n", v.Publication, readSide)
+		}
 		read.Close(ctx)
 
 		write, err := dbconn.Connect(ctx, writeDSN, writeSide)
@@ -62,6 +70,9 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		}
 		if _, err := write.Exec(ctx, `SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1 OR roname ~ ('^' || $1 || '_copy[0-9]+$')`, v.Origin); err != nil {
 			write.Close(ctx)
+			if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == pgerrcode.InsufficientPrivilege {
+				err = fmt.Errorf("%w; as a superuser run GRANT EXECUTE ON FUNCTION pg_replication_origin_drop(text) TO %s", err, pgx.Identifier{write.Config().User}.Sanitize())
+			}
 			return fmt.Errorf("dropping the replication origin %s on the %s: %w", v.Origin, writeSide, err)
 		}
 		fmt.Fprintf(w, "dropped replication origin %s on the %s (if it existed)\n", v.Origin, writeSide)

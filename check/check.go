@@ -126,7 +126,7 @@ func inspect(ctx context.Context, v config.View, s *databases) []finding.Finding
 	readSide, writeSide := v.ReadName, v.WriteName
 	var fs []finding.Finding
 	readTables, writeTables := v.ReadTables(), v.WriteTables()
-	for _, p := range replication.Preflight(ctx, s.read, readTables) {
+	for _, p := range replication.Preflight(ctx, s.read, readTables, replication.WithPublication(v.Publication, v.PublicationGiven)) {
 		p.Where = readSide
 		if p.Table != (change.Table{}) {
 			p.Where += " table " + p.Table.String()
@@ -151,7 +151,7 @@ func inspect(ctx context.Context, v config.View, s *databases) []finding.Finding
 	extra := writeTables
 	if m.OnError == config.PolicyDeadletter {
 		if err := deadletter.Ensure(ctx, s.write); err != nil {
-			fs = append(fs, finding.Finding{Where: writeSide, Message: err.Error(), Fix: "grant CREATE on the database, or create the table cdcbridge.deadletter yourself"})
+			fs = append(fs, finding.Finding{Where: writeSide, Message: err.Error(), Fix: "the bridge creates the table cdcbridge.deadletter in its schema: GRANT USAGE, CREATE ON SCHEMA cdcbridge TO " + currentRole(ctx, s.write) + "; or, without the schema, see the finding about it"})
 		}
 		extra = append(append([]change.Table{}, writeTables...), deadletter.Table)
 	}
@@ -189,17 +189,9 @@ func inspect(ctx context.Context, v config.View, s *databases) []finding.Finding
 			fs = append(fs, finding.Finding{Where: "mapping", OK: true, Message: fmt.Sprintf("%d table entries resolve on both sides", len(m.Tables))})
 		}
 	}
-	var canOrigin bool
-	if err := s.write.QueryRow(ctx, `SELECT rolsuper OR has_function_privilege('pg_replication_origin_session_setup(text)', 'EXECUTE') FROM pg_roles WHERE rolname = current_user`).Scan(&canOrigin); err != nil {
-		fs = append(fs, finding.Finding{Where: writeSide, Message: "checking replication origin privileges: " + err.Error()})
-	} else if !canOrigin {
-		fs = append(fs, finding.Finding{Where: writeSide, Message: "the role may not use replication origins, which tag the bridge's writes so they are not replicated back",
-			Fix: "GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_xact_setup(pg_lsn, timestamptz), pg_replication_origin_oid(text) TO the role, or use a superuser"})
-	}
-	var canSchema bool
-	if err := s.write.QueryRow(ctx, `SELECT to_regnamespace('cdcbridge') IS NOT NULL AND has_schema_privilege('cdcbridge', 'USAGE') OR to_regnamespace('cdcbridge') IS NULL AND has_database_privilege(current_database(), 'CREATE')`).Scan(&canSchema); err == nil && !canSchema {
-		fs = append(fs, finding.Finding{Where: writeSide, Message: "the role can neither create nor use the schema cdcbridge, where the checkpoint lives", Fix: "GRANT CREATE ON DATABASE to the role, or create schema cdcbridge owned by it"})
-	}
+	fs = append(fs, originFindings(ctx, s.write, writeSide)...)
+	fs = append(fs, stateSchemaFindings(ctx, s.write, writeSide)...)
+	fs = append(fs, sequenceFindings(ctx, v, s)...)
 	if len(finding.Problems(fs)) == 0 {
 		fs = append(fs, finding.Finding{Where: readSide, OK: true, Message: fmt.Sprintf("logical replication ready for %d tables", len(readTables))})
 	}
@@ -258,7 +250,8 @@ func replicaFindings(ctx context.Context, s *databases, side string, tables []ui
 		f := finding.Finding{Where: side, Message: err.Error()}
 		var pe *apply.PrivilegeError
 		if errors.As(err, &pe) {
-			f.Message, f.Fix = "the role may not set session_replication_role: "+pe.Err.Error(), pe.Fix
+			f.Message = "the role may not set session_replication_role: " + pe.Err.Error()
+			f.Fix = "GRANT SET ON PARAMETER session_replication_role TO " + currentRole(ctx, s.write) + "; as a superuser: the bridge writes as a replica (session_replication_role = replica) so that triggers and foreign keys do not act twice on replicated rows"
 		}
 		return append(fs, f)
 	}
@@ -317,7 +310,7 @@ func writePrivileges(ctx context.Context, s *databases, side string, t change.Ta
 	}
 	if len(missing) > 0 {
 		return []finding.Finding{{Where: side + " table " + t.String(), Message: "the role lacks " + strings.Join(missing, ", "),
-			Fix: fmt.Sprintf("GRANT %s ON %s TO the bridge's role", strings.Join(missing, ", "), t)}}
+			Fix: fmt.Sprintf("GRANT %s ON %s TO %s;", strings.Join(missing, ", "), t, currentRole(ctx, s.write))}}
 	}
 	return nil
 }

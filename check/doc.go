@@ -3,7 +3,10 @@
 // the side read (wal_level, privileges, slots, tables), the tables and
 // their partitions, write privileges and the replica role on the side
 // written, keys, encodings, the mapping resolved against both catalogs,
-// replication origins, and the checkpoint and slot.
+// replication origins, the schema of the bridge's state, the sequences kept
+// in step, and the checkpoint and slot. Every missing privilege comes with
+// the exact SQL (GRANT, or the owner's CREATE/ALTER PUBLICATION) that makes
+// the bridge work for the role: a role needs to own no table.
 //
 // Check runs them all and returns every finding, good and bad, for
 // `cdcbridge check`. Preflight runs the ones a start needs on the start's

@@ -17,10 +17,16 @@ import (
 // Schema holds the bridge's own tables on the side it writes to.
 const Schema = "cdcbridge"
 
+// SchemaDDL creates the bridge's schema unless it exists. CREATE SCHEMA
+// IF NOT EXISTS alone would not do: it needs CREATE on the database even
+// when the schema exists, and a role without it may be given the schema
+// instead (owning it, or with USAGE and CREATE on it).
+const SchemaDDL = `
+DO $$BEGIN IF pg_catalog.to_regnamespace('cdcbridge') IS NULL THEN CREATE SCHEMA IF NOT EXISTS cdcbridge; END IF; END$$;`
+
 // DDL creates the bridge's schema, checkpoint table and table of entry
 // states; it is idempotent.
-const DDL = `
-CREATE SCHEMA IF NOT EXISTS cdcbridge;
+const DDL = SchemaDDL + `
 CREATE TABLE IF NOT EXISTS cdcbridge.checkpoint (
 	name        text        NOT NULL,
 	direction   text        NOT NULL,

@@ -81,8 +81,10 @@ func (e Entry) WriteKey(dir Direction) []string {
 func (m *Mapping) SlotName(dir Direction) string { return m.OriginPrefix() + dir.String() }
 
 // PublicationName is the publication of the mapped tables read in direction
-// dir. It equals SlotName(dir); publications and slots are separate namespaces.
-func (m *Mapping) PublicationName(dir Direction) string { return m.OriginPrefix() + dir.String() }
+// dir: the one the mapping names on the side read (Side.Publication), or
+// else the bridge's own, which equals SlotName(dir) (publications and slots
+// are separate namespaces).
+func (m *Mapping) PublicationName(dir Direction) string { return m.View(dir).Publication }
 
 // OriginName is the replication origin that tags the transactions the bridge
 // applies in direction dir.
@@ -190,6 +192,10 @@ type View struct {
 	Slot string
 	// Publication is the publication of the tables read, on ReadSide.
 	Publication string
+	// PublicationGiven says that the mapping names Publication: it was
+	// made beforehand, and the bridge uses it as it is, never creating,
+	// altering or dropping it.
+	PublicationGiven bool
 	// Origin is the replication origin that tags the transactions the
 	// direction applies on WriteSide.
 	Origin string
@@ -207,7 +213,7 @@ func (m *Mapping) View(dir Direction) View {
 		WriteName:   targetName,
 		Func:        "forward",
 		Slot:        m.SlotName(dir),
-		Publication: m.PublicationName(dir),
+		Publication: m.OriginPrefix() + dir.String(),
 		Origin:      m.OriginName(dir),
 		m:           m,
 	}
@@ -215,6 +221,9 @@ func (m *Mapping) View(dir Direction) View {
 		v.ReadSide, v.WriteSide = m.Target, m.Source
 		v.ReadName, v.WriteName = targetName, sourceName
 		v.Func = "backward"
+	}
+	if p := v.ReadSide.Publication; p != "" {
+		v.Publication, v.PublicationGiven = p, true
 	}
 	return v
 }

@@ -28,5 +28,7 @@
 // side it reads and which it writes, what the file calls them, and the names
 // of its replication slot, publication and origin; those names are derived
 // from the mapping's name and the direction, so two bridges with different
-// names never touch each other's objects.
+// names never touch each other's objects. A side may name instead a
+// publication made beforehand on it (source.publication, target.publication):
+// the direction reading that side uses it as it is (View.PublicationGiven).
 package config

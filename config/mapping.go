@@ -46,6 +46,11 @@ type Mapping struct {
 // Side is one database of the bridge.
 type Side struct {
 	DSN DSN
+	// Publication names a publication made beforehand on this side, which
+	// the direction reading it uses as it is: the bridge never creates,
+	// alters or drops it, and checks that it publishes the tables read.
+	// Empty: the bridge uses its own, cdcbridge_<name>_<direction>.
+	Publication string
 }
 
 // Entry maps one source table to one target table.

@@ -23,7 +23,7 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 
 var (
 	topKeys    = []string{"name", "source", "target", "tables", "on_error", "max_consecutive_errors", "transform_timeout", "batch", "metrics"}
-	sideKeys   = []string{"dsn"}
+	sideKeys   = []string{"dsn", "publication"}
 	entryKeys  = []string{"source", "target", "transform", "key"}
 	keySides   = []string{"source", "target"}
 	batchKeys  = []string{"max_rows", "max_delay"}
@@ -128,8 +128,12 @@ func (p *parser) side(root *yaml.Node, f map[string]field, key, env, what string
 		return Side{}
 	}
 	sf := p.fields(n, key, example, sideKeys)
-	if sf == nil || p.offline {
+	if sf == nil {
 		return Side{}
+	}
+	pub := p.publication(sf, key)
+	if p.offline {
+		return Side{Publication: pub}
 	}
 	path := key + ".dsn"
 	d := p.required(n, sf, path, "dsn", dsnForms+", e.g. dsn: ${"+env+"}")
@@ -151,7 +155,36 @@ func (p *parser) side(root *yaml.Node, f map[string]field, key, env, what string
 		p.report(d, path, "%v; %s", err, dsnForms)
 		return Side{}
 	}
-	return Side{DSN: dsn}
+	return Side{DSN: dsn, Publication: pub}
+}
+
+// publicationRE is what a publication named in the mapping may be called:
+// the names the bridge itself gives (lower case, no quoting, at most 63
+// bytes), since the name travels unquoted in the replication protocol.
+var publicationRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// publication parses a side's optional publication: the name of a
+// publication made beforehand on that side (by the owner of its tables),
+// which the direction reading the side uses as it is.
+func (p *parser) publication(sf map[string]field, side string) string {
+	v := optional(sf, "publication")
+	if v == nil {
+		return ""
+	}
+	path := side + ".publication"
+	s, ok := p.scalar(v, path, "publication: "+side+"_pub")
+	if !ok {
+		return ""
+	}
+	switch {
+	case s == "":
+		p.report(v, path, "empty; name the publication that the owner of the %s's tables made for the bridge, or remove the key to let the bridge make cdcbridge_<name>_<direction> itself", side)
+	case !publicationRE.MatchString(s):
+		p.report(v, path, "%q is not a publication name the bridge can use; use 1 to 63 lower-case letters, digits and underscores, starting with a letter (rename it with ALTER PUBLICATION ... RENAME TO ...)", s)
+	default:
+		return s
+	}
+	return ""
 }
 
 func (p *parser) tables(root *yaml.Node, f map[string]field) []Entry {

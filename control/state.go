@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
 )
 
@@ -17,8 +18,7 @@ import (
 // slice): one row per mapping, saying which direction is live, where the
 // last flip happened, and carrying flip requests from `cdcbridge flip` to
 // the running daemon and its answers back.
-const DDL = `
-CREATE SCHEMA IF NOT EXISTS cdcbridge;
+const DDL = checkpoint.SchemaDDL + `
 CREATE TABLE IF NOT EXISTS cdcbridge.state (
 	name          text PRIMARY KEY,
 	live          text NOT NULL DEFAULT 'forward',

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/cdcbridge/cdcbridge/change"
+	"github.com/cdcbridge/cdcbridge/checkpoint"
 	"github.com/cdcbridge/cdcbridge/config"
 )
 
@@ -15,8 +16,7 @@ import (
 // policy, in the same transaction as the checkpoint that passes them.
 var Table = change.Table{Schema: "cdcbridge", Name: "deadletter"}
 
-const ddl = `
-CREATE SCHEMA IF NOT EXISTS cdcbridge;
+const ddl = checkpoint.SchemaDDL + `
 CREATE TABLE IF NOT EXISTS cdcbridge.deadletter (
 	id           bigserial PRIMARY KEY,
 	name         text NOT NULL,

@@ -40,6 +40,13 @@ func foreignWrites(ctx context.Context, conn *pgx.Conn, m *config.Mapping, dir c
 	}
 	defer rows.Close()
 	dec := replication.NewDecoder(m.OwnsOrigin)
+	// Writes to tables the direction does not read are not foreign: a
+	// publication made by the tables' owner may hold more tables.
+	read := map[change.Table]bool{}
+	for _, t := range v.ReadTables() {
+		read[t] = true
+	}
+	dec.OnlyTables(func(t change.Table) bool { return read[t] })
 	for rows.Next() {
 		var lsn pglogrepl.LSN
 		var data []byte
@@ -101,7 +108,7 @@ func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, polic
 		res.Message = fmt.Sprintf("%s is already the live direction (since %s)", to, st.FlipLSN)
 		return res, control.Answer(ctx, state, m.Name, requestID, true, res.Message)
 	}
-	if err := replication.EnsurePublication(ctx, read, v.Publication, v.ReadTables()); err != nil {
+	if err := replication.EnsurePublication(ctx, read, v.Publication, v.ReadTables(), v.PublicationGiven); err != nil {
 		return res, err
 	}
 	if err := checkpoint.Ensure(ctx, write); err != nil {

@@ -81,7 +81,7 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	}
 	s.readCat, s.writeCat, s.mapper = resolved.ReadCat, resolved.WriteCat, resolved.Mapper
 	slot, pub := v.Slot, v.Publication
-	if err := replication.EnsurePublication(ctx, s.read, pub, v.ReadTables()); err != nil {
+	if err := replication.EnsurePublication(ctx, s.read, pub, v.ReadTables(), v.PublicationGiven); err != nil {
 		return classify(err)
 	}
 	if err := checkpoint.Ensure(ctx, s.write); err != nil {
@@ -131,9 +131,11 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		Slot:        slot,
 		Publication: pub,
 		SkipOrigin:  m.OwnsOrigin,
-		OnStart:     func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
-		Budget:      budget,
-		Logger:      o.Logger,
+		// A publication made by the tables' owner may hold more tables.
+		KeepTable: tableSet(v.ReadTables()),
+		OnStart:   func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
+		Budget:    budget,
+		Logger:    o.Logger,
 	})
 
 	log.Info("streaming", "mode", o.Mode.String(), "slot", slot, "start_lsn", s.start.String(), "read", readDSN.String(), "write", writeDSN.String())
@@ -262,4 +264,13 @@ func observer(o Options) apply.Observer {
 		return nil
 	}
 	return metrics.ApplyObserver{M: o.Metrics, Direction: o.Direction.String()}
+}
+
+// tableSet reports whether a table is one of tables.
+func tableSet(tables []change.Table) func(change.Table) bool {
+	set := make(map[change.Table]bool, len(tables))
+	for _, t := range tables {
+		set[t] = true
+	}
+	return func(t change.Table) bool { return set[t] }
 }

@@ -23,13 +23,18 @@ import (
 //     is not sent at all: its Begin, changes and Commit are replaced by one
 //     EvPosition at its EndLSN, so the caller can still advance past it.
 //     The relations it announces are remembered all the same.
+//   - With a table filter (OnlyTables), changes of other tables are
+//     dropped, and a transaction with no change of a kept table is replaced
+//     by one EvPosition at its EndLSN, as a skipped one is: a publication
+//     made by someone else may hold more tables than the bridge reads.
 //   - EvPosition from Keepalive when no transaction is open.
 //
 // The Begin of a transaction is held back until the next message shows
 // whether the transaction has an origin (pgoutput sends Origin right after
 // Begin, before anything else of the transaction, or not at all). Relation
 // and Type messages do not release it; a change, a Commit or the Origin of a
-// forwarded transaction does.
+// forwarded transaction does (with a table filter, only a change of a kept
+// table or a Commit).
 //
 // Every Txn and Change is freshly allocated and shares no memory with the
 // input, so callers may keep them and reuse their message buffers. Relations
@@ -42,6 +47,7 @@ import (
 // use.
 type Decoder struct {
 	skipOrigin func(string) bool
+	keepTable  func(change.Table) bool
 	rels       map[uint32]*change.Relation
 
 	// At most one of pending, txn and skipping is set.
@@ -59,6 +65,39 @@ type Decoder struct {
 // origin for which skipOrigin returns true; nil skips nothing.
 func NewDecoder(skipOrigin func(origin string) bool) *Decoder {
 	return &Decoder{skipOrigin: skipOrigin, rels: map[uint32]*change.Relation{}}
+}
+
+// OnlyTables makes the Decoder drop the changes of the tables for which
+// keep returns false (nil keeps every table), and replace a transaction
+// with no change of a kept table by an EvPosition. Its Begin is then held
+// back until the first change of a kept table. Call it before the first
+// Decode.
+func (d *Decoder) OnlyTables(keep func(change.Table) bool) { d.keepTable = keep }
+
+// kept reports whether a change message is of a kept table: for a
+// truncate, of at least one.
+func (d *Decoder) kept(msg pglogrepl.Message) bool {
+	if d.keepTable == nil {
+		return true
+	}
+	var ids []uint32
+	switch m := msg.(type) {
+	case *pglogrepl.InsertMessage:
+		ids = []uint32{m.RelationID}
+	case *pglogrepl.UpdateMessage:
+		ids = []uint32{m.RelationID}
+	case *pglogrepl.DeleteMessage:
+		ids = []uint32{m.RelationID}
+	case *pglogrepl.TruncateMessage:
+		ids = m.RelationIDs
+	}
+	for _, id := range ids {
+		// A relation never announced is kept, so that the change reports it.
+		if rel := d.rels[id]; rel == nil || d.keepTable(rel.Table) {
+			return true
+		}
+	}
+	return false
 }
 
 // Relation returns the relation last announced under id, or nil.
@@ -136,6 +175,9 @@ func (d *Decoder) handle(walStart pglogrepl.LSN, msg pglogrepl.Message) ([]chang
 			d.skipping, d.pending = d.pending, nil
 			return nil, nil
 		}
+		if d.keepTable != nil {
+			return nil, nil // released by its first change of a kept table
+		}
 		return d.release(nil), nil
 
 	case *pglogrepl.RelationMessage:
@@ -164,10 +206,16 @@ func (d *Decoder) handle(walStart pglogrepl.LSN, msg pglogrepl.Message) ([]chang
 		return nil, nil
 
 	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage, *pglogrepl.TruncateMessage:
-		evs := d.release(nil)
 		if d.skipping != nil {
-			return evs, nil
+			return nil, nil
 		}
+		if !d.kept(m) {
+			if d.pending == nil && d.txn == nil {
+				return nil, errors.New("row change outside a transaction")
+			}
+			return nil, nil
+		}
+		evs := d.release(nil)
 		if d.txn == nil {
 			return nil, errors.New("row change outside a transaction")
 		}
@@ -178,6 +226,12 @@ func (d *Decoder) handle(walStart pglogrepl.LSN, msg pglogrepl.Message) ([]chang
 		return append(evs, change.Event{Kind: change.EvChange, Txn: d.txn, Change: c, LSN: walStart}), nil
 
 	case *pglogrepl.CommitMessage:
+		if d.pending != nil && d.keepTable != nil {
+			// No change of a kept table: nothing to send but the position.
+			d.pending = nil
+			d.advance(m.TransactionEndLSN)
+			return []change.Event{{Kind: change.EvPosition, LSN: m.TransactionEndLSN}}, nil
+		}
 		evs := d.release(nil)
 		switch {
 		case d.skipping != nil:

@@ -77,7 +77,7 @@ func ctxT(t testing.TB) context.Context {
 func setupStream(t *testing.T, db testDB, pub, slot string, tables ...change.Table) pglogrepl.LSN {
 	t.Helper()
 	ctx := ctxT(t)
-	if err := EnsurePublication(ctx, db.conn, pub, tables); err != nil {
+	if err := EnsurePublication(ctx, db.conn, pub, tables, false); err != nil {
 		t.Fatal(err)
 	}
 	s, err := CreateSlot(ctx, db.dsn, slot, false)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,11 +15,15 @@ import (
 // PreflightOption tells Preflight more about what the bridge will use.
 type PreflightOption func(*preflight)
 
-// WithPublication names the publication the bridge will use. Without it,
-// Preflight assumes the publication still has to be created with every
-// table; with it, creating or extending it is only checked when needed.
-func WithPublication(name string) PreflightOption {
-	return func(p *preflight) { p.publication = name }
+// WithPublication names the publication the bridge will use, and says
+// whether it was given (named by the user: used as it is, never created or
+// altered). Without it, Preflight assumes the publication still has to be
+// created with every table; with it, creating or extending it is only
+// checked when the bridge will, and a publication the bridge uses as it is
+// (given, or owned by another role) is checked to publish the tables (see
+// CheckPublication).
+func WithPublication(name string, given bool) PreflightOption {
+	return func(p *preflight) { p.publication, p.given = name, given }
 }
 
 // WithSlot names the slot the bridge will use. An existing slot needs no free
@@ -29,6 +34,7 @@ func WithSlot(name string) PreflightOption {
 
 type preflight struct {
 	publication string
+	given       bool
 	slot        string
 }
 
@@ -43,7 +49,9 @@ type preflight struct {
 //   - the role has REPLICATION (or is superuser);
 //   - a replication slot and a WAL sender are free (unless the slot exists);
 //   - the role may create the publication (CREATE on the database, ownership
-//     of the tables) when it does not exist or lacks a table;
+//     of the tables) when it does not exist or lacks a table, or else, for
+//     a publication the bridge uses as it is (named by the user, or owned
+//     by another role), that it publishes the tables (CheckPublication);
 //   - each table exists, is a table, and is readable (SELECT, for the
 //     initial copy).
 //
@@ -90,7 +98,7 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 		probs = append(probs, *p)
 	}
 	if !super && !repl {
-		add(none, "ALTER ROLE "+ident(role)+" REPLICATION",
+		add(none, "ALTER ROLE "+ident(role)+" REPLICATION;",
 			"role %s lacks the REPLICATION attribute needed to create and read replication slots", ident(role))
 	}
 
@@ -130,11 +138,14 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			"all %d WAL senders are in use", maxSenders)
 	}
 
-	// Which tables the publication still needs; all when it does not exist.
-	pubExists := false
+	// Which tables the publication still needs; all when it does not
+	// exist. One the bridge uses as it is needs no privilege but its
+	// contents: the owner made it.
+	pubExists, pubMine := false, true
 	published := map[change.Table]bool{}
 	if cfg.publication != "" {
-		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1)`, cfg.publication).Scan(&pubExists)
+		err := conn.QueryRow(ctx, `SELECT count(*) > 0, coalesce(bool_and(pg_catalog.pg_has_role(pubowner, 'USAGE')), true)
+			FROM pg_catalog.pg_publication WHERE pubname = $1`, cfg.publication).Scan(&pubExists, &pubMine)
 		if err == nil && pubExists {
 			var rows pgx.Rows
 			rows, err = conn.Query(ctx, `SELECT schemaname, tablename FROM pg_catalog.pg_publication_tables WHERE pubname = $1`, cfg.publication)
@@ -150,9 +161,59 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			add(none, "", "checking publication %s: %v", cfg.publication, err)
 		}
 	}
-	if !super && !pubExists && !canCreate {
-		add(none, "GRANT CREATE ON DATABASE "+ident(db)+" TO "+ident(role)+", or create the publication as its owner",
-			"role %s may not create the publication: it lacks CREATE on database %s", ident(role), ident(db))
+	asIs := cfg.publication != "" && (cfg.given || pubExists && !pubMine)
+	if asIs {
+		err := CheckPublication(ctx, conn, cfg.publication, existing(ctx, conn, tables))
+		var pe *PublicationError
+		switch {
+		case errors.As(err, &pe):
+			msg := pe.problem()
+			if !pe.Exists {
+				msg += " (the mapping names it, so the bridge does not create it)"
+			}
+			add(none, "as the owner of the tables run: "+pe.Fix, "%s", msg)
+		case err != nil:
+			add(none, "", "checking publication %s: %v", cfg.publication, err)
+		}
+	}
+	// The bridge creates its own publication when it is missing: that
+	// needs CREATE on the database and ownership of every table, or else
+	// the owner of the tables creates it beforehand.
+	creates := !asIs && !super && !pubExists
+	var notOwned []change.Table
+	if creates {
+		for _, t := range uniqueTables(tables) {
+			var owner bool
+			if err := conn.QueryRow(ctx, `SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c
+				JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`, t.Schema, t.Name).Scan(&owner); err == nil && !owner {
+				notOwned = append(notOwned, t)
+			}
+		}
+	}
+	if creates && (!canCreate || len(notOwned) > 0) {
+		var lacks []string
+		alt := []string{}
+		if !canCreate {
+			lacks = append(lacks, "CREATE on database "+ident(db))
+			alt = append(alt, "GRANT CREATE ON DATABASE "+ident(db)+" TO "+ident(role)+";")
+		}
+		if len(notOwned) > 0 {
+			lacks = append(lacks, "ownership of "+tableList(notOwned))
+			for _, t := range notOwned {
+				alt = append(alt, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+";")
+			}
+		}
+		name := cfg.publication
+		if name == "" {
+			name = "the bridge's publication"
+		}
+		fix := strings.Join(alt, " ")
+		if cfg.publication != "" {
+			fix = "or, for the role to create it: " + fix
+			fix = "as the owner of the tables run: CREATE PUBLICATION " + ident(cfg.publication) + " FOR TABLE " + tableList(uniqueTables(tables)) +
+				" WITH (" + publicationOptions + "); the bridge then uses it as it is; " + fix
+		}
+		add(none, fix, "role %s may not create publication %s: it lacks %s", ident(role), name, strings.Join(lacks, " and "))
 	}
 
 	for _, t := range uniqueTables(tables) {
@@ -178,12 +239,12 @@ func Preflight(ctx context.Context, conn *pgx.Conn, tables []change.Table, opts 
 			continue
 		}
 		if !canSelect {
-			add(t, "GRANT SELECT ON "+t.String()+" TO "+ident(role),
+			add(t, "GRANT SELECT ON "+t.String()+" TO "+ident(role)+";",
 				"role %s may not read table %s (SELECT is needed for the initial copy)", ident(role), t)
 		}
-		if !super && !owner && !published[t] {
-			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+", or add the table to the publication as its owner",
-				"role %s does not own table %s and so cannot add it to a publication", ident(role), t)
+		if !asIs && !super && pubExists && !owner && !published[t] {
+			add(t, "ALTER TABLE "+t.String()+" OWNER TO "+ident(role)+"; or, as the owner of the tables, drop the publication and create it with every table: DROP PUBLICATION "+ident(cfg.publication)+"; CREATE PUBLICATION "+ident(cfg.publication)+" FOR TABLE "+tableList(uniqueTables(tables))+" WITH ("+publicationOptions+");",
+				"role %s does not own table %s and so cannot add it to its publication %s", ident(role), t, cfg.publication)
 		}
 	}
 	return probs
@@ -230,4 +291,18 @@ func ReplicaIdentityWarning(t change.Table, relreplident byte, hasPK, hasIdentit
 			Message: fmt.Sprintf("table %s has REPLICA IDENTITY USING INDEX, but the index is gone: %s", t, consequence)}
 	}
 	return nil
+}
+
+// existing returns the tables that exist, for checking a publication:
+// a missing table is a problem of its own.
+func existing(ctx context.Context, conn *pgx.Conn, tables []change.Table) []change.Table {
+	var out []change.Table
+	for _, t := range uniqueTables(tables) {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = $1 AND c.relname = $2)`, t.Schema, t.Name).Scan(&ok); err != nil || ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -49,7 +49,7 @@ func TestPreflightTables(t *testing.T) {
 		CREATE VIEW a_view AS SELECT 1 AS x`)
 
 	tables := []change.Table{ok, nopk, full, nothing, byIndex, missing, view}
-	ps := Preflight(ctx, db.conn, tables, WithPublication("pub_x"), WithSlot(db.slot("x")))
+	ps := Preflight(ctx, db.conn, tables, WithPublication("pub_x", false), WithSlot(db.slot("x")))
 	// Tables without a replica identity are readable: their inserts are
 	// replicated (see ReplicaIdentityWarning).
 	if len(ps) != 2 {
@@ -91,32 +91,33 @@ func TestPreflightRole(t *testing.T) {
 	db.exec(t, `CREATE TABLE orders (id int PRIMARY KEY)`)
 
 	bob := connectTB(t, db.dsnAs(role, "bob-pw"))
-	ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x"))
+	ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x", false))
 	quoted := ident(role)
 	for _, want := range []struct {
 		table  change.Table
 		substr string
 		fix    string
 	}{
-		{change.Table{}, "lacks the REPLICATION attribute", "ALTER ROLE " + quoted + " REPLICATION"},
-		{change.Table{}, "lacks CREATE on database", "GRANT CREATE ON DATABASE " + ident(db.name) + " TO " + quoted},
-		{orders, `may not read table "public"."orders"`, `GRANT SELECT ON "public"."orders" TO ` + quoted},
-		{orders, `does not own table "public"."orders"`, `ALTER TABLE "public"."orders" OWNER TO ` + quoted},
+		{change.Table{}, "lacks the REPLICATION attribute", "ALTER ROLE " + quoted + " REPLICATION;"},
+		{change.Table{}, `may not create publication pub_x: it lacks CREATE on database ` + ident(db.name) + ` and ownership of "public"."orders"`,
+			`as the owner of the tables run: CREATE PUBLICATION "pub_x" FOR TABLE "public"."orders" WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true); ` +
+				`the bridge then uses it as it is; or, for the role to create it: GRANT CREATE ON DATABASE ` + ident(db.name) + " TO " + quoted + `; ALTER TABLE "public"."orders" OWNER TO ` + quoted + ";"},
+		{orders, `may not read table "public"."orders"`, `GRANT SELECT ON "public"."orders" TO ` + quoted + ";"},
 	} {
 		found := findProblem(ps, want.table, want.substr)
 		if len(found) != 1 || !strings.HasPrefix(found[0].Fix, want.fix) {
 			t.Errorf("want one problem %q with fix %q, got:%s", want.substr, want.fix, problemsText(ps))
 		}
 	}
-	if len(ps) != 4 {
-		t.Errorf("want 4 problems, got %d:%s", len(ps), problemsText(ps))
+	if len(ps) != 3 {
+		t.Errorf("want 3 problems, got %d:%s", len(ps), problemsText(ps))
 	}
 
 	// Fixed as the messages say, or made moot by an existing publication.
 	c.Exec(t, "postgres", `ALTER ROLE `+quoted+` REPLICATION`)
 	db.exec(t, `GRANT SELECT ON orders TO `+quoted)
 	db.exec(t, `CREATE PUBLICATION pub_x FOR TABLE orders`)
-	if ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x")); len(ps) != 0 {
+	if ps := Preflight(ctx, bob, []change.Table{orders}, WithPublication("pub_x", false)); len(ps) != 0 {
 		t.Errorf("after the fixes:%s", problemsText(ps))
 	}
 }

@@ -28,6 +28,12 @@ type StreamConfig struct {
 	// SkipOrigin reports whether a transaction made under the named replication origin
 	// is to be skipped whole (the bridge's own writes). nil skips nothing.
 	SkipOrigin func(origin string) bool
+	// KeepTable, when set, reports whether the changes of a table are
+	// streamed: the publication may hold tables the caller does not read
+	// (one made by the tables' owner), and a transaction that changes none
+	// of the tables kept is streamed as a position only (see
+	// Decoder.OnlyTables).
+	KeepTable func(change.Table) bool
 	// StatusInterval is how often the server is told the flushed position
 	// (default 1s), and the least time between two EvPositions made from
 	// keepalives.
@@ -181,6 +187,7 @@ func (s *Stream) Run(ctx context.Context, start pglogrepl.LSN, events chan<- cha
 	}
 
 	dec := NewDecoder(s.cfg.SkipOrigin)
+	dec.OnlyTables(s.cfg.KeepTable)
 	dec.pos = start
 	r := &run{
 		Stream:  s,

@@ -19,7 +19,7 @@ func TestStreamTemporarySlot(t *testing.T) {
 	t.Parallel()
 	db := newTestDB(t)
 	db.exec(t, `CREATE TABLE a (id int PRIMARY KEY)`)
-	if err := EnsurePublication(ctxT(t), db.conn, "pub_tmp", []change.Table{tbl("public", "a")}); err != nil {
+	if err := EnsurePublication(ctxT(t), db.conn, "pub_tmp", []change.Table{tbl("public", "a")}, false); err != nil {
 		t.Fatal(err)
 	}
 	slot := db.slot("tmp")
