@@ -57,6 +57,7 @@ func parseWith(path string, data []byte, lookup func(string) (string, bool), off
 		OnError:          PolicyHalt,
 		TransformTimeout: DefaultTransformTimeout,
 		Batch:            Batch{MaxRows: DefaultBatchMaxRows, MaxDelay: DefaultBatchMaxDelay},
+		Metrics:          Metrics{ReadyMaxLag: DefaultReadyMaxLag},
 	}
 	if root := p.document(); root != nil {
 		p.top(root, m)
