@@ -17,6 +17,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
+	"github.com/cdcbridge/cdcbridge/metrics"
 	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
@@ -92,6 +93,15 @@ func Run(ctx context.Context, o Options) error {
 	// Each direction tells the other's idle checkpoints from real activity.
 	if o.Echoes == nil {
 		o.Echoes = &pipeline.EchoTracker{}
+	}
+	// Both pipelines keep their state in one Health, where the daemon says
+	// which direction is live: readiness is about that one.
+	if o.Health == nil {
+		if o.Metrics != nil {
+			o.Health = o.Metrics.Health
+		} else {
+			o.Health = &metrics.Health{}
+		}
 	}
 	d := newDaemon(ctx, o.withDefaults())
 	defer d.link.close()
@@ -203,7 +213,7 @@ func (d *daemon) open(ctx context.Context) (control.State, error) {
 		}
 		st.Live = want
 	}
-	d.live = st.Live
+	d.setLive(st.Live)
 	return st, nil
 }
 
@@ -341,7 +351,7 @@ func (d *daemon) follow(to config.Direction) (done bool, err error) {
 	if err := d.stop(to); err != nil && !errors.Is(err, context.Canceled) {
 		return true, err
 	}
-	d.live = to
+	d.setLive(to)
 	d.start(to, pipeline.Live)
 	d.syncSequences(to.Opposite())
 	return false, nil
@@ -388,7 +398,7 @@ func (d *daemon) flip(ctx context.Context, conn control.DB, st control.State) (d
 		return false, nil
 	}
 	failpoint.Hit("flip-recorded")
-	d.live = to
+	d.setLive(to)
 	d.start(to, pipeline.Live)
 	if old := d.pipe(to.Opposite()); old != nil && old.mode == pipeline.Live {
 		old.lastApplied.Store(time.Now().UnixNano())
@@ -398,6 +408,15 @@ func (d *daemon) flip(ctx context.Context, conn control.DB, st control.State) (d
 	}
 	d.syncSequences(to.Opposite())
 	return false, nil
+}
+
+// setLive makes dir the live direction the daemon follows, and the one
+// readiness is about.
+func (d *daemon) setLive(dir config.Direction) {
+	d.live = dir
+	if d.o.Health != nil {
+		d.o.Health.SetLive(dir.String())
+	}
 }
 
 // pipe returns the running pipeline of dir, nil if none.
@@ -417,13 +436,24 @@ func (d *daemon) start(dir config.Direction, mode pipeline.Mode) *runner {
 	po.Direction, po.Mode = dir, mode
 	po.Draining = mode == pipeline.Live && dir != d.live
 	po.Applied = func(time.Time) { p.lastApplied.Store(time.Now().UnixNano()) }
+	side := d.m.View(dir).ReadName
 	if mode == pipeline.Armed {
 		po.Foreign = func(fw control.ForeignWrites) {
 			d.foreign.set(dir, fw)
 			if d.o.Metrics != nil {
-				side := d.m.View(dir).ReadName
 				d.o.Metrics.ForeignWrites.WithLabelValues(side).Set(float64(fw.Txns))
 			}
+		}
+		if d.o.Metrics != nil {
+			d.o.Metrics.ForeignWrites.WithLabelValues(side) // 0 until it holds some
+		}
+	} else {
+		// A direction that applies holds nothing back: the foreign writes
+		// its side took were carried over or, on the operator's word,
+		// discarded by the flip that made it apply.
+		d.foreign.forget(dir)
+		if d.o.Metrics != nil {
+			d.o.Metrics.ForeignWrites.WithLabelValues(side).Set(0)
 		}
 	}
 	streams := d.liveStreams
@@ -501,6 +531,15 @@ func (l *foreignLatch) set(dir config.Direction, fw control.ForeignWrites) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.dir, l.fw, l.dirty = dir, fw, true
+}
+
+// forget drops a report of dir not yet taken: its direction applies now.
+func (l *foreignLatch) forget(dir config.Direction) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dir == dir {
+		l.dirty = false
+	}
 }
 
 // take returns the report set since the last take, if any.

@@ -238,8 +238,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	tuneGC()
 	ctx, stop := signalContext()
 	defer stop()
-	reg, met := metrics.NewDefault()
-	health := &metrics.Health{}
+	health := &metrics.Health{MaxLag: m.Metrics.ReadyMaxLag}
+	reg, met := metrics.NewDefault(m.Name, health)
 	if m.Metrics.Listen != "" {
 		addr, err := metrics.Serve(ctx, m.Metrics.Listen, reg, health)
 		if err != nil {
