@@ -175,6 +175,14 @@ func TestLagGrows(t *testing.T) {
 	if got := lag(); got != 1 {
 		t.Fatalf("lag after a clear and a new start = %v, want 1", got)
 	}
+	// A start from a checkpoint: a transaction the stream sends again from
+	// before it is applied already, not waiting.
+	d.ClearBacklog()
+	d.Applied(0x500)
+	d.Received(0x400, clk.t.Add(-time.Hour))
+	if got := lag(); got != 0 {
+		t.Fatalf("lag of a transaction from before the start = %v, want 0", got)
+	}
 }
 
 // TestReadiness: ready only when the live direction streams, is not

@@ -90,6 +90,10 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	if s.start, err = resume(ctx, o, s, readDSN, writeDSN, slot, log); err != nil {
 		return err
 	}
+	// Everything before the start is applied: a transaction the stream
+	// sends again from before it is skipped by the applier, and must not
+	// count as waiting either.
+	o.state.Applied(s.start)
 	// Entries new to the mapping are copied while the others stream (see
 	// entryGate for how the two meet).
 	var bf *backfill

@@ -52,7 +52,7 @@ func report(ctx context.Context, o Options, tabs []*tableCopy, log *slog.Logger)
 					continue
 				}
 				logged[tc] = now
-				log.Info("copy progress", progressAttrs(p, now.Sub(time.Unix(0, began)))...)
+				log.Info("copy progress", progressAttrs(p, tc.estimate > 0, now.Sub(time.Unix(0, began)))...)
 			}
 		}
 	}()
@@ -64,16 +64,19 @@ func report(ctx context.Context, o Options, tabs []*tableCopy, log *slog.Logger)
 
 // progressAttrs are the attributes of a progress record: the rows so far,
 // the estimate and the percent of it done, the rate since the table's copy
-// began, and the time to go at that rate.
-func progressAttrs(p Progress, took time.Duration) []any {
+// began, and the time to go at that rate. Without an estimate (a table
+// never analyzed) there is no percent and the time to go is unknown.
+func progressAttrs(p Progress, estimated bool, took time.Duration) []any {
 	rate := float64(p.Rows) / max(took.Seconds(), 1e-3)
-	attrs := []any{"table", p.Table.String(), "rows", p.Rows, "estimated", p.Estimated}
-	if p.Estimated > 0 {
-		attrs = append(attrs, "percent", math.Round(float64(p.Rows)*1000/float64(p.Estimated))/10)
+	attrs := []any{"table", p.Table.String(), "rows", p.Rows}
+	if estimated {
+		attrs = append(attrs, "estimated", p.Estimated, "percent", math.Round(float64(p.Rows)*1000/float64(p.Estimated))/10)
+	} else {
+		attrs = append(attrs, "estimated", "unknown")
 	}
 	attrs = append(attrs, "rows_per_second", int64(rate), "bytes", p.Bytes)
 	eta := "unknown"
-	if left := p.Estimated - p.Rows; rate > 0 && left >= 0 {
+	if left := p.Estimated - p.Rows; estimated && rate > 0 && left >= 0 {
 		eta = (time.Duration(float64(left) / rate * float64(time.Second))).Round(time.Second).String()
 	}
 	return append(attrs, "eta", eta, "elapsed", took.Round(100*time.Millisecond).String())

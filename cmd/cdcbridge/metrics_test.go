@@ -9,12 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
 	"github.com/cdcbridge/cdcbridge/internal/bridgetest"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
 )
 
 // TestMetricsEndpoint scrapes a running daemon: the counters follow what
-// was applied, the gauges what the directions do, and no password shows.
+// was applied, the gauges what the directions do, every series carries
+// the mapping's name, the scrape passes promlint, the foreign-writes gauge
+// drops to 0 once a flip carries them over, and no password shows.
 func TestMetricsEndpoint(t *testing.T) {
 	bin := buildBinary(t)
 	e := flipPair(t)
@@ -93,6 +97,25 @@ func TestMetricsEndpoint(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(body) {
 			t.Errorf("/metrics has no line matching %s", re)
 		}
+	}
+	// The scrape of the running daemon passes promlint.
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	// A flip that carries blue's foreign write over: the gauge drops to 0.
+	if code, out, errs := run("flip", "-c", p, "--include-target-writes", "--timeout", "30s"); code != 0 {
+		t.Fatalf("flip --include-target-writes: %d %s%s", code, out, errs)
+	}
+	foreign := `cdcbridge_foreign_write_transactions{mapping="metered",side="target"} `
+	if !pgtest.Until(20*time.Second, func() bool {
+		_, body = get("/metrics")
+		return strings.Contains(body, foreign+"0\n")
+	}) {
+		t.Fatalf("the foreign-writes gauge after the flip carried them over:\n%s", regexp.MustCompile(`(?m)^cdcbridge_foreign.*$`).FindAllString(body, -1))
 	}
 	noCanary(t, body, r.Logs.String())
 }
@@ -207,13 +230,18 @@ func TestReadyAfterFlip(t *testing.T) {
 	e := flipPair(t)
 	p := e.MappingFile("readyflip", "metrics:\n  listen: 127.0.0.1:0\n"+ordersTables)
 	r := newRig(t, bin, p)
-	d := r.startStreaming()
+	// Quiet long enough for the new live direction to stream before the
+	// old one is armed, as with the default 10s.
+	d := r.startStreaming("--quiet-period", "5s")
 	defer d.stop()
 	s := newScraper(t, r)
 	s.waitReady(200, "forward (live): streaming")
 	if code, out, errs := run("flip", "-c", p, "--timeout", "30s"); code != 0 {
 		t.Fatalf("flip: %d %s%s", code, out, errs)
 	}
+	pgtest.WaitFor(t, 30*time.Second, "the new live direction to stream", func() bool {
+		return strings.Contains(r.Logs.String(), "msg=streaming component=pipeline direction=reverse mode=live")
+	}, &r.Logs)
 	pgtest.WaitFor(t, 30*time.Second, "the old live direction to drain and be armed", func() bool {
 		return strings.Contains(r.Logs.String(), "arming its direction")
 	}, &r.Logs)
