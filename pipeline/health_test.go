@@ -95,3 +95,50 @@ func TestHaltedGauge(t *testing.T) {
 		return v > first
 	}, logs)
 }
+
+// TestCopyProgress: a live direction's initial copy logs its progress per
+// table every CopyProgressEvery and sets the copy gauges, and the
+// direction is not ready while it runs (held here by a lock on the target
+// table); once done, it streams and is ready.
+func TestCopyProgress(t *testing.T) {
+	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text);
+		INSERT INTO a SELECT g, repeat('v', 100) FROM generate_series(1, 3000) g; ANALYZE a;`, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
+	m := e.Mapping("progress", "  - source: a\n    target: a\n", nil)
+	lock := pgtest.Connect(t, e.TgtDSN)
+	pgtest.MustExec(t, lock, "BEGIN; LOCK TABLE a IN SHARE MODE")
+
+	reg := prometheus.NewRegistry()
+	met := metrics.New(reg, nil)
+	met.Health.SetLive("forward")
+	logs := &bridgetest.LogSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- pipeline.Run(ctx, pipeline.Options{Mapping: m, Direction: config.Forward, Logger: bridgetest.TextLogger(logs),
+			Metrics: met, MaxBackoff: time.Second, CopyProgressEvery: 100 * time.Millisecond})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the direction stopped with %v", err)
+		}
+	}()
+	pgtest.WaitFor(t, 30*time.Second, "two copy progress records", func() bool {
+		return strings.Count(logs.String(), `msg="copy progress"`) >= 2
+	}, logs)
+	if r := met.Health.Ready(); r.Ready || !strings.Contains(r.String(), "forward (live): copying (the initial copy runs)") {
+		t.Errorf("readiness while copying:\n%s", r)
+	}
+	tbl := map[string]string{"table": "public.a"}
+	if v, _ := gauge(t, reg, "cdcbridge_snapshot_rows_estimated", tbl); v != 3000 {
+		t.Errorf("cdcbridge_snapshot_rows_estimated while copying = %v, want 3000", v)
+	}
+	pgtest.MustExec(t, lock, "COMMIT")
+	pgtest.WaitFor(t, 30*time.Second, "the direction to be ready", func() bool { return met.Health.Ready().Ready }, logs)
+	if v, _ := gauge(t, reg, "cdcbridge_snapshot_rows_copied", tbl); v != 3000 {
+		t.Errorf("cdcbridge_snapshot_rows_copied = %v, want 3000", v)
+	}
+	if v, _ := gauge(t, reg, "cdcbridge_snapshot_bytes_copied", tbl); v < 300000 {
+		t.Errorf("cdcbridge_snapshot_bytes_copied = %v, want at least the 300000 bytes of v", v)
+	}
+}
