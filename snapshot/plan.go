@@ -36,10 +36,12 @@ type tableCopy struct {
 
 	// For the progress reports: the rows and bytes read so far (of parts
 	// running and done), when its first part began (unix ns, 0: not yet),
-	// and whether every part is committed.
+	// and whether every part is committed (set under reporting, which
+	// keeps a report of the copy running from following the last one).
 	rows, bytes atomic.Int64
 	began       atomic.Int64
-	done        atomic.Bool
+	reporting   sync.Mutex
+	done        bool
 }
 
 // part is a range of a table's heap blocks, copied in one transaction on

@@ -35,7 +35,12 @@ func report(ctx context.Context, o Options, tabs []*tableCopy, log *slog.Logger)
 			now := time.Now()
 			for _, tc := range tabs {
 				began := tc.began.Load()
-				if began == 0 || tc.done.Load() {
+				if began == 0 {
+					continue
+				}
+				tc.reporting.Lock()
+				if tc.done {
+					tc.reporting.Unlock()
 					continue
 				}
 				p := Progress{Table: tc.t, Rows: tc.rows.Load(), Bytes: tc.bytes.Load()}
@@ -43,6 +48,7 @@ func report(ctx context.Context, o Options, tabs []*tableCopy, log *slog.Logger)
 				if o.Progress != nil {
 					o.Progress(p)
 				}
+				tc.reporting.Unlock()
 				// The first record comes one period after the table began.
 				last, ok := logged[tc]
 				if !ok {

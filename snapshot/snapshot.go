@@ -315,10 +315,12 @@ func (w *worker) commit(ctx context.Context, p *part, wtx pgx.Tx, read, written 
 	if err := wtx.Commit(ctx); err != nil {
 		return fmt.Errorf("initial copy of %s: committing: %w", tc.t, err)
 	}
-	tc.done.Store(true)
+	tc.reporting.Lock()
+	tc.done = true
 	if w.o.Progress != nil {
 		w.o.Progress(Progress{Table: tc.t, Rows: copied, Bytes: tc.bytes.Load(), Estimated: copied, Done: true})
 	}
+	tc.reporting.Unlock()
 	if w.o.Copied != nil {
 		w.o.Copied(tc.t)
 	}
