@@ -48,13 +48,14 @@ func gauge(t *testing.T, g prometheus.Gatherer, name string, want map[string]str
 // TestHaltedGauge: a direction that stops on a change its transform
 // rejects under on_error: halt shows cdcbridge_halted 1, no longer
 // streams, and its lag is the age of the transaction that waits; before,
-// it streamed with halted 0.
+// it streamed with halted 0. Readiness follows.
 func TestHaltedGauge(t *testing.T) {
 	const script = "function forward(r) { if (r.id === 2) throw new Error('bad row ' + r.id); return r }\nfunction backward(r) { return r }\n"
 	e := bridgetest.NewEnv(t, `CREATE TABLE a (id int PRIMARY KEY, v text)`, `CREATE TABLE a (id int PRIMARY KEY, v text)`)
 	m := e.Mapping("halting", "  - source: a\n    target: a\n    transform: t.js\non_error: halt\n", map[string]string{"t.js": script})
 	reg := prometheus.NewRegistry()
 	met := metrics.New(reg, nil)
+	met.Health.SetLive("forward")
 	logs := &bridgetest.LogSink{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -71,6 +72,9 @@ func TestHaltedGauge(t *testing.T) {
 	if v, ok := gauge(t, reg, "cdcbridge_halted", fwd); !ok || v != 0 {
 		t.Fatalf("cdcbridge_halted while streaming = %v (%v), want 0", v, ok)
 	}
+	if r := met.Health.Ready(); !r.Ready {
+		t.Fatalf("readiness while streaming:\n%s", r)
+	}
 	e.ExecSource(t, "INSERT INTO a VALUES (1, 'one'); INSERT INTO a VALUES (2, 'two')")
 	select {
 	case err := <-done:
@@ -82,6 +86,9 @@ func TestHaltedGauge(t *testing.T) {
 	}
 	if v, _ := gauge(t, reg, "cdcbridge_halted", fwd); v != 1 {
 		t.Errorf("cdcbridge_halted after the halt = %v, want 1", v)
+	}
+	if r := met.Health.Ready(); r.Ready || !strings.Contains(r.String(), "forward (live): halted") {
+		t.Errorf("readiness after the halt:\n%s", r)
 	}
 	if v, _ := gauge(t, reg, "cdcbridge_streaming", fwd); v != 0 {
 		t.Errorf("cdcbridge_streaming after the halt = %v, want 0", v)
