@@ -59,7 +59,7 @@ const (
 	helpReady            = "1 when /readyz answers 200: the live direction streams, is not halted, not copying, and its lag is under metrics.ready_max_lag; else 0."
 	helpRestarts         = "Times the direction's pipeline restarted from its checkpoint after a retryable error (a lost connection, a restarted server)."
 	helpForeignWrites    = "Transactions on mapped tables of this side that the bridge did not make, held by its armed direction (the side took writes while traffic should flow the other way); back to 0 once a flip carries them over or discards them."
-	helpSnapshotRows     = "Rows of the source table read and written so far by the initial copy (or the copy of an entry added to the mapping), by source table (schema.table)."
+	helpSnapshotRows     = "Rows of the source table read so far by the initial copy (or the copy of an entry added to the mapping), by source table (schema.table); the exact count once the table is committed."
 	helpSnapshotBytes    = "Bytes of row data of the source table read so far by the initial copy (COPY text or binary form), by source table (schema.table)."
 	helpSnapshotEstimate = "Rows the initial copy expects to copy from the source table (the planner's estimate, pg_class.reltuples, or the rows copied once that is more), by source table (schema.table)."
 	helpBuildInfo        = "Always 1; the labels say which build of cdcbridge runs: version, VCS revision and Go version."
