@@ -99,7 +99,8 @@ func TestParseValid(t *testing.T) {
 				want := Mapping{
 					Name: "shop", Path: filepath.Join(dir, "mapping.yaml"), Dir: dir,
 					OnError: PolicyHalt, MaxConsecutiveErrors: 10, TransformTimeout: 5 * time.Second,
-					Batch: Batch{MaxRows: 5000, MaxDelay: 100 * time.Millisecond},
+					Batch:   Batch{MaxRows: 5000, MaxDelay: 100 * time.Millisecond},
+					Metrics: Metrics{ReadyMaxLag: 30 * time.Second},
 				}
 				got := *m
 				got.Source, got.Target, got.Tables = Side{}, Side{}, nil
@@ -131,11 +132,11 @@ on_error: skip
 max_consecutive_errors: 3
 transform_timeout: 1m30s
 batch: {max_rows: 10, max_delay: 0}
-metrics: {listen: "[::1]:9187"}
+metrics: {listen: "[::1]:9632", ready_max_lag: 2m}
 `,
 			check: func(t *testing.T, _ string, m *Mapping) {
 				if m.OnError != PolicySkip || m.MaxConsecutiveErrors != 3 || m.TransformTimeout != 90*time.Second ||
-					m.Batch != (Batch{MaxRows: 10}) || m.Metrics.Listen != "[::1]:9187" {
+					m.Batch != (Batch{MaxRows: 10}) || m.Metrics != (Metrics{Listen: "[::1]:9632", ReadyMaxLag: 2 * time.Minute}) {
 					t.Errorf("settings: %+v", m)
 				}
 				if e := m.Tables[0]; !slices.Equal(e.Key, []string{"tenant_id", "id"}) || !slices.Equal(e.SourceKey, e.Key) ||
@@ -376,7 +377,7 @@ func TestParseErrors(t *testing.T) {
 			want: []string{
 				"4:3: source.password: unknown key; connection settings belong in the DSN: put password in the dsn string",
 				"8:9: batch.max_row: unknown key; did you mean max_rows?",
-				"9:25: metrics.path: unknown key; remove it (keys here: listen)",
+				"9:25: metrics.path: unknown key; remove it (keys here: listen, ready_max_lag)",
 				"10:1: version: unknown key; remove it (keys here: name, source, target, tables, on_error, max_consecutive_errors, transform_timeout, batch, metrics)",
 			},
 		},
@@ -509,7 +510,17 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "metrics listen",
 			yaml: head + "tables: [{source: a, target: b}]\nmetrics:\n  listen: localhost\n",
-			want: []string{`8:11: metrics.listen: "localhost" is not host:port; write e.g. listen: 127.0.0.1:9187`},
+			want: []string{`8:11: metrics.listen: "localhost" is not host:port; write e.g. listen: 127.0.0.1:9632`},
+		},
+		{
+			name: "metrics ready_max_lag",
+			yaml: head + "tables: [{source: a, target: b}]\nmetrics:\n  listen: 127.0.0.1:9632\n  ready_max_lag: 30\n",
+			want: []string{`9:18: metrics.ready_max_lag: "30" is not a duration; write a number with a unit (ms, s, m, h), e.g. ready_max_lag: 30s`},
+		},
+		{
+			name: "metrics ready_max_lag not positive",
+			yaml: head + "tables: [{source: a, target: b}]\nmetrics: {ready_max_lag: 0s}\n",
+			want: []string{`7:26: metrics.ready_max_lag: must be greater than zero; /readyz answers 503 while the live direction lags this much or more, e.g. ready_max_lag: 30s`},
 		},
 		{
 			name: "dsn rejected by pgconn",
@@ -711,7 +722,7 @@ func TestTestdataEverything(t *testing.T) {
 		t.Errorf("entries:\n%s\nwant:\n%s", strings.Join(names, "\n"), strings.Join(want, "\n"))
 	}
 	if m.OnError != PolicyDeadletter || m.TransformTimeout != 250*time.Millisecond ||
-		m.Batch != (Batch{MaxRows: 20000}) || m.Metrics.Listen != ":9187" {
+		m.Batch != (Batch{MaxRows: 20000}) || m.Metrics != (Metrics{Listen: ":9632", ReadyMaxLag: DefaultReadyMaxLag}) {
 		t.Errorf("settings %+v", m)
 	}
 }

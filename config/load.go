@@ -58,6 +58,7 @@ func parseWith(path string, data []byte, lookup func(string) (string, bool), off
 		MaxConsecutiveErrors: DefaultMaxConsecutiveErrors,
 		TransformTimeout:     DefaultTransformTimeout,
 		Batch:                Batch{MaxRows: DefaultBatchMaxRows, MaxDelay: DefaultBatchMaxDelay},
+		Metrics:              Metrics{ReadyMaxLag: DefaultReadyMaxLag},
 	}
 	if root := p.document(); root != nil {
 		p.top(root, m)

@@ -112,6 +112,9 @@ type Batch struct {
 type Metrics struct {
 	// Listen is host:port for /metrics, /healthz and /readyz; "" disables it.
 	Listen string
+	// ReadyMaxLag is the lag (cdcbridge_lag_seconds of the live direction)
+	// at or past which /readyz answers 503 (default 30s).
+	ReadyMaxLag time.Duration
 }
 
 // Defaults for the optional settings.
@@ -121,6 +124,7 @@ const (
 	DefaultMaxConsecutiveErrors = 10
 	DefaultBatchMaxRows         = 5000
 	DefaultBatchMaxDelay        = 100 * time.Millisecond
+	DefaultReadyMaxLag          = 30 * time.Second
 )
 
 // Redact returns err with the passwords and connection strings of both sides

@@ -27,7 +27,7 @@ var (
 	entryKeys  = []string{"source", "target", "transform", "key"}
 	keySides   = []string{"source", "target"}
 	batchKeys  = []string{"max_rows", "max_delay"}
-	metricKeys = []string{"listen"}
+	metricKeys = []string{"listen", "ready_max_lag"}
 )
 
 // libpqKeys are connection settings that users may write next to dsn.
@@ -101,7 +101,7 @@ func (p *parser) top(root *yaml.Node, m *Mapping) {
 		m.Batch = p.batch(n, m.Batch)
 	}
 	if n := optional(f, "metrics"); n != nil {
-		m.Metrics = p.metrics(n)
+		m.Metrics = p.metrics(n, m.Metrics)
 	}
 }
 
@@ -406,23 +406,37 @@ func (p *parser) batch(n *yaml.Node, b Batch) Batch {
 	return b
 }
 
-func (p *parser) metrics(n *yaml.Node) Metrics {
-	f := p.fields(n, "metrics", "metrics: {listen: 127.0.0.1:9187}", metricKeys)
-	v := optional(f, "listen")
-	if v == nil {
-		return Metrics{}
+func (p *parser) metrics(n *yaml.Node, m Metrics) Metrics {
+	f := p.fields(n, "metrics", "metrics: {listen: 127.0.0.1:9632}", metricKeys)
+	if v := optional(f, "listen"); v != nil {
+		m.Listen = p.listen(v)
 	}
-	s, ok := p.scalar(v, "metrics.listen", "listen: 127.0.0.1:9187")
+	if v := optional(f, "ready_max_lag"); v != nil {
+		if d, ok := p.duration(v, "metrics.ready_max_lag", "ready_max_lag: 30s"); ok {
+			if d <= 0 {
+				p.report(v, "metrics.ready_max_lag", "must be greater than zero; /readyz answers 503 while the live direction lags this much or more, e.g. ready_max_lag: 30s")
+			} else {
+				m.ReadyMaxLag = d
+			}
+		}
+	}
+	return m
+}
+
+// listen returns the address of metrics.listen, "" when it is empty or
+// wrong (reported).
+func (p *parser) listen(v *yaml.Node) string {
+	s, ok := p.scalar(v, "metrics.listen", "listen: 127.0.0.1:9632")
 	if !ok || s == "" {
-		return Metrics{}
+		return ""
 	}
 	_, port, err := net.SplitHostPort(s)
 	if err == nil {
 		_, err = strconv.ParseUint(port, 10, 16)
 	}
 	if err != nil {
-		p.report(v, "metrics.listen", `%q is not host:port; write e.g. listen: 127.0.0.1:9187 or listen: ":9187" (all interfaces), or listen: "" to turn the endpoint off`, s)
-		return Metrics{}
+		p.report(v, "metrics.listen", `%q is not host:port; write e.g. listen: 127.0.0.1:9632 or listen: ":9632" (all interfaces), or listen: "" to turn the endpoint off`, s)
+		return ""
 	}
-	return Metrics{Listen: s}
+	return s
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
+	"github.com/cdcbridge/cdcbridge/metrics"
 	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
@@ -48,9 +49,6 @@ type Options struct {
 	// give up after LockWait, with an error, rather than wait as its
 	// standby and take over when it stops (the default).
 	NoStandby bool
-	// Standby, if set, is called with true when the daemon begins to stand
-	// by for another, and with false when it takes over.
-	Standby func(standingBy bool)
 	// Reloads, if set, asks for a reload at each receive (SIGHUP): Load
 	// reads the mapping and its scripts again and validates them; the
 	// pipelines then start again from their checkpoints with them. A
@@ -62,9 +60,6 @@ type Options struct {
 	// By default the daemon stays up, halted: its metrics keep serving,
 	// status shows why, and a reload with the fix goes on from the change.
 	ExitOnHalt bool
-	// Halted, if set, is called with the direction and the error when the
-	// daemon halts, and with a nil error when a reload ends the halt.
-	Halted func(dir config.Direction, err error)
 	// Changed, if set, is called whenever a pipeline starts, with its
 	// direction, mode and starting LSN.
 	Changed func(dir config.Direction, mode pipeline.Mode, start pglogrepl.LSN)
@@ -113,6 +108,15 @@ func Run(ctx context.Context, o Options) error {
 	// Each direction tells the other's idle checkpoints from real activity.
 	if o.Echoes == nil {
 		o.Echoes = &pipeline.EchoTracker{}
+	}
+	// Both pipelines keep their state in one Health, where the daemon says
+	// which direction is live: readiness is about that one.
+	if o.Health == nil {
+		if o.Metrics != nil {
+			o.Health = o.Metrics.Health
+		} else {
+			o.Health = &metrics.Health{}
+		}
 	}
 	d := newDaemon(ctx, o.withDefaults())
 	defer d.link.close()
@@ -203,8 +207,8 @@ func newDaemon(ctx context.Context, o Options) *daemon {
 		d.link.standby = func(held error) {
 			d.standingBy = true
 			d.log.Info("another daemon runs this mapping; standing by to take over when it stops", "mapping", o.Mapping.Name, "holder", held.Error())
-			if o.Standby != nil {
-				o.Standby(true)
+			if o.Health != nil {
+				o.Health.SetStandby(true)
 			}
 		}
 	}
@@ -261,8 +265,8 @@ func (d *daemon) open(ctx context.Context, first bool) (control.State, error) {
 	if d.standingBy {
 		d.standingBy = false
 		d.log.Info("the daemon that held the mapping is gone; this standby takes over from the checkpoints", "mapping", m.Name)
-		if d.o.Standby != nil {
-			d.o.Standby(false)
+		if d.o.Health != nil {
+			d.o.Health.SetStandby(false)
 		}
 	}
 	conn := d.link.conn
@@ -300,7 +304,7 @@ func (d *daemon) open(ctx context.Context, first bool) (control.State, error) {
 		}
 		st.Live = want
 	}
-	d.live = st.Live
+	d.setLive(st.Live)
 	return st, nil
 }
 
@@ -439,7 +443,7 @@ func (d *daemon) follow(to config.Direction) (done bool, err error) {
 	if err := d.stop(to); err != nil && !errors.Is(err, context.Canceled) {
 		return true, err
 	}
-	d.live = to
+	d.setLive(to)
 	d.start(to, pipeline.Live)
 	d.syncSequences(to.Opposite())
 	return false, nil
@@ -486,7 +490,7 @@ func (d *daemon) flip(ctx context.Context, conn control.DB, st control.State) (d
 		return false, nil
 	}
 	failpoint.Hit("flip-recorded")
-	d.live = to
+	d.setLive(to)
 	d.start(to, pipeline.Live)
 	if old := d.pipe(to.Opposite()); old != nil && old.mode == pipeline.Live {
 		old.lastApplied.Store(time.Now().UnixNano())
@@ -496,6 +500,15 @@ func (d *daemon) flip(ctx context.Context, conn control.DB, st control.State) (d
 	}
 	d.syncSequences(to.Opposite())
 	return false, nil
+}
+
+// setLive makes dir the live direction the daemon follows, and the one
+// readiness is about.
+func (d *daemon) setLive(dir config.Direction) {
+	d.live = dir
+	if d.o.Health != nil {
+		d.o.Health.SetLive(dir.String())
+	}
 }
 
 // pipe returns the running pipeline of dir, nil if none.
@@ -515,13 +528,24 @@ func (d *daemon) start(dir config.Direction, mode pipeline.Mode) *runner {
 	po.Direction, po.Mode = dir, mode
 	po.Draining = mode == pipeline.Live && dir != d.live
 	po.Applied = func(time.Time) { p.lastApplied.Store(time.Now().UnixNano()) }
+	side := d.m.View(dir).ReadName
 	if mode == pipeline.Armed {
 		po.Foreign = func(fw control.ForeignWrites) {
 			d.foreign.set(dir, fw)
 			if d.o.Metrics != nil {
-				side := d.m.View(dir).ReadName
 				d.o.Metrics.ForeignWrites.WithLabelValues(side).Set(float64(fw.Txns))
 			}
+		}
+		if d.o.Metrics != nil {
+			d.o.Metrics.ForeignWrites.WithLabelValues(side) // 0 until it holds some
+		}
+	} else {
+		// A direction that applies holds nothing back: the foreign writes
+		// its side took were carried over or, on the operator's word,
+		// discarded by the flip that made it apply.
+		d.foreign.forget(dir)
+		if d.o.Metrics != nil {
+			d.o.Metrics.ForeignWrites.WithLabelValues(side).Set(0)
 		}
 	}
 	streams := d.liveStreams
@@ -599,6 +623,15 @@ func (l *foreignLatch) set(dir config.Direction, fw control.ForeignWrites) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.dir, l.fw, l.dirty = dir, fw, true
+}
+
+// forget drops a report of dir not yet taken: its direction applies now.
+func (l *foreignLatch) forget(dir config.Direction) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dir == dir {
+		l.dirty = false
+	}
 }
 
 // take returns the report set since the last take, if any.

@@ -11,10 +11,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/internal/pgtest"
+	"github.com/cdcbridge/cdcbridge/metrics"
 	"github.com/cdcbridge/cdcbridge/pipeline"
 )
 
@@ -189,5 +192,34 @@ func waitStarted(t *testing.T, f *fakeRuns, n int) {
 		return got >= n
 	}) {
 		t.Fatalf("%d pipelines started, want %d", got, n)
+	}
+}
+
+// TestForeignWritesGaugeClears: the foreign-writes gauge shows what the
+// armed direction holds, and drops to 0 once that direction applies (a
+// flip carried the writes over or discarded them); a report not yet
+// recorded in the state is dropped with it.
+func TestForeignWritesGaugeClears(t *testing.T) {
+	f := &fakeRuns{}
+	d := testDaemon(t, config.Forward, f)
+	d.o.Metrics = metrics.New(prometheus.NewRegistry(), nil)
+	gauge := d.o.Metrics.ForeignWrites.WithLabelValues("target")
+	d.startPipelines(control.State{Live: config.Forward})
+	waitStarted(t, f, 2)
+	f.last(config.Reverse).Foreign(control.ForeignWrites{First: 0x100, Txns: 2})
+	if got := testutil.ToFloat64(gauge); got != 2 {
+		t.Fatalf("foreign writes held = %v, want 2", got)
+	}
+	// The flip: the armed direction stops and starts live.
+	if err := d.stop(config.Reverse); err != nil {
+		t.Fatal(err)
+	}
+	d.setLive(config.Reverse)
+	d.start(config.Reverse, pipeline.Live)
+	if got := testutil.ToFloat64(gauge); got != 0 {
+		t.Fatalf("foreign writes after the flip = %v, want 0", got)
+	}
+	if _, _, dirty := d.foreign.take(); dirty {
+		t.Fatal("a report of the direction that now applies is still to be recorded")
 	}
 }

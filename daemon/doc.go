@@ -12,7 +12,10 @@
 // carried out (flip.CarryOut) with the armed pipeline stopped; after a flip
 // the old live direction drains until its side has been quiet for Quiet,
 // then it is armed; foreign writes an armed direction holds are recorded
-// for `cdcbridge status`. Everything it decides is in the state row, so a
+// for `cdcbridge status` (and in cdcbridge_foreign_write_transactions,
+// back to 0 once the direction that held them applies). It tells the
+// pipelines' shared metrics.Health which direction is live, the one
+// readiness is about. Everything it decides is in the state row, so a
 // daemon killed at any moment picks up where it was; a flip request it had
 // claimed when it died is answered as interrupted, never carried out later.
 //

@@ -46,9 +46,6 @@ func (d *daemon) halt(ctx context.Context, h control.Halt, err error) {
 	d.halted = &halted{dir: h.Direction, err: err}
 	d.log.Error("halted before a bad change; fix the transform or the side written, then reload (SIGHUP) to go on from it",
 		"direction", h.Direction.String(), "table", h.Table, "key", h.Key, "lsn", h.LSN.String(), "error", err.Error())
-	if d.o.Halted != nil {
-		d.o.Halted(h.Direction, err)
-	}
 	if d.link.conn != nil {
 		if rerr := control.RecordHalt(ctx, d.link.conn, d.m.Name, h); rerr != nil && ctx.Err() == nil {
 			d.log.Warn("recording the halt in the state", "error", d.m.Redact(rerr).Error())
@@ -80,11 +77,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.m, d.o.Mapping = m, m
 	d.link.m = m
 	d.o.Scripts = pipeline.CompileScripts(m)
-	was := d.halted
 	d.halted = nil
-	if was != nil && d.o.Halted != nil {
-		d.o.Halted(was.dir, nil)
-	}
 	if d.link.conn != nil {
 		if err := control.ClearHalts(ctx, d.link.conn, m.Name); err != nil && ctx.Err() == nil {
 			d.log.Warn("clearing the halt in the state", "error", m.Redact(err).Error())

@@ -13,21 +13,6 @@ import (
 	"github.com/cdcbridge/cdcbridge/metrics"
 )
 
-// expectedFromMetricsBranch are metrics that the daemon is about to export
-// and that the dashboard and alerts already use, with their labels.
-// TODO(merge): remove once metrics lands
-var expectedFromMetricsBranch = map[string][]string{
-	"cdcbridge_build_info":            {"version", "revision", "goversion"},
-	"cdcbridge_halted":                {"direction"},
-	"cdcbridge_ready":                 nil,
-	"cdcbridge_snapshot_bytes_copied": {"table"},
-}
-
-// expectedConstLabel is the label that every cdcbridge_* series is about to
-// carry: the mapping's name.
-// TODO(merge): remove once metrics lands
-const expectedConstLabel = "mapping"
-
 // scrapeLabels are the labels Prometheus adds to every series it scrapes.
 var scrapeLabels = []string{"job", "instance"}
 
@@ -57,7 +42,7 @@ func exportedMetrics(t testing.TB) map[string][]string {
 	}
 
 	rec := &recorder{t: t}
-	metrics.New(rec)
+	metrics.New(rec, nil)
 	if len(rec.descs) < 10 {
 		t.Fatalf("metrics.New described %d metrics; want the bridge's full set", len(rec.descs))
 	}
@@ -65,19 +50,40 @@ func exportedMetrics(t testing.TB) map[string][]string {
 		add(d.name, d.labels, d.kind)
 	}
 
-	reg, _ := metrics.NewDefault()
+	reg, _ := metrics.NewDefault("m", nil)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	bridge := 0
 	for _, mf := range mfs {
 		var labels []string
 		for _, m := range mf.Metric {
+			mapping := ""
 			for _, lp := range m.Label {
 				labels = append(labels, lp.GetName())
+				if lp.GetName() == "mapping" {
+					mapping = lp.GetValue()
+				}
+			}
+			if strings.HasPrefix(mf.GetName(), "cdcbridge_") {
+				bridge++
+				if mapping != "m" {
+					t.Errorf("%s is not labelled with its mapping: %v", mf.GetName(), m.Label)
+				}
 			}
 		}
 		add(mf.GetName(), labels, mf.GetType())
+	}
+	if bridge == 0 {
+		t.Fatalf("the default registry gathers no cdcbridge_* series to check the mapping label on")
+	}
+	// Every cdcbridge_* series carries the mapping's name (NewDefault's
+	// registry, as checked just above).
+	for name, labels := range names {
+		if strings.HasPrefix(name, "cdcbridge_") && !slices.Contains(labels, "mapping") {
+			names[name] = append(labels, "mapping")
+		}
 	}
 	if _, ok := names["process_start_time_seconds"]; !ok {
 		t.Fatalf("the default registry gathers no process_start_time_seconds: %v", sortedKeys(names))
@@ -86,17 +92,6 @@ func exportedMetrics(t testing.TB) map[string][]string {
 	// Prometheus makes this series for every target it scrapes.
 	names["up"] = scrapeLabels
 
-	for name, labels := range expectedFromMetricsBranch {
-		if _, ok := names[name]; ok {
-			t.Errorf("%s is exported now: remove it from expectedFromMetricsBranch", name)
-		}
-		add(name, labels, dto.MetricType_GAUGE)
-	}
-	for name, labels := range names {
-		if strings.HasPrefix(name, "cdcbridge_") && !slices.Contains(labels, expectedConstLabel) {
-			names[name] = append(labels, expectedConstLabel)
-		}
-	}
 	return names
 }
 

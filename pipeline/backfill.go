@@ -249,13 +249,9 @@ func (b *backfill) run(ctx context.Context) (err error) {
 			failpoint.Hit("backfill-before-commit")
 			return nil
 		},
-		Progress: func(t change.Table, copied, estimated int64) {
-			if o.Metrics != nil {
-				o.Metrics.SnapshotRows.WithLabelValues(t.String()).Set(float64(copied))
-				o.Metrics.SnapshotEstimate.WithLabelValues(t.String()).Set(float64(estimated))
-			}
-		},
-		Logger: o.Logger,
+		Progress:      copyProgress(o),
+		ProgressEvery: o.CopyProgressEvery,
+		Logger:        o.Logger,
 	})
 	b.close()
 	if err != nil {

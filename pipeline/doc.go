@@ -32,4 +32,14 @@
 // In Live mode a pipeline applies every change; in Armed mode it applies
 // nothing, advances its slot past the bridge's own transactions and idle
 // stretches, and holds at the first foreign write, which it reports.
+//
+// Each direction keeps its state in Options.Health (metrics.Health), which
+// readiness and the scrape-time gauges are read from: streaming from when
+// the stream comes up until the start ends; copying while an initial copy
+// or a backfill runs; halted once Run returns an error; and the committed
+// source transactions received (their Begin passed the transform stage)
+// and not yet applied (the checkpoint passed their commit), whose oldest
+// commit time is the direction's lag. A clean stop forgets those (the next
+// start receives them again); a halt keeps them, so the lag of a halted
+// direction grows.
 package pipeline

@@ -22,9 +22,15 @@ type Options struct {
 	Mapping   *config.Mapping
 	Direction config.Direction
 	Logger    *slog.Logger
-	// Metrics and Health may be nil.
+	// Metrics and Health may be nil. The pipeline keeps its direction's
+	// state in Health (Metrics.Health when nil): streaming, copying,
+	// halted, and the transactions received and not yet applied.
 	Metrics *metrics.Metrics
 	Health  *metrics.Health
+	// CopyProgressEvery is how often an initial copy (or the copy of
+	// entries added to the mapping) logs its progress per table (default
+	// 10s).
+	CopyProgressEvery time.Duration
 	// MaxBackoff caps the wait between restarts after retryable errors
 	// (default 5s: a database that comes back is streamed from within
 	// seconds, and a connection attempt every few seconds costs it nothing).
@@ -86,6 +92,8 @@ type Options struct {
 	rejects *apply.Rejects
 	// report is filled in by a run for Run (see backoff).
 	report *runReport
+	// state is the direction's in Health.
+	state *metrics.DirectionHealth
 }
 
 // view is the mapping seen from the pipeline's direction.
@@ -136,6 +144,20 @@ func Run(ctx context.Context, o Options) error {
 	if o.Echoes == nil {
 		o.Echoes = &EchoTracker{}
 	}
+	if o.Health == nil {
+		if o.Metrics != nil {
+			o.Health = o.Metrics.Health
+		} else {
+			o.Health = &metrics.Health{}
+		}
+	}
+	o.state = o.Health.Direction(o.Direction.String())
+	o.state.SetApplying(o.Mode == Live)
+	o.state.SetHalted(false)
+	// What a stopped pipeline received and did not apply is received again
+	// by the next one. A halted direction keeps it: it waits, and its lag
+	// grows.
+	o.state.ClearBacklog()
 	o.upserts = &apply.TableSet{}
 	o.ordered = &apply.TableSet{}
 	o.rereads = &rereads{}
@@ -145,6 +167,7 @@ func Run(ctx context.Context, o Options) error {
 		o.report = &runReport{}
 		err := runOnce(ctx, o)
 		if ctx.Err() != nil {
+			o.state.ClearBacklog()
 			return nil
 		}
 		err = o.Mapping.Redact(err)
@@ -176,6 +199,8 @@ func Run(ctx context.Context, o Options) error {
 			continue
 		}
 		if !Retryable(err) {
+			// Halted: nothing at or after the failed change is applied.
+			o.state.SetHalted(true)
 			return err
 		}
 		wait.ran(o.report)
@@ -186,6 +211,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		select {
 		case <-ctx.Done():
+			o.state.ClearBacklog()
 			return nil
 		case <-time.After(d):
 		}

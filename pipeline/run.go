@@ -90,6 +90,10 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	if s.start, err = resume(ctx, o, s, readDSN, writeDSN, slot, log); err != nil {
 		return err
 	}
+	// Everything before the start is applied: a transaction the stream
+	// sends again from before it is skipped by the applier, and must not
+	// count as waiting either.
+	o.state.Applied(s.start)
 	// Entries new to the mapping are copied while the others stream (see
 	// entryGate for how the two meet).
 	var bf *backfill
@@ -133,26 +137,19 @@ func runOnce(ctx context.Context, o Options) (err error) {
 		SkipOrigin:  m.OwnsOrigin,
 		// A publication made by the tables' owner may hold more tables.
 		KeepTable: tableSet(v.ReadTables()),
-		OnStart:   func(pglogrepl.LSN) { o.report.streamed.CompareAndSwap(0, time.Now().UnixNano()) },
-		Budget:    budget,
-		Logger:    o.Logger,
+		OnStart: func(pglogrepl.LSN) {
+			o.report.streamed.CompareAndSwap(0, time.Now().UnixNano())
+			o.state.SetStreaming(true)
+		},
+		Budget: budget,
+		Logger: o.Logger,
 	})
 
 	log.Info("streaming", "mode", o.Mode.String(), "slot", slot, "start_lsn", s.start.String(), "read", readDSN.String(), "write", writeDSN.String())
 	if o.Started != nil {
 		o.Started(s.start)
 	}
-	if o.Metrics != nil {
-		o.Metrics.Streaming.WithLabelValues(dir.String()).Set(1)
-		defer o.Metrics.Streaming.WithLabelValues(dir.String()).Set(0)
-	}
-	if o.Health != nil && o.Mode == Live {
-		// Not ready while entries are being copied, as during an initial copy.
-		if bf == nil {
-			o.Health.SetReady(true)
-		}
-		defer o.Health.SetReady(false)
-	}
+	defer o.state.SetStreaming(false)
 
 	// Stages: stream -> events -> transform -> outs -> apply. The stream
 	// never closes events; its goroutine does once the stream has returned,
@@ -170,7 +167,10 @@ func runOnce(ctx context.Context, o Options) (err error) {
 	defer context.AfterFunc(applyCtx, cancelStream)()
 
 	if bf != nil {
+		// Not ready while entries are being copied, as during an initial copy.
+		o.state.SetCopying(true)
 		g.Go(func() error {
+			defer o.state.SetCopying(false)
 			// A stop abandons the copy (run then returns ctx.Err()): the
 			// next start does it again.
 			if err := bf.run(streamCtx); err != nil {
@@ -178,9 +178,6 @@ func runOnce(ctx context.Context, o Options) (err error) {
 					return classify(err)
 				}
 				return nil
-			}
-			if o.Health != nil {
-				o.Health.SetReady(true)
 			}
 			return nil
 		})
@@ -253,17 +250,38 @@ func transformStage(o Options, mappers []*transform.Mapper, gate *entryGate) *tr
 			return nil
 		},
 	}
-	if gate != nil {
-		st.Gate = gate
-	}
+	st.Gate = receiving{state: o.state, gate: gate}
 	return st
 }
 
-func observer(o Options) apply.Observer {
-	if o.Metrics == nil {
-		return nil
+// receiving is the transform.Gate of a live pipeline: it records each
+// transaction that passes its Begin in the direction's state (received,
+// not yet applied: what cdcbridge_lag_seconds measures the age of), then
+// leaves the decision to the entries' gate (nil when no entry is being or
+// was lately copied). A transaction that the entries' gate holds back
+// waits as received.
+type receiving struct {
+	state *metrics.DirectionHealth
+	gate  *entryGate
+}
+
+func (r receiving) Begin(ctx context.Context, txn *change.Txn) bool {
+	r.state.Received(txn.FinalLSN, txn.CommitTime)
+	if r.gate == nil {
+		return true
 	}
-	return metrics.ApplyObserver{M: o.Metrics, Direction: o.Direction.String()}
+	return r.gate.Begin(ctx, txn)
+}
+
+func (r receiving) Filter(ch *change.Change, outs []change.Out) []change.Out {
+	if r.gate == nil {
+		return outs
+	}
+	return r.gate.Filter(ch, outs)
+}
+
+func observer(o Options) apply.Observer {
+	return metrics.ApplyObserver{M: o.Metrics, Direction: o.Direction.String(), State: o.state}
 }
 
 // tableSet reports whether a table is one of tables.

@@ -17,6 +17,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/fault"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
+	"github.com/cdcbridge/cdcbridge/metrics"
 	"github.com/cdcbridge/cdcbridge/replication"
 	"github.com/cdcbridge/cdcbridge/snapshot"
 	"github.com/cdcbridge/cdcbridge/transform"
@@ -77,6 +78,9 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 	m, dir, v := o.Mapping, o.Direction, o.view()
 	copying := !o.SkipCopy && o.Mode == Live
 	if copying {
+		// Not ready until the copy is done and the stream has caught up.
+		o.state.SetCopying(true)
+		defer o.state.SetCopying(false)
 		if err := requireEmpty(ctx, v.WriteTables(), s.write, v.WriteName); err != nil {
 			return 0, err
 		}
@@ -134,14 +138,10 @@ func firstStart(ctx context.Context, o Options, s *setup, readDSN, writeDSN conf
 			return transform.New(specs, transform.Options{Func: v.Func, Timeout: m.TransformTimeout,
 				Read: s.readCat, Write: s.writeCat, Logger: o.Logger, Scripts: s.scripts})
 		},
-		Copied: func(change.Table) { failpoint.Hit("initial-copy-table-committed") },
-		Progress: func(t change.Table, copied, estimated int64) {
-			if o.Metrics != nil {
-				o.Metrics.SnapshotRows.WithLabelValues(t.String()).Set(float64(copied))
-				o.Metrics.SnapshotEstimate.WithLabelValues(t.String()).Set(float64(estimated))
-			}
-		},
-		Logger: o.Logger,
+		Copied:        func(change.Table) { failpoint.Hit("initial-copy-table-committed") },
+		Progress:      copyProgress(o),
+		ProgressEvery: o.CopyProgressEvery,
+		Logger:        o.Logger,
 	})
 	if err != nil {
 		return 0, classify(m.Redact(err))
@@ -224,4 +224,17 @@ func truncate(ctx context.Context, tx pgx.Tx, tables []change.Table) error {
 		return fmt.Errorf("emptying the tables of the interrupted copy: %w", err)
 	}
 	return nil
+}
+
+// copyProgress sets the initial-copy gauges from the copy's reports.
+func copyProgress(o Options) func(snapshot.Progress) {
+	if o.Metrics == nil {
+		return nil
+	}
+	return func(p snapshot.Progress) {
+		t := metrics.TableLabel(p.Table)
+		o.Metrics.SnapshotRows.WithLabelValues(t).Set(float64(p.Rows))
+		o.Metrics.SnapshotBytes.WithLabelValues(t).Set(float64(p.Bytes))
+		o.Metrics.SnapshotEstimate.WithLabelValues(t).Set(float64(p.Estimated))
+	}
 }

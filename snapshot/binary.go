@@ -29,7 +29,7 @@ func (w *worker) passThrough(ctx context.Context, p *part) (read, written int64,
 	done := make(chan result, 1)
 	go func() {
 		bw := bufio.NewWriterSize(pw, pipeBuffer)
-		tag, err := w.read.PgConn().CopyTo(ctx, bw, out)
+		tag, err := w.read.PgConn().CopyTo(ctx, &rowCounter{w: bw, tab: p.tab}, out)
 		if err == nil {
 			err = bw.Flush()
 		}
@@ -58,3 +58,27 @@ func (w *worker) passThrough(ctx context.Context, p *part) (read, written int64,
 // pipeBuffer is the size of the pieces in which rows pass from one server
 // to the other: large enough that COPY FROM sends few, large messages.
 const pipeBuffer = 256 << 10
+
+// rowCounter counts the rows and bytes of a binary COPY TO as they pass,
+// for the progress reports: the server sends one CopyData message per row
+// (the file header rides with the first), which pgconn writes with one
+// Write each, and a last one holding the trailer alone.
+type rowCounter struct {
+	w      io.Writer
+	tab    *tableCopy
+	header bool // the header has passed
+}
+
+func (c *rowCounter) Write(b []byte) (int, error) {
+	c.tab.bytes.Add(int64(len(b)))
+	row := b
+	if !c.header {
+		c.header = true
+		// The signature, the flags and the extension area's length (0).
+		row = row[min(len(row), 19):]
+	}
+	if len(row) >= 2 && !(len(row) == 2 && row[0] == 0xff && row[1] == 0xff) {
+		c.tab.rows.Add(1)
+	}
+	return c.w.Write(b)
+}

@@ -18,6 +18,13 @@
 // stream delivers, so transforms see the same values), each row mapped as
 // an insert, and the results written with COPY in chunks.
 //
+// The rows and bytes read are counted as they pass (on the binary path,
+// one per CopyData message, which the server sends per row), reported to
+// Options.Progress every second and logged per table every
+// Options.ProgressEvery (10s) with the percent of the planner's estimate,
+// the rate and the time to go; the last report of a table, once it is
+// committed, has its exact rows.
+//
 // Copy does not resume: a copy interrupted part-way is started over by its
 // caller, after emptying the tables it wrote (they were empty when it
 // began).

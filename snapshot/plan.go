@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -32,6 +33,15 @@ type tableCopy struct {
 	// committed receives one value per part committed before the last
 	// one, which waits for them all (it has room for every part).
 	committed chan struct{}
+
+	// For the progress reports: the rows and bytes read so far (of parts
+	// running and done), when its first part began (unix ns, 0: not yet),
+	// and whether every part is committed (set under reporting, which
+	// keeps a report of the copy running from following the last one).
+	rows, bytes atomic.Int64
+	began       atomic.Int64
+	reporting   sync.Mutex
+	done        bool
 }
 
 // part is a range of a table's heap blocks, copied in one transaction on

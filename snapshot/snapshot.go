@@ -62,10 +62,27 @@ type Options struct {
 	// Copied, if set, is called once every part of a table has committed,
 	// from the copying goroutine.
 	Copied func(table change.Table)
-	// Progress, if set, is called now and then and when a table is done,
-	// from the copying goroutines.
-	Progress func(table change.Table, copied, estimated int64)
-	Logger   *slog.Logger
+	// Progress, if set, is called about every second for each table being
+	// copied, and once more when a table is done (Done set, Rows exact),
+	// from goroutines of Copy's.
+	Progress func(Progress)
+	// ProgressEvery is how often a table being copied is logged, with its
+	// rows, percent of the estimate, rate and time to go (default 10s).
+	ProgressEvery time.Duration
+	Logger        *slog.Logger
+}
+
+// Progress is how far the copy of one table is.
+type Progress struct {
+	Table change.Table
+	// Rows and Bytes are the rows and the bytes of row data (in COPY's
+	// text or binary form) read so far.
+	Rows, Bytes int64
+	// Estimated is the rows expected: the planner's estimate, or Rows when
+	// that is more.
+	Estimated int64
+	// Done is set once every row of the table is committed.
+	Done bool
 }
 
 // Stats says what Copy did.
@@ -122,6 +139,8 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 	for _, tc := range tabs {
 		log.Info("copying", "table", tc.t.String(), "parts", tc.parts, "binary", tc.pass != nil, "estimated", tc.estimate)
 	}
+	stopReports := report(ctx, o, tabs, log)
+	defer stopReports()
 
 	jobs := make(chan *part)
 	var (
@@ -167,6 +186,7 @@ func Copy(ctx context.Context, o Options) (Stats, error) {
 	}
 	close(jobs)
 	wg.Wait()
+	stopReports()
 	st := Stats{Took: time.Since(start)}
 	for _, tc := range tabs {
 		st.Rows += tc.read
@@ -234,6 +254,7 @@ func (w *worker) close() {
 // copyPart copies one part of a table in one transaction on each side.
 func (w *worker) copyPart(ctx context.Context, p *part) error {
 	t := p.tab.t
+	p.tab.began.CompareAndSwap(0, time.Now().UnixNano())
 	rtx, err := w.read.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("initial copy of %s: %w", t, err)
@@ -277,9 +298,6 @@ func (w *worker) commit(ctx context.Context, p *part, wtx pgx.Tx, read, written 
 			return fmt.Errorf("initial copy of %s: committing part %d of %d: %w", tc.t, p.n, tc.parts, err)
 		}
 		tc.committed <- struct{}{}
-		if w.o.Progress != nil {
-			w.o.Progress(tc.t, copied, max(tc.estimate, copied))
-		}
 		return nil
 	}
 	for range tc.parts - 1 {
@@ -297,9 +315,12 @@ func (w *worker) commit(ctx context.Context, p *part, wtx pgx.Tx, read, written 
 	if err := wtx.Commit(ctx); err != nil {
 		return fmt.Errorf("initial copy of %s: committing: %w", tc.t, err)
 	}
+	tc.reporting.Lock()
+	tc.done = true
 	if w.o.Progress != nil {
-		w.o.Progress(tc.t, copied, copied)
+		w.o.Progress(Progress{Table: tc.t, Rows: copied, Bytes: tc.bytes.Load(), Estimated: copied, Done: true})
 	}
+	tc.reporting.Unlock()
 	if w.o.Copied != nil {
 		w.o.Copied(tc.t)
 	}
@@ -317,7 +338,13 @@ func (w *worker) mapRows(ctx context.Context, rtx pgx.Tx, p *part) (read, writte
 	}
 	defer rows.Close()
 	out := newSink(w.write, w.o.ChunkRows)
-	lastReport, lastLog := time.Now(), time.Now()
+	// The rows and bytes read go to the table's counters every so many
+	// rows, and at the end.
+	var counted, bytes int64
+	defer func() {
+		tc.rows.Add(read - counted)
+		tc.bytes.Add(bytes)
+	}()
 	for rows.Next() {
 		raw := rows.RawValues()
 		// One allocation holds the row's values: the mapper and the sink
@@ -326,6 +353,7 @@ func (w *worker) mapRows(ctx context.Context, rtx pgx.Tx, p *part) (read, writte
 		for _, v := range raw {
 			n += len(v)
 		}
+		bytes += int64(n)
 		data := make([]byte, 0, n)
 		row := make(change.Row, len(raw))
 		for i, v := range raw {
@@ -349,18 +377,9 @@ func (w *worker) mapRows(ctx context.Context, rtx pgx.Tx, p *part) (read, writte
 			written++
 		}
 		if read%1024 == 0 {
-			now := time.Now()
-			if w.o.Progress != nil && now.Sub(lastReport) > time.Second {
-				tc.mu.Lock()
-				copied := tc.read + read
-				tc.mu.Unlock()
-				w.o.Progress(tc.t, copied, max(tc.estimate, copied))
-				lastReport = now
-			}
-			if now.Sub(lastLog) > 10*time.Second {
-				w.log.Info("copying", "table", tc.t.String(), "part", p.n, "rows", read, "estimated", tc.estimate/int64(tc.parts))
-				lastLog = now
-			}
+			tc.rows.Add(read - counted)
+			tc.bytes.Add(bytes)
+			counted, bytes = read, 0
 		}
 	}
 	if err := rows.Err(); err != nil {

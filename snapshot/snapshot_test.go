@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -289,6 +292,83 @@ func BenchmarkCopy(b *testing.B) {
 					b.ReportMetric(float64(st.Rows)/st.Took.Seconds(), "rows/s")
 				}
 			})
+		}
+	}
+}
+
+// TestProgress: while a table is being copied, the copy logs its progress
+// every ProgressEvery (rows, percent of the estimate, rate, time to go) and
+// reports it, with the bytes read, to Progress; a last report gives the
+// exact rows once the table is done. Both paths, binary and mapped, are
+// held up by a lock on the target tables until each has logged twice.
+func TestProgress(t *testing.T) {
+	r := newRun(t,
+		"CREATE TABLE same "+wide+"; CREATE TABLE scripted "+wide+";"+fill("same", 5000)+";"+fill("scripted", 5000)+"; ANALYZE same, scripted;",
+		"CREATE TABLE same "+wide+"; CREATE TABLE scripted "+wide+";")
+	r.entry(t, "same", "same", "")
+	r.entry(t, "scripted", "scripted", "function forward(r) { return {...r} }")
+
+	lock := pgtest.Connect(t, r.TgtDSN)
+	pgtest.MustExec(t, lock, "BEGIN; LOCK TABLE same, scripted IN SHARE MODE")
+	logs := &bridgetest.LogSink{}
+	records := func(table string) []string {
+		var rs []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, `msg="copy progress"`) && strings.Contains(l, `table="\"public\".\"`+table+`\""`) {
+				rs = append(rs, l)
+			}
+		}
+		return rs
+	}
+	held := make(chan bool, 1)
+	go func() {
+		held <- pgtest.Until(30*time.Second, func() bool { return len(records("same")) >= 2 && len(records("scripted")) >= 2 })
+		lock.Exec(context.Background(), "COMMIT")
+	}()
+
+	var mu sync.Mutex
+	var reports []snapshot.Progress
+	st := r.copy(t, func(o *snapshot.Options) {
+		o.ProgressEvery = 100 * time.Millisecond
+		o.Logger = bridgetest.TextLogger(logs)
+		o.Progress = func(p snapshot.Progress) {
+			mu.Lock()
+			defer mu.Unlock()
+			reports = append(reports, p)
+		}
+	})
+	if !<-held {
+		t.Fatalf("no two progress records per table while the copy was held:\n%s", logs.String())
+	}
+	attrs := regexp.MustCompile(`rows=\d+ estimated=5000 percent=\d+(\.\d)? rows_per_second=\d+ bytes=\d+ eta=\S+ elapsed=\S+`)
+	for _, table := range []string{"same", "scripted"} {
+		for _, rec := range records(table) {
+			if !attrs.MatchString(rec) {
+				t.Errorf("a progress record of %s lacks rows, estimate, percent, rate, bytes or eta:\n%s", table, rec)
+			}
+		}
+		var running, done int
+		for _, p := range reports {
+			if p.Table.Name != table {
+				continue
+			}
+			if p.Estimated != 5000 || p.Rows < 0 || p.Rows > 5000 {
+				t.Errorf("a report of %s: %+v, want 0..5000 rows of an estimated 5000", table, p)
+			}
+			if p.Done {
+				done++
+				if p.Rows != 5000 || p.Bytes <= 0 {
+					t.Errorf("the last report of %s: %+v, want 5000 rows and their bytes", table, p)
+				}
+			} else {
+				running++
+			}
+		}
+		if running < 2 || done != 1 {
+			t.Errorf("%s: %d reports while copying and %d when done, want at least 2 and 1", table, running, done)
+		}
+		if ts := tableStats(t, st, table); ts.Rows != 5000 {
+			t.Errorf("%s: %+v", table, ts)
 		}
 	}
 }

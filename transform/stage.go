@@ -170,7 +170,7 @@ func (s *Stage) passOn(ctx context.Context, ev change.Event, outs []change.Out, 
 			log := s.Logger.With("component", "transform", "direction", s.Direction.String())
 			table := ""
 			if ev.Change.Rel != nil {
-				table = ev.Change.Rel.Table.String()
+				table = metrics.TableLabel(ev.Change.Rel.Table)
 			}
 			if s.Metrics != nil {
 				s.Metrics.TransformErrors.WithLabelValues(s.Direction.String(), table).Inc()

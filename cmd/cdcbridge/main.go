@@ -312,8 +312,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := loggedSignalContext(log.With("component", "main"),
 		"stopping: the transaction in flight is finished or rolled back, the checkpoint kept and the source answered, then the daemon exits")
 	defer stop()
-	reg, met := metrics.NewDefault()
-	health := &metrics.Health{}
+	health := &metrics.Health{MaxLag: m.Metrics.ReadyMaxLag}
+	reg, met := metrics.NewDefault(m.Name, health)
 	if m.Metrics.Listen != "" {
 		addr, err := metrics.Serve(ctx, m.Metrics.Listen, reg, health)
 		if err != nil {

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +25,7 @@ func TestStandbyTakesOverAfterKillNine(t *testing.T) {
 	bin := buildBinary(t)
 	e := bridgetest.NewEnv(t, bridgetest.OrdersGreen, bridgetest.OrdersBlue)
 	e.WriteFile("orders.js", bridgetest.OrdersJS)
-	p := e.MappingFile("pair", "tables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\nbatch:\n  max_rows: 200\n")
+	p := e.MappingFile("pair", "metrics:\n  listen: 127.0.0.1:0\ntables:\n  - source: orders\n    target: orders_v2\n    transform: orders.js\nbatch:\n  max_rows: 200\n")
 	r := newRig(t, bin, p)
 	active := r.startStreaming()
 	from := len(r.Logs.String())
@@ -30,6 +33,30 @@ func TestStandbyTakesOverAfterKillNine(t *testing.T) {
 	pgtest.WaitFor(t, 30*time.Second, "the second daemon to stand by", func() bool {
 		return strings.Contains(r.Logs.String()[from:], "standing by to take over")
 	}, &r.Logs)
+	// The standby serves its health and metrics: alive, not ready, and
+	// saying it stands by.
+	served := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(r.Logs.String()[from:])
+	if served == nil {
+		t.Fatalf("the standby did not say where it serves /metrics\n%s", r.Logs.String()[from:])
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + served[1] + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("the standby's /healthz: %d", code)
+	}
+	if code, body := get("/readyz"); code != 503 || !strings.Contains(body, "standing by") {
+		t.Errorf("the standby's /readyz: %d %q", code, body)
+	}
+	if _, body := get("/metrics"); !strings.Contains(body, `cdcbridge_standby{mapping="pair"} 1`) || !strings.Contains(body, `cdcbridge_ready{mapping="pair"} 0`) {
+		t.Errorf("the standby's metrics do not say it stands by:\n%s", body)
+	}
 	code, out, errs := run("status", "-c", p)
 	if code != 0 || !strings.Contains(out, "daemon active:") || !strings.Contains(out, "daemon standby:") {
 		t.Fatalf("status with a standby: exit %d\n%s%s", code, out, errs)
