@@ -10,11 +10,11 @@
 // by the mappings, which lets a session that has set up a replication
 // origin through and raises SQLSTATE 25006 (read_only_sql_transaction)
 // otherwise, naming the mapping and the live side. The trigger is enabled
-// ALWAYS where the bridge's role may alter the table, so it fires in
-// sessions that write as a replica (session_replication_role = replica, as
-// the bridge does) too, and only the origin decides; where the role does
-// not own the table it keeps the default, which fires for every session
-// that does not write as a replica.
+// ALWAYS, so it fires in sessions that write as a replica
+// (session_replication_role = replica, as the bridge does) too, and only
+// the origin decides. Enabling it ALWAYS and dropping it take the table's
+// owner, so the bridge's role must own the mapped tables of both sides, or
+// be a member of their owner's role (OwnerError says which GRANT).
 //
 // Which side is fenced follows from the control state alone: the side the
 // live direction writes, and none while the side that was live drains

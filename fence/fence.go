@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/cdcbridge/cdcbridge/change"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
@@ -81,6 +83,12 @@ func Lift(ctx context.Context, m *config.Mapping, live config.Direction, log *sl
 	}
 	v := m.View(live)
 	return onSide(ctx, v.ReadSide.DSN, v.ReadName, func(tx pgx.Tx) error {
+		// The side must be one the bridge can fence again later: a daemon
+		// that could lift a fence but not put it back would leave a side
+		// open that should not be.
+		if _, err := relations(ctx, tx, v.ReadTables()); err != nil {
+			return err
+		}
 		n, err := drop(ctx, tx, m, nil)
 		if n > 0 && err == nil {
 			log.Info("fence lifted", "component", "fence", "side", v.ReadName, "relations", n)
@@ -103,13 +111,13 @@ func Install(ctx context.Context, m *config.Mapping, live config.Direction, log 
 		if err := ensureFunction(ctx, tx); err != nil {
 			return err
 		}
-		rels, err := relations(ctx, tx, v)
+		rels, err := relations(ctx, tx, v.WriteTables())
 		if err != nil {
 			return err
 		}
 		want := map[string]trigger{}
 		for _, r := range rels {
-			want[r.name] = trigger{args: args, always: r.canAlter}
+			want[r] = trigger{args: args, always: true}
 		}
 		// A fence whose relation, message or mode is not the one wanted
 		// goes; the ones that are stay, untouched (no lock taken).
@@ -128,7 +136,7 @@ func Install(ctx context.Context, m *config.Mapping, live config.Direction, log 
 		}
 		var made int
 		for _, r := range rels {
-			if _, ok := have[r.name]; ok && !stale[r.name] {
+			if _, ok := have[r]; ok && !stale[r] {
 				continue
 			}
 			if err := create(ctx, tx, m, r, args); err != nil {
@@ -225,21 +233,19 @@ func ensureFunction(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
-// relation is a table to fence: a mapped table, or a partition of one.
-type relation struct {
-	name     string // as regclass prints it: quoted where needed, ready for SQL
-	canAlter bool   // the bridge's role may ALTER it (to enable the trigger ALWAYS)
-}
-
-// relations lists the tables the view writes and all their partitions.
-func relations(ctx context.Context, tx pgx.Tx, v config.View) ([]relation, error) {
+// relations lists the tables given and all their partitions, as regclass
+// prints them (quoted where needed, ready for SQL). The bridge's role must
+// own each (or be a member of its owner's role): putting a trigger on a
+// table takes only the TRIGGER privilege, but enabling it ALWAYS and
+// dropping it take the owner.
+func relations(ctx context.Context, tx pgx.Tx, tables []change.Table) ([]string, error) {
 	var names []string
-	for _, t := range v.WriteTables() {
+	for _, t := range tables {
 		names = append(names, t.String())
 	}
 	// pg_partition_tree lists nothing for a table outside any partition
 	// tree, hence the table itself beside it.
-	rows, err := tx.Query(ctx, `SELECT DISTINCT x.rel::regclass::text, pg_has_role(c.relowner, 'USAGE')
+	rows, err := tx.Query(ctx, `SELECT DISTINCT x.rel::regclass::text, pg_has_role(c.relowner, 'USAGE'), c.relowner::regrole::text
 		FROM unnest($1::text[]) t(name)
 		CROSS JOIN LATERAL (SELECT t.name::regclass UNION SELECT relid FROM pg_partition_tree(t.name::regclass)) x(rel)
 		JOIN pg_class c ON c.oid = x.rel
@@ -247,15 +253,41 @@ func relations(ctx context.Context, tx pgx.Tx, v config.View) ([]relation, error
 	if err != nil {
 		return nil, fmt.Errorf("listing the mapped tables and their partitions: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (relation, error) {
-		var rel relation
-		err := r.Scan(&rel.name, &rel.canAlter)
-		return rel, err
+	var (
+		out, notOwned []string
+		owners        = map[string]bool{}
+		rel, owner    string
+		owned         bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&rel, &owned, &owner}, func() error {
+		out = append(out, rel)
+		if !owned {
+			notOwned = append(notOwned, rel)
+			owners[owner] = true
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the mapped tables and their partitions: %w", err)
 	}
+	if len(notOwned) > 0 {
+		return nil, &OwnerError{Tables: notOwned, Owners: slices.Sorted(maps.Keys(owners)), Role: tx.Conn().Config().User}
+	}
 	return out, nil
+}
+
+// OwnerError: the bridge's role does not own tables it must fence. Retrying
+// does not help.
+type OwnerError struct {
+	Tables []string // as regclass prints them
+	Owners []string // their owners, as regrole prints them
+	Role   string
+}
+
+func (e *OwnerError) Error() string {
+	return fmt.Sprintf("fence: true needs the bridge's role to own the tables it fences, to enable the fence's trigger ALWAYS and to drop it again, and it does not own %s: "+
+		"as a superuser run GRANT %s TO %s, or turn the fence off (fence: false)",
+		strings.Join(e.Tables, ", "), strings.Join(e.Owners, ", "), pgx.Identifier{e.Role}.Sanitize())
 }
 
 // trigger is a fence trigger as the catalog has it.
@@ -309,22 +341,21 @@ func drop(ctx context.Context, tx pgx.Tx, m *config.Mapping, only map[string]boo
 	return n, nil
 }
 
-// create puts the fence trigger on one relation.
-func create(ctx context.Context, tx pgx.Tx, m *config.Mapping, r relation, args []string) error {
+// create puts the fence trigger on one relation, enabled ALWAYS: it fires in
+// sessions that write as a replica too, and only the origin decides.
+func create(ctx context.Context, tx pgx.Tx, m *config.Mapping, rel string, args []string) error {
 	name := pgx.Identifier{TriggerName(m)}.Sanitize()
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		quoted[i] = quoteLiteral(a)
 	}
-	sql := "CREATE TRIGGER " + name + " BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON " + r.name +
+	sql := "CREATE TRIGGER " + name + " BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON " + rel +
 		" FOR EACH STATEMENT EXECUTE FUNCTION cdcbridge.fence(" + strings.Join(quoted, ", ") + ")"
 	if _, err := tx.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("fencing %s: %w", r.name, err)
+		return fmt.Errorf("fencing %s: %w", rel, err)
 	}
-	if r.canAlter {
-		if _, err := tx.Exec(ctx, "ALTER TABLE ONLY "+r.name+" ENABLE ALWAYS TRIGGER "+name); err != nil {
-			return fmt.Errorf("fencing %s: %w", r.name, err)
-		}
+	if _, err := tx.Exec(ctx, "ALTER TABLE ONLY "+rel+" ENABLE ALWAYS TRIGGER "+name); err != nil {
+		return fmt.Errorf("fencing %s: %w", rel, err)
 	}
 	return nil
 }

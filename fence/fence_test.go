@@ -305,3 +305,88 @@ func plainClient(t *testing.T, dsn string) *pgx.Conn {
 	u.User = url.UserPassword(role, "client-pw")
 	return pgtest.Connect(t, u.String())
 }
+
+// TestFenceNeedsTheOwner: a bridge role that owns no table cannot fence
+// (enabling the trigger ALWAYS and dropping it take the owner), and says
+// which GRANT fixes that, as it does for EXECUTE on
+// pg_replication_origin_session_is_setup(); once a member of the tables'
+// owner role, it fences them, and its replica sessions under its origin
+// write.
+func TestFenceNeedsTheOwner(t *testing.T) {
+	ctx := context.Background()
+	e, _ := fencedEnv(t, true)
+	const owner, bridgeRole = "fence_owner", "fence_bridge"
+	for _, side := range []struct {
+		conn *pgx.Conn
+		dsn  string
+	}{{e.Src, e.SrcDSN}, {e.Tgt, e.TgtDSN}} {
+		pgtest.MustExec(t, side.conn, fmt.Sprintf(`CREATE ROLE %s; CREATE ROLE %s LOGIN PASSWORD 'bridge-pw';
+			ALTER TABLE keyed OWNER TO %[1]s; ALTER TABLE nokey OWNER TO %[1]s; ALTER TABLE parted OWNER TO %[1]s;
+			ALTER TABLE parted_low OWNER TO %[1]s; ALTER TABLE parted_high OWNER TO %[1]s;
+			GRANT CREATE ON DATABASE %[3]s TO %[2]s; GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER ON ALL TABLES IN SCHEMA public TO %[2]s`,
+			owner, bridgeRole, pgx.Identifier{database(t, side.dsn)}.Sanitize()))
+		conn := side.conn
+		t.Cleanup(func() {
+			conn.Exec(context.Background(), `DROP OWNED BY fence_bridge, fence_owner CASCADE; DROP ROLE fence_bridge, fence_owner`)
+		})
+	}
+	as := func(dsn string) string {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword(bridgeRole, "bridge-pw")
+		return u.String()
+	}
+	superSrc, superTgt := e.SrcDSN, e.TgtDSN
+	e.SrcDSN, e.TgtDSN = as(e.SrcDSN), as(e.TgtDSN)
+	m := e.Mapping("shop", fencedTables+"fence: true\n", nil)
+	e.SrcDSN, e.TgtDSN = superSrc, superTgt
+	log := bridgetest.TextLogger(&bridgetest.LogSink{})
+
+	err := fence.Install(ctx, m, config.Forward, log)
+	if err == nil || !strings.Contains(err.Error(), `as a superuser run GRANT EXECUTE ON FUNCTION pg_replication_origin_session_is_setup() TO "fence_bridge"`) {
+		t.Fatalf("fencing without EXECUTE on pg_replication_origin_session_is_setup(): %v, want the GRANT that fixes it", err)
+	}
+	pgtest.MustExec(t, e.Tgt, `GRANT EXECUTE ON FUNCTION pg_replication_origin_session_is_setup() TO fence_bridge`)
+	err = fence.Install(ctx, m, config.Forward, log)
+	var oe *fence.OwnerError
+	if !errors.As(err, &oe) || !strings.Contains(err.Error(), "it does not own keyed, nokey, parted, parted_high, parted_low: as a superuser run GRANT fence_owner TO \"fence_bridge\"") {
+		t.Fatalf("fencing tables the role does not own: %v, want an OwnerError with the GRANT", err)
+	}
+	if err := fence.Lift(ctx, m, config.Forward, log); !errors.As(err, &oe) {
+		t.Fatalf("lifting where the role could not fence again: %v, want an OwnerError", err)
+	}
+	if got := bridgetest.Query(t, e.Tgt, `SELECT tgrelid::regclass FROM pg_trigger WHERE tgname = 'cdcbridge_fence_shop'`); got != "" {
+		t.Fatalf("a failed fence left triggers:\n%s", got)
+	}
+	pgtest.MustExec(t, e.Tgt, `GRANT fence_owner TO fence_bridge`)
+	if err := fence.Install(ctx, m, config.Forward, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := bridgetest.Query(t, e.Tgt, `SELECT tgrelid::regclass, tgenabled FROM pg_trigger WHERE tgname = 'cdcbridge_fence_shop'`); got != "(keyed,A)\n(nokey,A)\n(parted,A)\n(parted_high,A)\n(parted_low,A)" {
+		t.Fatalf("fences made by a member of the owner's role:\n%s", got)
+	}
+	live := "source (" + database(t, e.SrcDSN) + ")"
+	for _, sql := range clientWrites {
+		refused(t, e.Tgt, live, sql)
+	}
+	// The bridge's role, writing as a replica under its origin, passes.
+	pgtest.MustExec(t, e.Tgt, `GRANT SET ON PARAMETER session_replication_role TO fence_bridge;
+		GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text), pg_replication_origin_session_setup(text), pg_replication_origin_session_reset(), pg_replication_origin_oid(text) TO fence_bridge`)
+	bridge := pgtest.Connect(t, as(e.TgtDSN))
+	if err := apply.ReplicaRole(ctx, bridge); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply.WithOrigin(ctx, bridge, m.OriginName(config.Forward), func() error {
+		_, err := bridge.Exec(ctx, `INSERT INTO keyed VALUES (3, 'bridge'); TRUNCATE parted_low`)
+		return err
+	}); err != nil {
+		t.Fatalf("the bridge's writes: %v", err)
+	}
+	refused(t, bridge, live, `INSERT INTO keyed VALUES (4, 'bridge without its origin')`)
+	if err := fence.Lift(ctx, m, config.Reverse, log); err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, e.Tgt, `INSERT INTO keyed VALUES (4, 'client')`)
+}
