@@ -24,6 +24,6 @@
 // that was live once it has drained; Remove takes every fence of a mapping
 // away (cleanup). Each acts on one side in one transaction and leaves
 // alone what is already as it should be, so running one again, or after a
-// crash, is harmless. With Mapping.Fence false, Converge, Lift and Install
-// do nothing.
+// crash, is harmless. With Mapping.Fence false, Lift and Install do
+// nothing, and Converge takes away what an earlier `fence: true` left.
 package fence

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -60,9 +61,30 @@ func TriggerName(m *config.Mapping) string { return "cdcbridge_fence_" + m.Name 
 // It lifts before it fences, so a crash between the two leaves both sides
 // open, never both closed; the armed direction holds what a client writes
 // to the side that should have been fenced meanwhile, as it would without
-// a fence. It does nothing when the mapping has no fence.
+// a fence.
+//
+// When the mapping has no fence, it takes away the fences an earlier
+// `fence: true` left, so that turning the fence off and restarting opens
+// both sides; a side it cannot reach or clear is only logged, as a mapping
+// without a fence never needed it.
 func Converge(ctx context.Context, m *config.Mapping, st control.State, log *slog.Logger) error {
 	if !m.Fence {
+		// A mapping without a fence never waited for this: a side that is
+		// slow to answer is left for the next start.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		for _, v := range []config.View{m.View(config.Forward), m.View(config.Reverse)} {
+			err := onSide(ctx, v.WriteSide.DSN, v.WriteName, func(tx pgx.Tx) error {
+				n, err := drop(ctx, tx, m, nil)
+				if n > 0 && err == nil {
+					log.Info("fence removed: the mapping has no fence now", "component", "fence", "side", v.WriteName, "relations", n)
+				}
+				return err
+			})
+			if err != nil {
+				log.Warn("removing the fence left by an earlier fence: true", "component", "fence", "side", v.WriteName, "error", m.Redact(err).Error())
+			}
+		}
 		return nil
 	}
 	if err := Lift(ctx, m, st.Live, log); err != nil {
@@ -204,7 +226,7 @@ func onSide(ctx context.Context, dsn config.DSN, side string, fn func(pgx.Tx) er
 		return fn(tx)
 	})
 	if err != nil {
-		return fmt.Errorf("fencing the %s: %w", side, dsn.Redact(err))
+		return fmt.Errorf("changing the fence on the %s: %w", side, dsn.Redact(err))
 	}
 	return nil
 }

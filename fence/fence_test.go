@@ -223,7 +223,8 @@ func TestFenceRefusesClientsNotTheBridge(t *testing.T) {
 	accepted(t, e.Src, `INSERT INTO keyed VALUES (11, 'client')`)
 }
 
-// TestNoFenceWithoutTheKey: without fence: true nothing is installed.
+// TestNoFenceWithoutTheKey: without fence: true nothing is installed, and
+// the fence an earlier fence: true left goes when the daemon converges.
 func TestNoFenceWithoutTheKey(t *testing.T) {
 	ctx := context.Background()
 	e, m := fencedEnv(t, false)
@@ -236,6 +237,19 @@ func TestNoFenceWithoutTheKey(t *testing.T) {
 	}
 	for _, sql := range clientWrites {
 		accepted(t, e.Tgt, sql)
+	}
+
+	fenced := e.Mapping("shop", fencedTables+"fence: true\n", nil)
+	if err := fence.Install(ctx, fenced, config.Reverse, log); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, e.Src, "target ("+database(t, e.TgtDSN)+")", `INSERT INTO keyed VALUES (1, 'client')`)
+	if err := fence.Converge(ctx, m, control.State{Live: config.Forward}, log); err != nil {
+		t.Fatal(err)
+	}
+	accepted(t, e.Src, `INSERT INTO keyed VALUES (1, 'client')`)
+	if got := bridgetest.Query(t, e.Src, `SELECT tgrelid::regclass FROM pg_trigger WHERE tgname = 'cdcbridge_fence_shop'`); got != "" {
+		t.Fatalf("fences left with fence: false:\n%s", got)
 	}
 }
 
