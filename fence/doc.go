@@ -20,9 +20,11 @@
 // live direction writes, and none while the side that was live drains
 // after a flip. Nothing about the fence is recorded beside it, so a daemon
 // killed at any step converges on restart (Converge). Lift opens the side
-// a flip makes live, before the flip is recorded; Install closes the side
-// that was live once it has drained; Remove takes every fence of a mapping
-// away (cleanup). Each acts on one side in one transaction and leaves
+// a flip makes live, before the flip is recorded, by disabling its
+// triggers; Install closes the side that was live once it has drained,
+// creating the triggers or enabling them again; neither waits for the
+// side's readers. Remove drops every fence of a mapping, and the function
+// once no mapping uses it (cleanup). Each acts on one side in one transaction and leaves
 // alone what is already as it should be, so running one again, or after a
 // crash, is harmless. With Mapping.Fence false, Lift and Install do
 // nothing, and Converge takes away what an earlier `fence: true` left.

@@ -96,9 +96,13 @@ func Converge(ctx context.Context, m *config.Mapping, st control.State, log *slo
 	return Install(ctx, m, st.Live, log)
 }
 
-// Lift removes the fence from the side that direction live reads: the side
-// a flip to live makes live, before traffic moves there. It does nothing
-// when the mapping has no fence.
+// Lift opens the side that direction live reads: the side a flip to live
+// makes live, before traffic moves there. It disables the fence's triggers
+// rather than dropping them: disabling takes a lock that waits for the
+// side's writers only (there are none but the bridge), where dropping
+// would wait for every reader too and hold up the ones behind it. A
+// disabled trigger costs nothing, and is enabled again by the next
+// Install. It does nothing when the mapping has no fence.
 func Lift(ctx context.Context, m *config.Mapping, live config.Direction, log *slog.Logger) error {
 	if !m.Fence {
 		return nil
@@ -111,11 +115,24 @@ func Lift(ctx context.Context, m *config.Mapping, live config.Direction, log *sl
 		if _, err := relations(ctx, tx, v.ReadTables()); err != nil {
 			return err
 		}
-		n, err := drop(ctx, tx, m, nil)
-		if n > 0 && err == nil {
+		have, err := triggers(ctx, tx, m)
+		if err != nil {
+			return err
+		}
+		var n int
+		for rel, t := range have {
+			if t.enabled == disabled {
+				continue
+			}
+			if err := alter(ctx, tx, m, rel, "DISABLE"); err != nil {
+				return err
+			}
+			n++
+		}
+		if n > 0 {
 			log.Info("fence lifted", "component", "fence", "side", v.ReadName, "relations", n)
 		}
-		return err
+		return nil
 	})
 }
 
@@ -137,19 +154,16 @@ func Install(ctx context.Context, m *config.Mapping, live config.Direction, log 
 		if err != nil {
 			return err
 		}
-		want := map[string]trigger{}
-		for _, r := range rels {
-			want[r] = trigger{args: args, always: true}
-		}
-		// A fence whose relation, message or mode is not the one wanted
-		// goes; the ones that are stay, untouched (no lock taken).
+		// A trigger on a relation no longer mapped, or with another message,
+		// goes; one that was lifted is enabled again; one in place is left
+		// untouched (no lock taken).
 		have, err := triggers(ctx, tx, m)
 		if err != nil {
 			return err
 		}
 		stale := map[string]bool{}
 		for rel, t := range have {
-			if w, ok := want[rel]; !ok || !slices.Equal(w.args, t.args) || w.always != t.always {
+			if !slices.Contains(rels, rel) || !slices.Equal(args, t.args) {
 				stale[rel] = true
 			}
 		}
@@ -158,10 +172,16 @@ func Install(ctx context.Context, m *config.Mapping, live config.Direction, log 
 		}
 		var made int
 		for _, r := range rels {
-			if _, ok := have[r]; ok && !stale[r] {
+			t, ok := have[r]
+			switch {
+			case ok && !stale[r] && t.enabled == always:
 				continue
+			case ok && !stale[r]:
+				err = alter(ctx, tx, m, r, "ENABLE ALWAYS")
+			default:
+				err = create(ctx, tx, m, r, args)
 			}
-			if err := create(ctx, tx, m, r, args); err != nil {
+			if err != nil {
 				return err
 			}
 			made++
@@ -314,13 +334,19 @@ func (e *OwnerError) Error() string {
 
 // trigger is a fence trigger as the catalog has it.
 type trigger struct {
-	args   []string
-	always bool
+	args    []string
+	enabled string // pg_trigger.tgenabled: always, disabled, or O or R
 }
+
+// The values of pg_trigger.tgenabled the fence sets.
+const (
+	always   = "A"
+	disabled = "D"
+)
 
 // triggers lists the mapping's fence triggers by relation.
 func triggers(ctx context.Context, tx pgx.Tx, m *config.Mapping) (map[string]trigger, error) {
-	rows, err := tx.Query(ctx, `SELECT tgrelid::regclass::text, tgenabled = 'A', tgargs FROM pg_trigger WHERE tgname = $1`, TriggerName(m))
+	rows, err := tx.Query(ctx, `SELECT tgrelid::regclass::text, tgenabled::text, tgargs FROM pg_trigger WHERE tgname = $1`, TriggerName(m))
 	if err != nil {
 		return nil, fmt.Errorf("listing the fences: %w", err)
 	}
@@ -328,7 +354,7 @@ func triggers(ctx context.Context, tx pgx.Tx, m *config.Mapping) (map[string]tri
 	var rel string
 	var t trigger
 	var raw []byte
-	_, err = pgx.ForEachRow(rows, []any{&rel, &t.always, &raw}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&rel, &t.enabled, &raw}, func() error {
 		// tgargs holds each argument followed by a NUL byte.
 		t.args = nil
 		for _, a := range bytes.Split(bytes.TrimSuffix(raw, []byte{0}), []byte{0}) {
@@ -376,8 +402,14 @@ func create(ctx context.Context, tx pgx.Tx, m *config.Mapping, rel string, args 
 	if _, err := tx.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("fencing %s: %w", rel, err)
 	}
-	if _, err := tx.Exec(ctx, "ALTER TABLE ONLY "+rel+" ENABLE ALWAYS TRIGGER "+name); err != nil {
-		return fmt.Errorf("fencing %s: %w", rel, err)
+	return alter(ctx, tx, m, rel, "ENABLE ALWAYS")
+}
+
+// alter enables (how: "ENABLE ALWAYS") or disables ("DISABLE") the fence
+// trigger on one relation.
+func alter(ctx context.Context, tx pgx.Tx, m *config.Mapping, rel, how string) error {
+	if _, err := tx.Exec(ctx, "ALTER TABLE ONLY "+rel+" "+how+" TRIGGER "+pgx.Identifier{TriggerName(m)}.Sanitize()); err != nil {
+		return fmt.Errorf("changing the fence on %s: %w", rel, err)
 	}
 	return nil
 }

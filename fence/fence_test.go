@@ -191,16 +191,36 @@ func TestFenceRefusesClientsNotTheBridge(t *testing.T) {
 		t.Fatalf("the live side is fenced:\n%s", got)
 	}
 
-	// Lifting the fence opens the side.
+	// Lifting the fence opens the side, without waiting for its readers.
+	reader := pgtest.Connect(t, e.TgtDSN)
+	pgtest.MustExec(t, reader, `BEGIN; SELECT count(*) FROM keyed; SELECT count(*) FROM parted`)
 	if err := fence.Lift(ctx, m, config.Reverse, log); err != nil {
 		t.Fatal(err)
 	}
+	pgtest.MustExec(t, reader, `COMMIT`)
 	accepted(t, e.Tgt, `TRUNCATE keyed`)
 	for _, sql := range clientWrites {
 		accepted(t, e.Tgt, sql)
 	}
 	if err := fence.Lift(ctx, m, config.Reverse, log); err != nil {
 		t.Fatalf("lifting again: %v", err)
+	}
+	// Lifted, the triggers are disabled, not dropped (which would wait for
+	// every reader); fencing again enables the same triggers.
+	if got := fences(e.Tgt); got != strings.ReplaceAll(want, ",A,", ",D,") {
+		t.Fatalf("fences on the target once lifted:\n%s", got)
+	}
+	pgtest.MustExec(t, reader, `BEGIN; SELECT count(*) FROM keyed; SELECT count(*) FROM parted`)
+	if err := fence.Install(ctx, m, config.Forward, log); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.MustExec(t, reader, `COMMIT`)
+	if got, after := fences(e.Tgt), oids(); got != want || after != before {
+		t.Fatalf("fenced again: %s (oids %s, then %s)", got, before, after)
+	}
+	refused(t, e.Tgt, live, `TRUNCATE parted_high`)
+	if err := fence.Lift(ctx, m, config.Reverse, log); err != nil {
+		t.Fatal(err)
 	}
 
 	// Remove takes the fences and the function away on both sides.
