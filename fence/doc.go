@@ -24,8 +24,13 @@
 // triggers; Install closes the side that was live once it has drained,
 // creating the triggers or enabling them again; neither waits for the
 // side's readers. Remove drops every fence of a mapping, and the function
-// once no mapping uses it (cleanup). Each acts on one side in one transaction and leaves
-// alone what is already as it should be, so running one again, or after a
-// crash, is harmless. With Mapping.Fence false, Lift and Install do
-// nothing, and Converge takes away what an earlier `fence: true` left.
+// once no mapping uses it (cleanup). Each acts on one side in one
+// transaction and leaves alone what is already as it should be, so running
+// one again, or after a crash, is harmless. With Mapping.Fence false, Lift
+// and Install do nothing, and Converge takes away what an earlier
+// `fence: true` left.
+//
+// The fence covers the partitions that exist when it is installed: one
+// created or attached later is fenced the next time the side is (a
+// restart, or the fence coming back after a flip).
 package fence

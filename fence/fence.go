@@ -429,8 +429,11 @@ func quoteLiteral(s string) string {
 // message.
 func database(dsn config.DSN) string {
 	cfg, err := pgconn.ParseConfig(dsn.ConnString())
-	if err != nil || cfg.Database == "" {
+	switch {
+	case err != nil:
 		return "?"
+	case cfg.Database == "":
+		return cfg.User // as libpq and the server default it
 	}
 	return cfg.Database
 }
