@@ -16,13 +16,16 @@ import (
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
 	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/fence"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
 
 // Cleanup drops what the bridge made for a mapping: both slots and
-// publications, the replication origins on both sides, and the checkpoint
-// and state rows. A publication the bridge did not make (the mapping names
-// it, or another role owns it) is kept, and the output says so. It refuses while a daemon runs the mapping.
+// publications, the replication origins on both sides, the fences on both
+// sides (whether or not the mapping has fence: true now), and the
+// checkpoint and state rows. A publication the bridge did not make (the
+// mapping names it, or another role owns it) is kept, and the output says
+// so. It refuses while a daemon runs the mapping.
 func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 	release, err := control.LockDirections(ctx, m)
 	if errors.Is(err, checkpoint.ErrLocked) {
@@ -82,6 +85,9 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "deleted the %s checkpoint on the %s\n", dir, writeSide)
 		write.Close(ctx)
+	}
+	if err := fence.Remove(ctx, m, w); err != nil {
+		return err
 	}
 	state, err := dbconn.Connect(ctx, m.Target.DSN, "target")
 	if err != nil {

@@ -23,14 +23,14 @@ import (
 // that could not be read is "unknown" or left at its zero value, never
 // guessed.
 type Status struct {
-	Mapping    string            `json:"mapping"`
-	Live       string            `json:"live"` // "unknown" when the state could not be read
-	FlipLSN    string            `json:"flip_lsn,omitempty"`
-	FlippedAt  *time.Time        `json:"flipped_at,omitempty"`
-	Draining   string            `json:"draining,omitempty"`
-	Pending    string            `json:"pending_flip,omitempty"`
-	LastAnswer string            `json:"last_flip_answer,omitempty"`
-	Foreign    *ForeignStatus    `json:"foreign_writes,omitempty"`
+	Mapping    string         `json:"mapping"`
+	Live       string         `json:"live"` // "unknown" when the state could not be read
+	FlipLSN    string         `json:"flip_lsn,omitempty"`
+	FlippedAt  *time.Time     `json:"flipped_at,omitempty"`
+	Draining   string         `json:"draining,omitempty"`
+	Pending    string         `json:"pending_flip,omitempty"`
+	LastAnswer string         `json:"last_flip_answer,omitempty"`
+	Foreign    *ForeignStatus `json:"foreign_writes,omitempty"`
 	// Halts are the directions stopped before a bad change, waiting for a
 	// fix and a reload.
 	Halts []HaltStatus `json:"halts,omitempty"`

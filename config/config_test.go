@@ -117,6 +117,9 @@ func TestParseValid(t *testing.T) {
 				if m.Metrics.Listen != "" {
 					t.Errorf("metrics on by default: %q", m.Metrics.Listen)
 				}
+				if m.Fence {
+					t.Error("fence on by default")
+				}
 			},
 		},
 		{
@@ -133,10 +136,11 @@ max_consecutive_errors: 3
 transform_timeout: 1m30s
 batch: {max_rows: 10, max_delay: 0}
 metrics: {listen: "[::1]:9632", ready_max_lag: 2m}
+fence: true
 `,
 			check: func(t *testing.T, _ string, m *Mapping) {
 				if m.OnError != PolicySkip || m.MaxConsecutiveErrors != 3 || m.TransformTimeout != 90*time.Second ||
-					m.Batch != (Batch{MaxRows: 10}) || m.Metrics != (Metrics{Listen: "[::1]:9632", ReadyMaxLag: 2 * time.Minute}) {
+					m.Batch != (Batch{MaxRows: 10}) || m.Metrics != (Metrics{Listen: "[::1]:9632", ReadyMaxLag: 2 * time.Minute}) || !m.Fence {
 					t.Errorf("settings: %+v", m)
 				}
 				if e := m.Tables[0]; !slices.Equal(e.Key, []string{"tenant_id", "id"}) || !slices.Equal(e.SourceKey, e.Key) ||
@@ -378,7 +382,7 @@ func TestParseErrors(t *testing.T) {
 				"4:3: source.password: unknown key; connection settings belong in the DSN: put password in the dsn string",
 				"8:9: batch.max_row: unknown key; did you mean max_rows?",
 				"9:25: metrics.path: unknown key; remove it (keys here: listen, ready_max_lag)",
-				"10:1: version: unknown key; remove it (keys here: name, source, target, tables, on_error, max_consecutive_errors, transform_timeout, batch, metrics)",
+				"10:1: version: unknown key; remove it (keys here: name, source, target, tables, on_error, max_consecutive_errors, transform_timeout, batch, metrics, fence)",
 			},
 		},
 		{
@@ -506,6 +510,16 @@ func TestParseErrors(t *testing.T) {
 			name: "a duration without a unit",
 			yaml: head + "tables: [{source: a, target: b}]\ntransform_timeout: 5\n",
 			want: []string{`7:20: transform_timeout: "5" is not a duration; write a number with a unit (ms, s, m, h), e.g. transform_timeout: 5s`},
+		},
+		{
+			name: "fence not a boolean",
+			yaml: head + "tables: [{source: a, target: b}]\nfence: yes\n",
+			want: []string{`7:8: fence: "yes" is not true or false; write fence: true (the slice that is not live refuses client writes to the mapped tables) or fence: false`},
+		},
+		{
+			name: "fence a list",
+			yaml: head + "tables: [{source: a, target: b}]\nfence: [true]\n",
+			want: []string{`7:8: fence: expected a single value, got a list; write it as fence: true`},
 		},
 		{
 			name: "metrics listen",

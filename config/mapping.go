@@ -41,6 +41,9 @@ type Mapping struct {
 	Batch Batch
 	// Metrics configures the HTTP endpoint for /metrics, /healthz and /readyz.
 	Metrics Metrics
+	// Fence makes the slice that is not live refuse client writes to the
+	// mapped tables (package fence). Default false.
+	Fence bool
 }
 
 // Side is one database of the bridge.

@@ -22,7 +22,7 @@ import (
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,39}$`)
 
 var (
-	topKeys    = []string{"name", "source", "target", "tables", "on_error", "max_consecutive_errors", "transform_timeout", "batch", "metrics"}
+	topKeys    = []string{"name", "source", "target", "tables", "on_error", "max_consecutive_errors", "transform_timeout", "batch", "metrics", "fence"}
 	sideKeys   = []string{"dsn", "publication"}
 	entryKeys  = []string{"source", "target", "transform", "key"}
 	keySides   = []string{"source", "target"}
@@ -102,6 +102,18 @@ func (p *parser) top(root *yaml.Node, m *Mapping) {
 	}
 	if n := optional(f, "metrics"); n != nil {
 		m.Metrics = p.metrics(n, m.Metrics)
+	}
+	if n := optional(f, "fence"); n != nil {
+		if s, ok := p.scalar(n, "fence", "fence: true"); ok {
+			switch strings.ToLower(s) {
+			case "true":
+				m.Fence = true
+			case "false":
+				m.Fence = false
+			default:
+				p.report(n, "fence", "%q is not true or false; write fence: true (the slice that is not live refuses client writes to the mapped tables) or fence: false", s)
+			}
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/fault"
+	"github.com/cdcbridge/cdcbridge/fence"
 	"github.com/cdcbridge/cdcbridge/finding"
 	"github.com/cdcbridge/cdcbridge/flip"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
@@ -305,6 +306,11 @@ func (d *daemon) open(ctx context.Context, first bool) (control.State, error) {
 		st.Live = want
 	}
 	d.setLive(st.Live)
+	// With a fence, the side that is not live refuses client writes, as
+	// the state says, whatever a daemon killed mid-flip left.
+	if err := fence.Converge(ctx, m, st, d.o.Logger); err != nil {
+		return st, m.Redact(err)
+	}
 	return st, nil
 }
 
@@ -420,6 +426,12 @@ func (d *daemon) drain(ctx context.Context, conn control.DB, st control.State) e
 	dir := st.Draining
 	p := d.pipe(dir)
 	if p == nil || p.mode != pipeline.Live || time.Since(time.Unix(0, p.lastApplied.Load())) < d.o.Quiet {
+		return nil
+	}
+	// The side that was live is fenced while its direction still drains, so
+	// that a write slipping in before the fence is still carried.
+	if err := fence.Install(ctx, d.m, dir.Opposite(), d.o.Logger); err != nil {
+		d.log.Warn("fencing the side that was live; retrying", "direction", dir.String(), "error", d.m.Redact(err).Error())
 		return nil
 	}
 	d.log.Info("the side that was live has been quiet; arming its direction", "direction", dir.String(), "quiet", d.o.Quiet.String())

@@ -11,7 +11,9 @@
 // with --reverse), and polls the state: a flip request is claimed and
 // carried out (flip.CarryOut) with the armed pipeline stopped; after a flip
 // the old live direction drains until its side has been quiet for Quiet,
-// then it is armed; foreign writes an armed direction holds are recorded
+// then it is armed; with `fence: true` the side that is not live is fenced
+// at the start and the side that was live once it has drained (package
+// fence); foreign writes an armed direction holds are recorded
 // for `cdcbridge status` (and in cdcbridge_foreign_write_transactions,
 // back to 0 once the direction that held them applies). It tells the
 // pipelines' shared metrics.Health which direction is live, the one

@@ -8,6 +8,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/apply"
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
+	"github.com/cdcbridge/cdcbridge/fence"
 	"github.com/cdcbridge/cdcbridge/pipeline"
 	"github.com/cdcbridge/cdcbridge/transform"
 )
@@ -89,7 +90,11 @@ func (d *daemon) reload(ctx context.Context) {
 		d.log.Warn("reading the bridge state for the reload", "error", m.Redact(err).Error())
 		st = control.State{Name: m.Name, Live: d.live}
 	}
-	d.live = st.Live
+	d.setLive(st.Live)
+	// A reload may turn the fence on or off, or map more tables.
+	if err := fence.Converge(ctx, m, st, d.o.Logger); err != nil {
+		d.log.Warn("putting the fence where the state says after the reload", "error", m.Redact(err).Error())
+	}
 	d.startPipelines(st)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/cdcbridge/cdcbridge/config"
 	"github.com/cdcbridge/cdcbridge/control"
 	"github.com/cdcbridge/cdcbridge/dbconn"
+	"github.com/cdcbridge/cdcbridge/fence"
 	"github.com/cdcbridge/cdcbridge/internal/failpoint"
 	"github.com/cdcbridge/cdcbridge/replication"
 )
@@ -175,6 +176,13 @@ func CarryOut(ctx context.Context, m *config.Mapping, to config.Direction, polic
 			return res, fmt.Errorf("syncing sequences at the flip: %w", err)
 		}
 	}
+	// With a fence, the side becoming live takes client writes before the
+	// flip is recorded and answered, that is before traffic moves there.
+	// The side that was live stays open until it has drained.
+	if err := fence.Lift(ctx, m, to, log); err != nil {
+		return res, err
+	}
+	failpoint.Hit("flip-fence-lifted")
 	res.OK = true
 	res.Message = fmt.Sprintf("flipped: %s is live from %s LSN %s", to, readSide, res.Point)
 	if res.Foreign.Txns > 0 {

@@ -10,8 +10,9 @@
 // flip itself, run by the daemon (with the direction's armed pipeline
 // stopped) or by Request: it takes the flip point, counts the foreign
 // writes the slot holds and applies the ForeignPolicy to them (refusing by
-// default), moves the checkpoint, syncs the sequences, and records the flip,
-// which answers the request. Every step is idempotent, so a flip cut short
+// default), moves the checkpoint, syncs the sequences, lifts the write fence of
+// the side becoming live when the mapping has one (package fence), and
+// records the flip, which answers the request. Every step is idempotent, so a flip cut short
 // by a crash is finished by running it again.
 //
 // Sequences follow the live direction: SyncSequences brings the receiving
