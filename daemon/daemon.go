@@ -145,7 +145,7 @@ func Run(ctx context.Context, o Options) error {
 		if !done {
 			continue
 		}
-		if h, bad := badChange(d.endedDir, err); bad && ctx.Err() == nil {
+		if h, bad := badChange(d.endedDir, err); bad && err != nil && ctx.Err() == nil {
 			if d.o.ExitOnHalt {
 				return haltError(err)
 			}

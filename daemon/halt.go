@@ -23,6 +23,9 @@ type halted struct {
 // the transform or the side written could not take, and what the status
 // shows of it.
 func badChange(dir config.Direction, err error) (control.Halt, bool) {
+	if err == nil {
+		return control.Halt{}, false
+	}
 	h := control.Halt{Direction: dir, Reason: err.Error()}
 	var ae *apply.Error
 	var te *transform.Error

@@ -188,6 +188,8 @@ func Run(ctx context.Context, o Options) error {
 		}
 		if rejected, ok := o.reject(err, log); ok {
 			if rejected != nil {
+				// Halted just before a bad change's transaction.
+				o.state.SetHalted(true)
 				return rejected
 			}
 			continue

@@ -42,6 +42,8 @@ func newRig(t *testing.T, bin, mapping string) *rig {
 // daemonProc runs `cdcbridge run` as a process.
 type daemonProc struct {
 	cmd *exec.Cmd
+	// done is closed once the process has exited and been waited for.
+	done chan struct{}
 }
 
 // start starts `cdcbridge run` on the mapping, and returns at once; args
@@ -64,7 +66,9 @@ func (r *rig) start(args ...string) *daemonProc {
 	if err := cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
-	return &daemonProc{cmd: cmd}
+	d := &daemonProc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(d.done) }()
+	return d
 }
 
 // startStreaming starts the daemon as start does and waits until it says
@@ -80,10 +84,8 @@ func (r *rig) startStreaming(args ...string) *daemonProc {
 }
 
 func (d *daemonProc) exited(timeout time.Duration) bool {
-	done := make(chan struct{})
-	go func() { d.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-d.done:
 		return true
 	case <-time.After(timeout):
 		return false
