@@ -46,7 +46,7 @@ func Run(ctx context.Context, from, to Execer, pairs []Pair, every time.Duration
 			return fmt.Errorf("keeping sequences in step: %w: %w", ErrClosed, err)
 		case err != nil && err.Error() != failing:
 			failing = err.Error()
-			log.Warn("keeping sequences in step", "error", err)
+			log.Warn("keeping sequences in step", "error", failing)
 		case err == nil && failing != "":
 			failing = ""
 			log.Info("sequences in step again")

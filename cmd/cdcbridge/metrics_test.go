@@ -170,9 +170,16 @@ type scraper struct {
 // newScraper waits until the daemon says where it serves /metrics.
 func newScraper(t *testing.T, r *rig) *scraper {
 	t.Helper()
+	return newScraperFrom(t, r, 0)
+}
+
+// newScraperFrom is newScraper for the daemon whose logs begin at byte
+// from of the rig's (a second daemon of the rig).
+func newScraperFrom(t *testing.T, r *rig, from int) *scraper {
+	t.Helper()
 	var m []string
 	pgtest.WaitFor(t, 30*time.Second, "the daemon to serve /metrics", func() bool {
-		m = regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(r.Logs.String())
+		m = regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(r.Logs.String()[from:])
 		return m != nil
 	}, &r.Logs)
 	return &scraper{t: t, r: r, addr: m[1]}

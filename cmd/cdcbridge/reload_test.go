@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-	"net/http"
 	"regexp"
 	"strings"
 	"syscall"
@@ -41,19 +39,7 @@ func TestHaltStaysUpAndReloadGoesOn(t *testing.T) {
 	r := newRig(t, bin, p)
 	d := r.startStreaming()
 	defer d.stop()
-	m := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(r.Logs.String())
-	if m == nil {
-		t.Fatalf("no metrics address logged\n%s", r.Logs.String())
-	}
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + m[1] + path)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := newScraper(t, r).get
 	for _, sql := range []string{"INSERT INTO a VALUES (1, 'one')", "INSERT INTO a VALUES (2, 'bad')", "INSERT INTO a VALUES (3, 'three')"} {
 		pgtest.MustExec(t, e.Src, sql)
 	}

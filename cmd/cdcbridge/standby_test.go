@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -35,19 +32,7 @@ func TestStandbyTakesOverAfterKillNine(t *testing.T) {
 	}, &r.Logs)
 	// The standby serves its health and metrics: alive, not ready, and
 	// saying it stands by.
-	served := regexp.MustCompile(`serving /metrics.* addr=(\S+)`).FindStringSubmatch(r.Logs.String()[from:])
-	if served == nil {
-		t.Fatalf("the standby did not say where it serves /metrics\n%s", r.Logs.String()[from:])
-	}
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + served[1] + path)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := newScraperFrom(t, r, from).get
 	if code, _ := get("/healthz"); code != 200 {
 		t.Errorf("the standby's /healthz: %d", code)
 	}
@@ -75,8 +60,9 @@ func TestStandbyTakesOverAfterKillNine(t *testing.T) {
 		return err
 	})
 	w.WaitTxns(t, 30)
-	active.kill()
+	// The standby may take over before kill has seen the process gone.
 	from = len(r.Logs.String())
+	active.kill()
 	pgtest.WaitFor(t, 60*time.Second, "the standby to take over and stream", func() bool {
 		s := r.Logs.String()[from:]
 		return strings.Contains(s, "this standby takes over") && strings.Count(s, "msg=streaming component=pipeline") >= 2
