@@ -105,7 +105,13 @@ func TestReloadKeepsOldScriptOnError(t *testing.T) {
 	pgtest.MustExec(t, e.Src, "INSERT INTO a VALUES (2, 'two')")
 	bridgetest.Eventually(t, e.Tgt, "SELECT v FROM a WHERE id = 2", "(TWO)", nil)
 
+	from = len(r.Logs.String())
 	d.hup(t)
+	// Written once the pipelines run the new script, not before.
+	pgtest.WaitFor(t, 30*time.Second, "the reload to restart both pipelines", func() bool {
+		s := r.Logs.String()[from:]
+		return strings.Contains(s, "reloading the mapping and its scripts") && strings.Count(s, "msg=streaming component=pipeline") >= 2
+	}, &r.Logs)
 	pgtest.MustExec(t, e.Src, "INSERT INTO a VALUES (3, 'three')")
 	bridgetest.Eventually(t, e.Tgt, "SELECT v FROM a WHERE id = 3", "(three!)", nil)
 	if got := bridgetest.Query(t, e.Tgt, "SELECT id, v FROM a ORDER BY id"); got != "(1,ONE)\n(2,TWO)\n(3,three!)" {
