@@ -97,6 +97,9 @@ func Cleanup(ctx context.Context, m *config.Mapping, w io.Writer) error {
 	if err := control.Delete(ctx, state, m.Name); err != nil {
 		return err
 	}
+	if err := control.ClearHalts(ctx, state, m.Name); err != nil {
+		return err
+	}
 	fmt.Fprintln(w, "deleted the bridge state on the target")
 	for _, side := range []struct {
 		name string

@@ -71,6 +71,14 @@ func TestHaltStaysUpAndReloadGoesOn(t *testing.T) {
 	if _, out, _ := run("status", "-c", p); strings.Contains(out, "HALTED") {
 		t.Fatalf("status still shows the halt after the reload:\n%s", out)
 	}
+	// Stopped and cleaned up, nothing of the bridge is left, the table of
+	// halts included.
+	if err := d.stop(); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	if code, out, errs := run("cleanup", "-c", p); code != 0 || !strings.Contains(out, "dropped the schema cdcbridge on the target") {
+		t.Fatalf("cleanup after a halt: exit %d\n%s%s", code, out, errs)
+	}
 }
 
 // TestReloadKeepsOldScriptOnError: a reload with a broken script keeps the
