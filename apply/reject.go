@@ -3,6 +3,7 @@ package apply
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,6 +40,10 @@ type Rejects struct {
 	// transaction, so with the checkpoint that passes the change).
 	Deadletter func(o *change.Out, cause string) change.Out
 
+	// used is set once anything is recorded: until then every change
+	// passes without taking mu (the common case, on the hot path).
+	used atomic.Bool
+
 	mu sync.Mutex
 	m  map[rejectKey]string // the change's error, as logged
 	// halt: the change the direction halts before (on_error: halt, or one
@@ -64,6 +69,7 @@ type rejectKey struct {
 func (r *Rejects) Add(e *Error, cause string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.used.Store(true)
 	if r.m == nil {
 		r.m = map[rejectKey]string{}
 	}
@@ -80,7 +86,7 @@ func (r *Rejects) Add(e *Error, cause string) int {
 // reports whether the change was rejected (and so is left out), with the
 // error it was rejected with.
 func (r *Rejects) meet(o *change.Out) (cause string, rejected bool) {
-	if r == nil {
+	if r == nil || !r.used.Load() {
 		return "", false
 	}
 	r.mu.Lock()
@@ -109,6 +115,7 @@ func (r *Rejects) Halt(e *Error, err error) bool {
 	if r.halt != nil {
 		return false
 	}
+	r.used.Store(true)
 	r.halt, r.haltErr = &rejectKey{e.LSN, e.Table}, err
 	return true
 }
@@ -128,7 +135,7 @@ func (h *Halted) Unwrap() error { return h.Err }
 // haltsAt reports whether the source transaction with commit LSN final is
 // the one the direction halts before, and the error to halt with.
 func (r *Rejects) haltsAt(final pglogrepl.LSN) (error, bool) {
-	if r == nil {
+	if r == nil || !r.used.Load() {
 		return nil, false
 	}
 	r.mu.Lock()
@@ -142,7 +149,7 @@ func (r *Rejects) haltsAt(final pglogrepl.LSN) (error, bool) {
 // haltsOn reports whether o is the change to halt before, and records the
 // source transaction that holds it.
 func (r *Rejects) haltsOn(o *change.Out, txn pglogrepl.LSN) bool {
-	if r == nil {
+	if r == nil || !r.used.Load() {
 		return false
 	}
 	r.mu.Lock()
@@ -164,6 +171,7 @@ func (r *Rejects) HaltAtTxn(final pglogrepl.LSN, err error) bool {
 	if r.halt != nil || r.haltTxn != 0 {
 		return false
 	}
+	r.used.Store(true)
 	r.haltTxn, r.haltErr = final, err
 	return true
 }
