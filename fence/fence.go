@@ -36,7 +36,7 @@ BEGIN
 	END IF;
 	RAISE EXCEPTION USING
 		ERRCODE = 'read_only_sql_transaction',
-		MESSAGE = format('cdcbridge: mapping "%s" fences this database: the live side is %s; writes here would be lost on the next flip', TG_ARGV[0], TG_ARGV[1]),
+		MESSAGE = format('cdcbridge: mapping "%s" fences this database: the live side is %s; write there: this side takes writes from the bridge only, until a flip makes it live', TG_ARGV[0], TG_ARGV[1]),
 		DETAIL = format('%s on %I.%I is refused: only the bridge writes here while the other slice is live.', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME),
 		HINT = 'Write to the live side. cdcbridge flip moves the fence when traffic moves.';
 END

@@ -54,7 +54,7 @@ func refused(t *testing.T, conn *pgx.Conn, live, sql string) {
 	if !errors.As(err, &pg) || pg.Code != "25006" {
 		t.Fatalf("%s: %v, want the fence's error (SQLSTATE 25006)", sql, err)
 	}
-	want := fmt.Sprintf(`cdcbridge: mapping "shop" fences this database: the live side is %s; writes here would be lost on the next flip`, live)
+	want := fmt.Sprintf(`cdcbridge: mapping "shop" fences this database: the live side is %s; write there: this side takes writes from the bridge only, until a flip makes it live`, live)
 	if pg.Message != want {
 		t.Fatalf("%s: message %q, want %q", sql, pg.Message, want)
 	}

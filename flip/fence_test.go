@@ -27,7 +27,7 @@ func fenceRefuses(t *testing.T, conn *pgx.Conn, mapping, live, sql string, d *br
 	t.Helper()
 	_, err := conn.Exec(context.Background(), sql)
 	var pg *pgconn.PgError
-	want := fmt.Sprintf(`cdcbridge: mapping %q fences this database: the live side is %s; writes here would be lost on the next flip`, mapping, live)
+	want := fmt.Sprintf(`cdcbridge: mapping %q fences this database: the live side is %s; write there: this side takes writes from the bridge only, until a flip makes it live`, mapping, live)
 	if !errors.As(err, &pg) || pg.Code != "25006" || pg.Message != want {
 		t.Fatalf("%s: %v, want the fence's error %q\n%s", sql, err, want, d.Logs.String())
 	}
